@@ -1,0 +1,3 @@
+from vcl_fast.cli import main
+
+raise SystemExit(main())
