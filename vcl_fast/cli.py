@@ -5,8 +5,13 @@ Errors a user can fix (bad input, missing files) print one line and exit with st
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
+
+# Modules that add subcommands: each defines ``add_commands(subparsers)``; one line per area.
+COMMAND_MODULES: tuple[str, ...] = (
+)
 
 
 class CliError(Exception):
@@ -31,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vcl-fast", description="Video copy localization.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_info(sub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(sub)
     return parser
 
 
