@@ -1,5 +1,6 @@
 // Python bindings of the compiled core: vcl_fast._C.
-// Each op registers its own functions (one header per op under csrc/include/vcl_fast/).
+// Each op registers its own functions from csrc/bindings/<op>.cpp: declare its register_* function
+// below and call it in the module body.
 #include <pybind11/pybind11.h>
 
 #include <string>
@@ -9,6 +10,8 @@
 
 namespace py = pybind11;
 using vcl_fast::cpu::SimdLevel;
+
+// Op registrations (csrc/bindings/*.cpp).
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "vcl_fast compiled core (torch-free C++17/CUDA kernels)";
@@ -31,4 +34,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_compiled", &vcl_fast::cuda_compiled, "True when the CUDA kernels were built in.");
   m.def("cuda_device_count", &vcl_fast::cuda_device_count,
         "Number of visible CUDA devices (0 without a driver or GPU, or when CUDA is not compiled in).");
+
 }

@@ -1,0 +1,37 @@
+import pytest
+
+from vcl_fast.atomic import atomic_save, atomic_write
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    target = tmp_path / "sub" / "out.json"
+    with atomic_write(target) as f:
+        f.write("new")
+    assert target.read_text() == "new"
+    assert [p.name for p in target.parent.iterdir()] == ["out.json"]
+
+
+def test_atomic_write_keeps_old_file_on_error(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as f:
+            f.write("partial")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_save_with_path_writer(tmp_path):
+    target = tmp_path / "w.bin"
+    atomic_save(target, lambda p: open(p, "wb").write(b"abc"))
+    assert target.read_bytes() == b"abc"
+    with pytest.raises(ValueError):
+        atomic_save(target, lambda p: (_ for _ in ()).throw(ValueError("bad")))
+    assert target.read_bytes() == b"abc"
+
+
+def test_atomic_write_rejects_read_mode(tmp_path):
+    with pytest.raises(ValueError, match="write mode"):
+        with atomic_write(tmp_path / "x", "r"):
+            pass
