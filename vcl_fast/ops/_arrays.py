@@ -134,3 +134,14 @@ def gpu_contiguous(x: Any, kind: str) -> Any:
     if not device_view(x).is_c_contiguous:
         raise ValueError("non-contiguous __cuda_array_interface__ inputs are not supported; pass torch or CuPy")
     return x
+
+
+def gpu_as_contiguous(x: Any, dtype: Any, kind: str) -> Any:
+    """A C-contiguous ``dtype`` version of a torch/CuPy GPU array (no copy when it already is one)."""
+    if kind == TORCH_CUDA:
+        torch = sys.modules["torch"]
+        torch_dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.int64): torch.int64}[np.dtype(dtype)]
+        return x.detach().to(torch_dtype).contiguous()
+    if kind == CUPY:
+        return sys.modules["cupy"].ascontiguousarray(x, dtype=dtype)
+    raise TypeError("only torch and CuPy GPU arrays can be converted; pass one of those")

@@ -1,0 +1,236 @@
+// segment_nms_cpu: input validation, stable radix sort by (group, decreasing score), greedy suppression
+// per group (in parallel across groups) and the output in decreasing-score order. The greedy inner loop
+// has scalar / AVX2 / AVX-512 variants chosen at run time (cpu_features.h).
+#include "include/vcl_fast/segment_nms.h"
+
+#include <algorithm>
+#include <array>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "cpu/cpu_features.h"
+#include "cpu/segment_nms_greedy.h"
+
+namespace vcl_fast {
+namespace cpu {
+
+int32_t greedy_nms_scalar(SortedBoxes b, int32_t m, float threshold, int32_t* kept) {
+  int32_t num_kept = 0;
+  int32_t end = m;  // live boxes are [head, end)
+  for (int32_t head = 0; head < end; ++head) {
+    kept[num_kept++] = b.id[head];
+    int32_t w = head + 1;
+    for (int32_t r = head + 1; r < end; ++r) {
+      const float width = std::max(std::min(b.q_e[head], b.q_e[r]) - std::max(b.q_s[head], b.q_s[r]), 0.0f);
+      const float height = std::max(std::min(b.r_e[head], b.r_e[r]) - std::max(b.r_s[head], b.r_s[r]), 0.0f);
+      const float inter = width * height;
+      // inter == 0 (disjoint, touching or zero-area boxes) means IoU 0, never above the threshold.
+      if (inter > 0.0f && inter / ((b.area[head] + b.area[r]) - inter) > threshold) continue;
+      b.q_s[w] = b.q_s[r];
+      b.r_s[w] = b.r_s[r];
+      b.q_e[w] = b.q_e[r];
+      b.r_e[w] = b.r_e[r];
+      b.area[w] = b.area[r];
+      b.id[w] = b.id[r];
+      ++w;
+    }
+    end = w;
+  }
+  return num_kept;
+}
+
+}  // namespace cpu
+
+namespace {
+
+using cpu::SortedBoxes;
+using GreedyFn = int32_t (*)(SortedBoxes, int32_t, float, int32_t*);
+
+GreedyFn greedy_for_simd_level() {
+  switch (cpu::simd_level()) {
+    case cpu::SimdLevel::AVX512: return cpu::greedy_nms_avx512;
+    case cpu::SimdLevel::AVX2: return cpu::greedy_nms_avx2;
+    default: return cpu::greedy_nms_scalar;
+  }
+}
+
+// True when every value is finite and every box has q_e >= q_s and r_e >= r_s.
+bool valid_inputs(const float* boxes, const float* scores, int64_t n) {
+  int bad = 0;  // !(|x| <= FLT_MAX) is true for NaN and +-inf
+  for (int64_t i = 0; i < 4 * n; ++i) bad |= !(std::fabs(boxes[i]) <= FLT_MAX);
+  for (int64_t i = 0; i < n; ++i) bad |= !(std::fabs(scores[i]) <= FLT_MAX);
+  for (int64_t i = 0; i < n; ++i) bad |= (boxes[4 * i + 2] < boxes[4 * i]) | (boxes[4 * i + 3] < boxes[4 * i + 1]);
+  return bad == 0;
+}
+
+// Sort key of a float32 score: larger scores give smaller keys, and -0.0 the same key as 0.0.
+uint32_t descending_key(float score) {
+  uint32_t bits;
+  std::memcpy(&bits, &score, sizeof bits);
+  bits = score == 0.0f ? 0u : bits;
+  const uint32_t ascending = bits ^ (static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31) | 0x80000000u);
+  return ~ascending;
+}
+
+// Stable LSD radix sort of items by the `key_bits` low bits of their upper 32 bits (the lower 32 bits
+// carry a box index), 11 bits per pass; passes over a digit that every item shares are skipped. On
+// return `items` points at the sorted array (one of the two buffers).
+void sort_by_upper_bits(uint64_t*& items, uint64_t*& scratch, int64_t n, int key_bits) {
+  constexpr int kDigitBits = 11, kBuckets = 1 << kDigitBits;
+  const int passes = (key_bits + kDigitBits - 1) / kDigitBits;  // at most 3
+  static thread_local uint32_t counts[3][kBuckets];
+  std::memset(counts, 0, sizeof counts);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t key = static_cast<uint32_t>(items[i] >> 32);
+    for (int p = 0; p < passes; ++p) ++counts[p][(key >> (kDigitBits * p)) & (kBuckets - 1)];
+  }
+  for (int p = 0; p < passes; ++p) {
+    const int shift = 32 + kDigitBits * p;
+    if (counts[p][(items[0] >> shift) & (kBuckets - 1)] == n) continue;
+    uint32_t sum = 0;
+    for (int d = 0; d < kBuckets; ++d) {
+      const uint32_t c = counts[p][d];
+      counts[p][d] = sum;
+      sum += c;
+    }
+    for (int64_t i = 0; i < n; ++i) scratch[counts[p][(items[i] >> shift) & (kBuckets - 1)]++] = items[i];
+    std::swap(items, scratch);
+  }
+}
+
+// Each box's group as a key in [0, 2^32): the offset from the smallest group id when the ids span less
+// than 2^32, otherwise the rank of the id among the distinct ids. Returns the number of key bits in use.
+int group_keys(const int64_t* groups, int64_t n, uint32_t* keys) {
+  const auto [lo, hi] = std::minmax_element(groups, groups + n);
+  uint64_t span = static_cast<uint64_t>(*hi) - static_cast<uint64_t>(*lo);
+  if (span <= 0xFFFFFFFFull) {
+    for (int64_t i = 0; i < n; ++i) keys[i] = static_cast<uint32_t>(static_cast<uint64_t>(groups[i]) - static_cast<uint64_t>(*lo));
+  } else {
+    std::vector<int64_t> distinct(groups, groups + n);
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    for (int64_t i = 0; i < n; ++i) {
+      keys[i] = static_cast<uint32_t>(std::lower_bound(distinct.begin(), distinct.end(), groups[i]) - distinct.begin());
+    }
+    span = distinct.size() - 1;
+  }
+  int bits = 0;
+  for (; span != 0; span >>= 1) ++bits;
+  return bits;
+}
+
+// Scratch memory of one thread, reused across calls; arrays only grow (to the largest input seen).
+struct Workspace {
+  std::vector<uint64_t> items, scratch;  // radix sort buffers
+  std::vector<int32_t> by_score, by_group;
+  std::vector<uint32_t> group_keys;
+  std::vector<uint8_t> is_kept;
+  std::vector<float> coords;  // SortedBoxes' five float arrays, back to back
+  std::vector<int32_t> ids, kept;
+};
+
+Workspace& thread_workspace() {
+  thread_local Workspace workspace;
+  return workspace;
+}
+
+template <class T>
+T* at_least(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+  return v.data();
+}
+
+// Greedy NMS over the boxes order[0..m) (indices into the (n, 4) boxes array), in that order, using this
+// thread's workspace; returns the number of kept boxes, whose indices are then workspace.kept[0..count).
+int32_t greedy_over(GreedyFn greedy, const float* boxes, const int32_t* order, int32_t m, float threshold,
+                    Workspace& workspace) {
+  const int64_t stride = static_cast<int64_t>(m) + cpu::kNmsPadding;  // SIMD kernels read past m
+  float* c = at_least(workspace.coords, 5 * stride);
+  SortedBoxes soa{c, c + stride, c + 2 * stride, c + 3 * stride, c + 4 * stride, at_least(workspace.ids, stride)};
+  for (int32_t j = 0; j < m; ++j) {
+    const float* box = boxes + 4 * static_cast<int64_t>(order[j]);
+    soa.q_s[j] = box[0];
+    soa.r_s[j] = box[1];
+    soa.q_e[j] = box[2];
+    soa.r_e[j] = box[3];
+    soa.area[j] = (box[2] - box[0]) * (box[3] - box[1]);
+    soa.id[j] = order[j];
+  }
+  return greedy(soa, m, threshold, at_least(workspace.kept, m));
+}
+
+}  // namespace
+
+float float_iou_threshold(double iou_threshold) {
+  if (iou_threshold >= static_cast<double>(FLT_MAX)) return FLT_MAX;  // IoU <= 1 is never above it
+  float t = static_cast<float>(iou_threshold);
+  if (static_cast<double>(t) > iou_threshold) t = std::nextafter(t, 0.0f);
+  return t;
+}
+
+NmsStatus segment_nms_cpu(const float* boxes, const float* scores, const int64_t* groups, int64_t n,
+                          double iou_threshold, int64_t* keep, int64_t* num_kept) {
+  if (n < 0 || n > INT32_MAX) throw std::invalid_argument("segment_nms_cpu: n must be in [0, 2^31)");
+  if (!(iou_threshold >= 0.0)) throw std::invalid_argument("segment_nms_cpu: iou_threshold must be >= 0");
+  *num_kept = 0;
+  if (n == 0) return NmsStatus::Ok;
+
+  Workspace& workspace = thread_workspace();
+  // Validate, then sort (descending score key << 32 | index) items.
+  uint64_t* items = at_least(workspace.items, n);
+  uint64_t* scratch = at_least(workspace.scratch, n);
+  if (!valid_inputs(boxes, scores, n)) return NmsStatus::InvalidValues;
+  for (int64_t i = 0; i < n; ++i) {
+    items[i] = (static_cast<uint64_t>(descending_key(scores[i])) << 32) | static_cast<uint64_t>(i);
+  }
+
+  sort_by_upper_bits(items, scratch, n, 32);
+  int32_t* by_score = at_least(workspace.by_score, n);
+  for (int64_t k = 0; k < n; ++k) by_score[k] = static_cast<int32_t>(items[k]);
+
+  const GreedyFn greedy = greedy_for_simd_level();
+  const float threshold = float_iou_threshold(iou_threshold);
+  if (groups == nullptr) {
+    const int32_t count = greedy_over(greedy, boxes, by_score, static_cast<int32_t>(n), threshold, workspace);
+    std::copy(workspace.kept.data(), workspace.kept.data() + count, keep);
+    *num_kept = count;
+    return NmsStatus::Ok;
+  }
+
+  // Order by (group, decreasing score, index): a stable sort of the score order by group key.
+  uint32_t* keys = at_least(workspace.group_keys, n);
+  const int key_bits = group_keys(groups, n, keys);
+  for (int64_t k = 0; k < n; ++k) {
+    items[k] = (static_cast<uint64_t>(keys[by_score[k]]) << 32) | static_cast<uint64_t>(by_score[k]);
+  }
+  sort_by_upper_bits(items, scratch, n, key_bits);
+  int32_t* by_group = at_least(workspace.by_group, n);
+  std::vector<int64_t> group_starts;
+  for (int64_t k = 0; k < n; ++k) {
+    by_group[k] = static_cast<int32_t>(items[k]);
+    if (k == 0 || (items[k] >> 32) != (items[k - 1] >> 32)) group_starts.push_back(k);
+  }
+  group_starts.push_back(n);
+  const int64_t num_groups = static_cast<int64_t>(group_starts.size()) - 1;
+
+  uint8_t* is_kept = at_least(workspace.is_kept, n);
+  std::fill_n(is_kept, n, 0);
+#pragma omp parallel for schedule(dynamic, 8) if (num_groups > 1 && n >= 4096)
+  for (int64_t g = 0; g < num_groups; ++g) {
+    Workspace& local = thread_workspace();
+    const int32_t m = static_cast<int32_t>(group_starts[g + 1] - group_starts[g]);
+    const int32_t count = greedy_over(greedy, boxes, by_group + group_starts[g], m, threshold, local);
+    for (int32_t j = 0; j < count; ++j) is_kept[local.kept[j]] = 1;
+  }
+  int64_t count = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    if (is_kept[by_score[k]]) keep[count++] = by_score[k];
+  }
+  *num_kept = count;
+  return NmsStatus::Ok;
+}
+
+}  // namespace vcl_fast
