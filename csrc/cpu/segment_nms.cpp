@@ -59,10 +59,17 @@ GreedyFn greedy_for_simd_level() {
 
 // True when every value is finite and every box has q_e >= q_s and r_e >= r_s.
 bool valid_inputs(const float* boxes, const float* scores, int64_t n) {
-  int bad = 0;  // !(|x| <= FLT_MAX) is true for NaN and +-inf
-  for (int64_t i = 0; i < 4 * n; ++i) bad |= !(std::fabs(boxes[i]) <= FLT_MAX);
-  for (int64_t i = 0; i < n; ++i) bad |= !(std::fabs(scores[i]) <= FLT_MAX);
-  for (int64_t i = 0; i < n; ++i) bad |= (boxes[4 * i + 2] < boxes[4 * i]) | (boxes[4 * i + 3] < boxes[4 * i + 1]);
+  const auto not_finite = [](float x) {  // exponent bits all set: inf or NaN
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    return static_cast<uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
+  };
+  uint32_t bad = 0;
+  for (int64_t i = 0; i < 4 * n; ++i) bad |= not_finite(boxes[i]);
+  for (int64_t i = 0; i < n; ++i) bad |= not_finite(scores[i]);
+  for (int64_t i = 0; i < n; ++i) {
+    bad |= static_cast<uint32_t>(boxes[4 * i + 2] < boxes[4 * i]) | static_cast<uint32_t>(boxes[4 * i + 3] < boxes[4 * i + 1]);
+  }
   return bad == 0;
 }
 
@@ -75,35 +82,44 @@ uint32_t descending_key(float score) {
   return ~ascending;
 }
 
-// Stable LSD radix sort of items by the `key_bits` low bits of their upper 32 bits (the lower 32 bits
-// carry a box index), 11 bits per pass; passes over a digit that every item shares are skipped. On
-// return `items` points at the sorted array (one of the two buffers).
-void sort_by_upper_bits(uint64_t*& items, uint64_t*& scratch, int64_t n, int key_bits) {
-  constexpr int kDigitBits = 11, kBuckets = 1 << kDigitBits;
-  const int passes = (key_bits + kDigitBits - 1) / kDigitBits;  // at most 3
-  static thread_local uint32_t counts[3][kBuckets];
+// Stable LSD radix sort of items by their upper 32 bits (the lower 32 bits carry a box index), 11 bits
+// per pass; passes over a digit that every item shares (e.g. the high digits of small keys) are skipped.
+// On return `items` points at the sorted array (one of the two buffers).
+void sort_by_upper_bits(uint64_t*& items, uint64_t*& scratch, int64_t n) {
+  constexpr int kDigitBits = 11, kPasses = 3;
+  constexpr uint32_t kDigitMask = (1u << kDigitBits) - 1;
+  thread_local uint32_t counts[kPasses][kDigitMask + 1];
   std::memset(counts, 0, sizeof counts);
+  uint32_t(&count)[kPasses][kDigitMask + 1] = counts;
   for (int64_t i = 0; i < n; ++i) {
     const uint32_t key = static_cast<uint32_t>(items[i] >> 32);
-    for (int p = 0; p < passes; ++p) ++counts[p][(key >> (kDigitBits * p)) & (kBuckets - 1)];
+    ++count[0][key & kDigitMask];
+    ++count[1][(key >> kDigitBits) & kDigitMask];
+    ++count[2][key >> (2 * kDigitBits)];
   }
-  for (int p = 0; p < passes; ++p) {
+  for (int p = 0; p < kPasses; ++p) {
     const int shift = 32 + kDigitBits * p;
-    if (counts[p][(items[0] >> shift) & (kBuckets - 1)] == n) continue;
+    uint32_t* offset = count[p];
+    if (offset[(items[0] >> shift) & kDigitMask] == n) continue;
     uint32_t sum = 0;
-    for (int d = 0; d < kBuckets; ++d) {
-      const uint32_t c = counts[p][d];
-      counts[p][d] = sum;
+    for (uint32_t d = 0; d <= kDigitMask; ++d) {
+      const uint32_t c = offset[d];
+      offset[d] = sum;
       sum += c;
     }
-    for (int64_t i = 0; i < n; ++i) scratch[counts[p][(items[i] >> shift) & (kBuckets - 1)]++] = items[i];
+    const uint64_t* from = items;
+    uint64_t* to = scratch;
+    for (int64_t i = 0; i < n; ++i) {
+      const uint64_t item = from[i];
+      to[offset[(item >> shift) & kDigitMask]++] = item;
+    }
     std::swap(items, scratch);
   }
 }
 
 // Each box's group as a key in [0, 2^32): the offset from the smallest group id when the ids span less
-// than 2^32, otherwise the rank of the id among the distinct ids. Returns the number of key bits in use.
-int group_keys(const int64_t* groups, int64_t n, uint32_t* keys) {
+// than 2^32, otherwise the rank of the id among the distinct ids.
+void group_keys(const int64_t* groups, int64_t n, uint32_t* keys) {
   const auto [lo, hi] = std::minmax_element(groups, groups + n);
   uint64_t span = static_cast<uint64_t>(*hi) - static_cast<uint64_t>(*lo);
   if (span <= 0xFFFFFFFFull) {
@@ -115,11 +131,7 @@ int group_keys(const int64_t* groups, int64_t n, uint32_t* keys) {
     for (int64_t i = 0; i < n; ++i) {
       keys[i] = static_cast<uint32_t>(std::lower_bound(distinct.begin(), distinct.end(), groups[i]) - distinct.begin());
     }
-    span = distinct.size() - 1;
   }
-  int bits = 0;
-  for (; span != 0; span >>= 1) ++bits;
-  return bits;
 }
 
 // Scratch memory of one thread, reused across calls; arrays only grow (to the largest input seen).
@@ -187,7 +199,7 @@ NmsStatus segment_nms_cpu(const float* boxes, const float* scores, const int64_t
     items[i] = (static_cast<uint64_t>(descending_key(scores[i])) << 32) | static_cast<uint64_t>(i);
   }
 
-  sort_by_upper_bits(items, scratch, n, 32);
+  sort_by_upper_bits(items, scratch, n);
   int32_t* by_score = at_least(workspace.by_score, n);
   for (int64_t k = 0; k < n; ++k) by_score[k] = static_cast<int32_t>(items[k]);
 
@@ -202,11 +214,11 @@ NmsStatus segment_nms_cpu(const float* boxes, const float* scores, const int64_t
 
   // Order by (group, decreasing score, index): a stable sort of the score order by group key.
   uint32_t* keys = at_least(workspace.group_keys, n);
-  const int key_bits = group_keys(groups, n, keys);
+  group_keys(groups, n, keys);
   for (int64_t k = 0; k < n; ++k) {
     items[k] = (static_cast<uint64_t>(keys[by_score[k]]) << 32) | static_cast<uint64_t>(by_score[k]);
   }
-  sort_by_upper_bits(items, scratch, n, key_bits);
+  sort_by_upper_bits(items, scratch, n);
   int32_t* by_group = at_least(workspace.by_group, n);
   std::vector<int64_t> group_starts;
   for (int64_t k = 0; k < n; ++k) {
