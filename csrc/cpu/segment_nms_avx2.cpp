@@ -28,23 +28,13 @@ constexpr CompressTable make_compress_table() {
 
 constexpr CompressTable kCompress = make_compress_table();
 
-struct Avx2 {
-  using Float = __m256;
+struct Avx2 : VectorOps<8> {
   using Mask = unsigned;
-  static constexpr int32_t kLanes = 8;
   static constexpr Mask kAllLanes = 0xFFu;
 
-  static Float zero() { return _mm256_setzero_ps(); }
-  static Float set1(float x) { return _mm256_set1_ps(x); }
-  static Float load(const float* p) { return _mm256_loadu_ps(p); }
-  static Float min(Float a, Float b) { return _mm256_min_ps(a, b); }
-  static Float max(Float a, Float b) { return _mm256_max_ps(a, b); }
-  static Float add(Float a, Float b) { return _mm256_add_ps(a, b); }
-  static Float sub(Float a, Float b) { return _mm256_sub_ps(a, b); }
-  static Float mul(Float a, Float b) { return _mm256_mul_ps(a, b); }
-  static Float div(Float a, Float b) { return _mm256_div_ps(a, b); }
-  static Mask greater(Float a, Float b) { return static_cast<Mask>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ))); }
-
+  static Mask greater(Float a, Float b) {
+    return static_cast<Mask>(_mm256_movemask_ps(_mm256_cmp_ps(__m256(a), __m256(b), _CMP_GT_OQ)));
+  }
   static __m256i permutation(Mask keep) {
     return _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress.lanes[keep]));
   }

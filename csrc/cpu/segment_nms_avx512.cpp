@@ -11,23 +11,11 @@
 namespace vcl_fast::cpu {
 namespace {
 
-struct Avx512 {
-  using Float = __m512;
+struct Avx512 : VectorOps<16> {
   using Mask = __mmask16;
-  static constexpr int32_t kLanes = 16;
   static constexpr Mask kAllLanes = 0xFFFF;
 
-  static Float zero() { return _mm512_setzero_ps(); }
-  static Float set1(float x) { return _mm512_set1_ps(x); }
-  static Float load(const float* p) { return _mm512_loadu_ps(p); }
-  static Float min(Float a, Float b) { return _mm512_min_ps(a, b); }
-  static Float max(Float a, Float b) { return _mm512_max_ps(a, b); }
-  static Float add(Float a, Float b) { return _mm512_add_ps(a, b); }
-  static Float sub(Float a, Float b) { return _mm512_sub_ps(a, b); }
-  static Float mul(Float a, Float b) { return _mm512_mul_ps(a, b); }
-  static Float div(Float a, Float b) { return _mm512_div_ps(a, b); }
-  static Mask greater(Float a, Float b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
-
+  static Mask greater(Float a, Float b) { return _mm512_cmp_ps_mask(__m512(a), __m512(b), _CMP_GT_OQ); }
   static void compress(const float* src, float* dst, Mask keep) {
     _mm512_storeu_ps(dst, _mm512_maskz_compress_ps(keep, _mm512_loadu_ps(src)));
   }

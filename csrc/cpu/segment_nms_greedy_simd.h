@@ -1,20 +1,43 @@
 // The vectorised greedy suppression loop shared by greedy_nms_avx2 and greedy_nms_avx512, written once
-// against a small vector-traits type V. Include it only from the *_avx2.cpp / *_avx512.cpp files, which
-// are compiled for that instruction set; everything here is a template of V, so the two instantiations
+// against a vector-traits type V. Include it only from the *_avx2.cpp / *_avx512.cpp files, which are
+// compiled for that instruction set; everything here is a template of V, so the two instantiations
 // never mix.
 //
-// V provides: Float, Mask (an unsigned lane bit mask), kLanes, kAllLanes (Mask), zero(), set1(x), load(p), min, max, add,
-// sub, mul, div, greater(a, b) -> Mask, and compress(src, dst, keep) for float and int32 arrays, which
-// packs the `keep` lanes of kLanes values at src to the front of dst (dst <= src; it may write kLanes
-// values at dst).
+// V is VectorOps<kLanes> (lane-wise float32 arithmetic) plus, from the ISA file: Mask (an unsigned lane
+// bit mask), kAllLanes, greater(a, b) -> Mask, and compress(src, dst, keep) for float and int32 arrays,
+// which packs the `keep` lanes of kLanes values at src to the front of dst (dst <= src; it may write
+// kLanes values at dst).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "cpu/segment_nms_greedy.h"
 
 namespace vcl_fast::cpu {
+
+// Lane-wise float32 operations on a GCC/Clang vector of kLanes floats: each is one IEEE operation per
+// lane, like the scalar code (min/max return the second operand on NaN, as minps/maxps do).
+template <int32_t kLanes_>
+struct VectorOps {
+  typedef float Float __attribute__((vector_size(4 * kLanes_)));
+  static constexpr int32_t kLanes = kLanes_;
+
+  static Float zero() { return Float{}; }
+  static Float set1(float x) { return Float{} + x; }
+  static Float load(const float* p) {
+    Float v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static Float min(Float a, Float b) { return a < b ? a : b; }
+  static Float max(Float a, Float b) { return a > b ? a : b; }
+  static Float add(Float a, Float b) { return a + b; }
+  static Float sub(Float a, Float b) { return a - b; }
+  static Float mul(Float a, Float b) { return a * b; }
+  static Float div(Float a, Float b) { return a / b; }
+};
 
 // Boxes tested per pass: the first live boxes that do not suppress each other are all kept, and a
 // single pass over the other live boxes tests them against every one of these heads, so loads and
