@@ -6,12 +6,14 @@ Cases: 100, 1,000 and 8,400 boxes (YOLOX-s has 8,400 anchors at 640 px) in two l
   sparse - short scattered segments that rarely overlap, so nearly every box is kept.
 Batched: 1,000 query-reference pairs x 50 boxes in one call with groups, vs a Python loop of
 torchvision.ops.nms over the pairs and vs torchvision.ops.batched_nms.
+CUDA (skipped without a GPU): 8,400 boxes, ours vs torchvision.ops.nms on the device.
 """
 import numpy as np
 import pytest
 import torch
 import torchvision
 
+from vcl_fast._ext import cuda_available
 from vcl_fast.ops import segment_nms, segment_nms_reference
 
 IOU = 0.3
@@ -95,3 +97,23 @@ def test_segment_nms_batched(benchmark, impl):
         keep = benchmark(torchvision.ops.batched_nms, tb, ts, tg, IOU).numpy()
     expected = torchvision.ops.batched_nms(tb, ts, tg, IOU).numpy()
     np.testing.assert_array_equal(np.sort(scores[keep]), np.sort(scores[expected]))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_available(), reason="needs a CUDA GPU and the CUDA build of vcl_fast._C")
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("impl", ["vcl_fast", "torchvision"])
+def test_segment_nms_cuda(benchmark, impl, layout):
+    boxes, scores = LAYOUTS[layout](8400, np.random.default_rng(8400))
+    benchmark.group = f"segment_nms cuda {layout} 8400"
+    b, s = torch.from_numpy(boxes).cuda(), torch.from_numpy(scores).cuda()
+    nms = segment_nms if impl == "vcl_fast" else torchvision.ops.nms
+
+    def run():
+        keep = nms(b, s, IOU)
+        torch.cuda.synchronize()
+        return keep
+
+    keep = benchmark(run)
+    expected = torchvision.ops.nms(b, s, IOU)
+    torch.testing.assert_close(s[keep], s[expected])

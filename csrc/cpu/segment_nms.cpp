@@ -4,7 +4,6 @@
 #include "include/vcl_fast/segment_nms.h"
 
 #include <algorithm>
-#include <array>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -121,7 +120,7 @@ void sort_by_upper_bits(uint64_t*& items, uint64_t*& scratch, int64_t n) {
 // than 2^32, otherwise the rank of the id among the distinct ids.
 void group_keys(const int64_t* groups, int64_t n, uint32_t* keys) {
   const auto [lo, hi] = std::minmax_element(groups, groups + n);
-  uint64_t span = static_cast<uint64_t>(*hi) - static_cast<uint64_t>(*lo);
+  const uint64_t span = static_cast<uint64_t>(*hi) - static_cast<uint64_t>(*lo);
   if (span <= 0xFFFFFFFFull) {
     for (int64_t i = 0; i < n; ++i) keys[i] = static_cast<uint32_t>(static_cast<uint64_t>(groups[i]) - static_cast<uint64_t>(*lo));
   } else {

@@ -12,8 +12,6 @@
 #include <cuda_runtime.h>
 
 #include <cub/device/device_radix_sort.cuh>
-#include <cub/device/device_reduce.cuh>
-#include <cub/device/device_run_length_encode.cuh>
 #include <cub/device/device_select.cuh>
 
 #include <algorithm>
@@ -224,31 +222,28 @@ void sort_pairs(const Key* keys_in, Key* keys_out, const int32_t* values_in, int
         "radix sort");
 }
 
-// Size of the largest group in sorted group ids (device computation, one host copy).
-int64_t largest_group(const int64_t* sorted_groups, int n, cudaStream_t stream) {
-  DeviceBuffer unique(sizeof(int64_t) * n, stream), counts(sizeof(int32_t) * n, stream);
-  DeviceBuffer runs(sizeof(int32_t), stream), largest(sizeof(int32_t), stream);
-  check(cudaMemsetAsync(counts.as<void>(), 0, sizeof(int32_t) * n, stream), "cudaMemsetAsync");
-  size_t bytes = 0;
-  check(cub::DeviceRunLengthEncode::Encode(nullptr, bytes, sorted_groups, unique.as<int64_t>(), counts.as<int32_t>(),
-                                           runs.as<int32_t>(), n, stream),
-        "run-length encode (size query)");
-  {
-    DeviceBuffer temp(bytes, stream);
-    check(cub::DeviceRunLengthEncode::Encode(temp.as<void>(), bytes, sorted_groups, unique.as<int64_t>(),
-                                             counts.as<int32_t>(), runs.as<int32_t>(), n, stream),
-          "run-length encode");
+// Each group's first box finds where its group ends (binary search) and raises *largest to its size.
+__global__ void largest_group_kernel(const int64_t* __restrict__ sorted_groups, int n, int* largest) {
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= n || (k > 0 && sorted_groups[k - 1] == sorted_groups[k])) return;
+  const int64_t group = sorted_groups[k];
+  int same = k, other = n;  // sorted_groups[same] == group; other == n or sorted_groups[other] != group
+  while (other - same > 1) {
+    const int mid = same + (other - same) / 2;
+    if (sorted_groups[mid] == group) same = mid;
+    else other = mid;
   }
-  bytes = 0;
-  check(cub::DeviceReduce::Max(nullptr, bytes, counts.as<int32_t>(), largest.as<int32_t>(), n, stream),
-        "max reduce (size query)");
-  {
-    DeviceBuffer temp(bytes, stream);
-    check(cub::DeviceReduce::Max(temp.as<void>(), bytes, counts.as<int32_t>(), largest.as<int32_t>(), n, stream),
-          "max reduce");
-  }
-  int32_t host = 0;
-  check(cudaMemcpyAsync(&host, largest.as<int32_t>(), sizeof host, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
+  atomicMax(largest, other - k);
+}
+
+// Size of the largest group of sorted group ids (one host copy).
+int largest_group(const int64_t* sorted_groups, int n, cudaStream_t stream) {
+  DeviceBuffer largest(sizeof(int), stream);
+  check(cudaMemsetAsync(largest.as<void>(), 0, sizeof(int), stream), "cudaMemsetAsync");
+  largest_group_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(sorted_groups, n, largest.as<int>());
+  check(cudaGetLastError(), "largest_group_kernel launch");
+  int host = 0;
+  check(cudaMemcpyAsync(&host, largest.as<int>(), sizeof host, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
   check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
   return host;
 }

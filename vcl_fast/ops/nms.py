@@ -20,6 +20,7 @@ import numpy as np
 
 from vcl_fast._ext import cuda_available, extension, extension_error, warn_fallback
 from vcl_fast.ops._arrays import (
+    CUDA_INTERFACE,
     CUPY,
     NUMPY,
     TORCH_CPU,
@@ -68,8 +69,8 @@ def _segment_nms_cpu(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray |
         return segment_nms_reference(boxes, scores, threshold, groups)
     ok, keep = ext.segment_nms_cpu(boxes, scores, groups, threshold)
     if not ok:
-        check_values(boxes, scores)
-        raise RuntimeError("segment_nms_cpu reported invalid values that check_values did not find")
+        _check_values(boxes, scores)
+        raise RuntimeError("segment_nms_cpu reported invalid values that _check_values did not find")
     return keep
 
 
@@ -92,8 +93,8 @@ def _segment_nms_gpu(boxes: Any, scores: Any, groups: Any, threshold: float, kin
     )
     if not ok:
         host_boxes, host_scores, _ = _to_host(boxes, scores, None, kind)
-        check_values(host_boxes, host_scores)
-        raise RuntimeError("segment_nms_cuda reported invalid values that check_values did not find")
+        _check_values(host_boxes, host_scores)
+        raise RuntimeError("segment_nms_cuda reported invalid values that _check_values did not find")
     return keep[:count]
 
 
@@ -104,7 +105,7 @@ def segment_nms_reference(boxes: Any, scores: Any, iou_threshold: float, groups:
     """
     _check_inputs(boxes, scores, iou_threshold, groups)
     boxes, scores, groups = _host_arrays(boxes, scores, groups)
-    check_values(boxes, scores)
+    _check_values(boxes, scores)
     n = len(scores)
     threshold = float(iou_threshold)
     order = np.argsort(-scores, kind="stable")
@@ -126,7 +127,7 @@ def segment_nms_reference(boxes: Any, scores: Any, iou_threshold: float, groups:
     return order[~suppressed].astype(np.int64)
 
 
-def check_values(boxes: np.ndarray, scores: np.ndarray) -> None:
+def _check_values(boxes: np.ndarray, scores: np.ndarray) -> None:
     """ValueError for non-finite values or inverted boxes in float32 (N, 4) boxes and (N,) scores."""
     bad = ~np.isfinite(boxes).all(axis=1)
     if bad.any():
@@ -146,11 +147,10 @@ def check_values(boxes: np.ndarray, scores: np.ndarray) -> None:
 
 
 def _dtype_name(x: Any, kind: str) -> str:
-    if kind in (NUMPY, CUPY):
-        return np.dtype(x.dtype).name
     if kind in (TORCH_CPU, TORCH_CUDA):
         return str(x.dtype).removeprefix("torch.")
-    return device_view(x).dtype.name
+    dtype = device_view(x).dtype if kind == CUDA_INTERFACE else x.dtype
+    return np.dtype(dtype).type.__name__  # e.g. "float32"; much cheaper than dtype.name
 
 
 def _check_inputs(boxes: Any, scores: Any, iou_threshold: Any, groups: Any) -> tuple[str, int]:
@@ -183,12 +183,18 @@ def _check_inputs(boxes: Any, scores: Any, iou_threshold: Any, groups: Any) -> t
 
 def _host_arrays(boxes: Any, scores: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """C-contiguous float32 boxes and scores and int64 groups from numpy arrays or torch CPU tensors."""
-    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, reported by check_values
-        boxes = np.ascontiguousarray(to_numpy(boxes), dtype=np.float32)
-        scores = np.ascontiguousarray(to_numpy(scores), dtype=np.float32)
+    boxes, scores = _host_float32(boxes), _host_float32(scores)
     if groups is not None:
         groups = np.ascontiguousarray(to_numpy(groups), dtype=np.int64)
     return boxes, scores, groups
+
+
+def _host_float32(x: Any) -> np.ndarray:
+    x = to_numpy(x)
+    if x.dtype == np.float32 and x.flags.c_contiguous:
+        return x
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, reported by _check_values
+        return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def _to_host(boxes: Any, scores: Any, groups: Any, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
