@@ -41,35 +41,40 @@ int32_t greedy_nms_scalar(SortedBoxes b, int32_t m, float threshold, int32_t* ke
   return num_kept;
 }
 
+bool gather_boxes_scalar(const float* boxes, const int32_t* order, int32_t m, SortedBoxes sorted) {
+  bool bad = false;
+  for (int32_t j = 0; j < m; ++j) {
+    const float* box = boxes + 4 * static_cast<int64_t>(order[j]);
+    bad |= not_finite(box[0]) | not_finite(box[1]) | not_finite(box[2]) | not_finite(box[3]) |
+           (box[2] < box[0]) | (box[3] < box[1]);
+    sorted.q_s[j] = box[0];
+    sorted.r_s[j] = box[1];
+    sorted.q_e[j] = box[2];
+    sorted.r_e[j] = box[3];
+    sorted.area[j] = (box[2] - box[0]) * (box[3] - box[1]);
+    sorted.id[j] = order[j];
+  }
+  return !bad;
+}
+
 }  // namespace cpu
 
 namespace {
 
 using cpu::SortedBoxes;
-using GreedyFn = int32_t (*)(SortedBoxes, int32_t, float, int32_t*);
 
-GreedyFn greedy_for_simd_level() {
+// The gather and greedy kernels of one SIMD level.
+struct Kernels {
+  bool (*gather)(const float*, const int32_t*, int32_t, SortedBoxes);
+  int32_t (*greedy)(SortedBoxes, int32_t, float, int32_t*);
+};
+
+Kernels kernels_for_simd_level() {
   switch (cpu::simd_level()) {
-    case cpu::SimdLevel::AVX512: return cpu::greedy_nms_avx512;
-    case cpu::SimdLevel::AVX2: return cpu::greedy_nms_avx2;
-    default: return cpu::greedy_nms_scalar;
+    case cpu::SimdLevel::AVX512: return {cpu::gather_boxes_avx2, cpu::greedy_nms_avx512};
+    case cpu::SimdLevel::AVX2: return {cpu::gather_boxes_avx2, cpu::greedy_nms_avx2};
+    default: return {cpu::gather_boxes_scalar, cpu::greedy_nms_scalar};
   }
-}
-
-// True when every value is finite and every box has q_e >= q_s and r_e >= r_s.
-bool valid_inputs(const float* boxes, const float* scores, int64_t n) {
-  const auto not_finite = [](float x) {  // exponent bits all set: inf or NaN
-    uint32_t bits;
-    std::memcpy(&bits, &x, sizeof bits);
-    return static_cast<uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
-  };
-  uint32_t bad = 0;
-  for (int64_t i = 0; i < 4 * n; ++i) bad |= not_finite(boxes[i]);
-  for (int64_t i = 0; i < n; ++i) bad |= not_finite(scores[i]);
-  for (int64_t i = 0; i < n; ++i) {
-    bad |= static_cast<uint32_t>(boxes[4 * i + 2] < boxes[4 * i]) | static_cast<uint32_t>(boxes[4 * i + 3] < boxes[4 * i + 1]);
-  }
-  return bad == 0;
 }
 
 // Sort key of a float32 score: larger scores give smaller keys, and -0.0 the same key as 0.0.
@@ -155,22 +160,15 @@ T* at_least(std::vector<T>& v, int64_t n) {
 }
 
 // Greedy NMS over the boxes order[0..m) (indices into the (n, 4) boxes array), in that order, using this
-// thread's workspace; returns the number of kept boxes, whose indices are then workspace.kept[0..count).
-int32_t greedy_over(GreedyFn greedy, const float* boxes, const int32_t* order, int32_t m, float threshold,
+// thread's workspace; returns the number of kept boxes, whose indices are then workspace.kept[0..count),
+// or -1 when one of the boxes is not finite or inverted.
+int32_t greedy_over(const Kernels& kernels, const float* boxes, const int32_t* order, int32_t m, float threshold,
                     Workspace& workspace) {
   const int64_t stride = static_cast<int64_t>(m) + cpu::kNmsPadding;  // SIMD kernels read past m
   float* c = at_least(workspace.coords, 5 * stride);
-  SortedBoxes soa{c, c + stride, c + 2 * stride, c + 3 * stride, c + 4 * stride, at_least(workspace.ids, stride)};
-  for (int32_t j = 0; j < m; ++j) {
-    const float* box = boxes + 4 * static_cast<int64_t>(order[j]);
-    soa.q_s[j] = box[0];
-    soa.r_s[j] = box[1];
-    soa.q_e[j] = box[2];
-    soa.r_e[j] = box[3];
-    soa.area[j] = (box[2] - box[0]) * (box[3] - box[1]);
-    soa.id[j] = order[j];
-  }
-  return greedy(soa, m, threshold, at_least(workspace.kept, m));
+  const SortedBoxes sorted{c, c + stride, c + 2 * stride, c + 3 * stride, c + 4 * stride, at_least(workspace.ids, stride)};
+  if (!kernels.gather(boxes, order, m, sorted)) return -1;
+  return kernels.greedy(sorted, m, threshold, at_least(workspace.kept, m));
 }
 
 }  // namespace
@@ -190,22 +188,25 @@ NmsStatus segment_nms_cpu(const float* boxes, const float* scores, const int64_t
   if (n == 0) return NmsStatus::Ok;
 
   Workspace& workspace = thread_workspace();
-  // Validate, then sort (descending score key << 32 | index) items.
+  // Sort (descending score key << 32 | index) items; the boxes are checked as they are gathered.
   uint64_t* items = at_least(workspace.items, n);
   uint64_t* scratch = at_least(workspace.scratch, n);
-  if (!valid_inputs(boxes, scores, n)) return NmsStatus::InvalidValues;
+  bool bad_score = false;
   for (int64_t i = 0; i < n; ++i) {
+    bad_score |= cpu::not_finite(scores[i]);
     items[i] = (static_cast<uint64_t>(descending_key(scores[i])) << 32) | static_cast<uint64_t>(i);
   }
+  if (bad_score) return NmsStatus::InvalidValues;
 
   sort_by_upper_bits(items, scratch, n);
   int32_t* by_score = at_least(workspace.by_score, n);
   for (int64_t k = 0; k < n; ++k) by_score[k] = static_cast<int32_t>(items[k]);
 
-  const GreedyFn greedy = greedy_for_simd_level();
+  const Kernels kernels = kernels_for_simd_level();
   const float threshold = float_iou_threshold(iou_threshold);
   if (groups == nullptr) {
-    const int32_t count = greedy_over(greedy, boxes, by_score, static_cast<int32_t>(n), threshold, workspace);
+    const int32_t count = greedy_over(kernels, boxes, by_score, static_cast<int32_t>(n), threshold, workspace);
+    if (count < 0) return NmsStatus::InvalidValues;
     std::copy(workspace.kept.data(), workspace.kept.data() + count, keep);
     *num_kept = count;
     return NmsStatus::Ok;
@@ -229,13 +230,16 @@ NmsStatus segment_nms_cpu(const float* boxes, const float* scores, const int64_t
 
   uint8_t* is_kept = at_least(workspace.is_kept, n);
   std::fill_n(is_kept, n, 0);
-#pragma omp parallel for schedule(dynamic, 8) if (num_groups > 1 && n >= 4096)
+  bool bad_box = false;
+#pragma omp parallel for schedule(dynamic, 8) reduction(|| : bad_box) if (num_groups > 1 && n >= 4096)
   for (int64_t g = 0; g < num_groups; ++g) {
     Workspace& local = thread_workspace();
     const int32_t m = static_cast<int32_t>(group_starts[g + 1] - group_starts[g]);
-    const int32_t count = greedy_over(greedy, boxes, by_group + group_starts[g], m, threshold, local);
+    const int32_t count = greedy_over(kernels, boxes, by_group + group_starts[g], m, threshold, local);
+    bad_box = bad_box || count < 0;
     for (int32_t j = 0; j < count; ++j) is_kept[local.kept[j]] = 1;
   }
+  if (bad_box) return NmsStatus::InvalidValues;
   int64_t count = 0;
   for (int64_t k = 0; k < n; ++k) {
     if (is_kept[by_score[k]]) keep[count++] = by_score[k];
