@@ -198,7 +198,8 @@ def _host_float32(x: Any) -> np.ndarray:
 
 
 def _to_host(boxes: Any, scores: Any, groups: Any, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Host copies of GPU inputs (the path taken when the CUDA kernel is unavailable)."""
+    """Host copies of torch/CuPy GPU inputs: for the reference when the CUDA kernel is unavailable, and to
+    report which value the CUDA kernel found invalid."""
     if kind == TORCH_CUDA:
         copy = lambda x: x.detach().cpu().numpy()  # noqa: E731
     elif kind == CUPY:
