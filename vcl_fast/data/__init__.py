@@ -1,0 +1,1 @@
+"""Data: dataset formats (labels, pair lists, predictions), typed feature records and stores."""
