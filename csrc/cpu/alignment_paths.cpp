@@ -38,14 +38,14 @@ std::vector<int64_t> dtw_path(const double* cost, int64_t rows, int64_t cols) {
   std::vector<int64_t> path;
   if (rows == 0 || cols == 0) return path;
   std::vector<double> acc(static_cast<size_t>(rows * cols));
-  for (int64_t i = 0; i < rows; ++i) {
-    for (int64_t j = 0; j < cols; ++j) {
-      double best = (i == 0 && j == 0) ? 0.0 : kInf;
-      if (i > 0 && j > 0) best = acc[(i - 1) * cols + j - 1];
-      if (i > 0) best = std::min(best, acc[(i - 1) * cols + j]);
-      if (j > 0) best = std::min(best, acc[i * cols + j - 1]);
-      acc[i * cols + j] = cost[i * cols + j] + best;
-    }
+  acc[0] = cost[0];
+  for (int64_t j = 1; j < cols; ++j) acc[j] = cost[j] + acc[j - 1];
+  for (int64_t i = 1; i < rows; ++i) {
+    const double* c = cost + i * cols;
+    double* a = acc.data() + i * cols;
+    const double* up = a - cols;
+    a[0] = c[0] + up[0];
+    for (int64_t j = 1; j < cols; ++j) a[j] = c[j] + std::min(std::min(up[j - 1], up[j]), a[j - 1]);
   }
   int64_t i = rows - 1, j = cols - 1;
   std::vector<int64_t> backward = {i, j};
@@ -76,27 +76,29 @@ PathList mpdp_paths(const double* score, int64_t rows, int64_t cols, int64_t dis
   std::vector<int32_t> unmatched(n, 0);
   std::vector<int8_t> back(n, kNoStep);
   for (int64_t i = 1; i < rows; ++i) {
+    const double* s_row = score + i * cols;
+    const double* dp_up = dp.data() + (i - 1) * cols;
+    const int32_t* run_up = unmatched.data() + (i - 1) * cols;
+    double* dp_row = dp.data() + i * cols;
+    int32_t* run_row = unmatched.data() + i * cols;
+    int8_t* back_row = back.data() + i * cols;
+    double dp_left = dp_row[0];  // carried in a register along the row
+    int32_t run_left = 0;
     for (int64_t j = 1; j < cols; ++j) {
-      const int64_t here = i * cols + j;
-      const double s = score[here];
-      int8_t step = 0;
-      int64_t prev = here - cols - 1;
-      double best = dp[prev] + s;
-      if (dp[here - cols] + 0.5 * s > best) {
-        step = 1;
-        prev = here - cols;
-        best = dp[prev] + 0.5 * s;
-      }
-      if (dp[here - 1] + 0.5 * s > best) {
-        step = 2;
-        prev = here - 1;
-        best = dp[prev] + 0.5 * s;
-      }
-      if (s < min_score) unmatched[here] = unmatched[prev] + 1;
-      if (unmatched[here] <= discontinue) {
-        back[here] = step;
-        dp[here] = best;
-      }
+      const double s = s_row[j], half = 0.5 * s;
+      const double diag = dp_up[j - 1] + s, up = dp_up[j] + half, left = dp_left + half;
+      // First maximum of (diag, up, left), computed without branches: the winner is unpredictable.
+      const double best_du = std::max(diag, up);
+      const int up_wins = up > diag, left_wins = left > best_du;
+      const int step = left_wins * 2 + (1 - left_wins) * up_wins;
+      const int32_t prev_runs[3] = {run_up[j - 1], run_up[j], run_left};
+      const int32_t run = s < min_score ? prev_runs[step] + 1 : 0;
+      const bool extend = run <= discontinue;
+      dp_left = extend ? std::max(best_du, left) : s;
+      run_left = run;
+      dp_row[j] = dp_left;
+      run_row[j] = run;
+      back_row[j] = extend ? static_cast<int8_t>(step) : kNoStep;
     }
   }
 

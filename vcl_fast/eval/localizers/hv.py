@@ -30,12 +30,19 @@ class HVParams(LocalizerParams):
 def diagonal_sums(values: np.ndarray) -> np.ndarray:
     """Sums of a ``(Q, R)`` map along each diagonal, indexed by offset ``r - q + Q - 1`` (length Q + R - 1).
 
-    Row ``q`` of the flipped map, padded with Q zeros and re-read with rows one element shorter, lands
-    shifted by ``Q - 1 - q``, so every column of the sheared array holds one diagonal.
+    One vector addition per row (row q covers offsets ``-q .. R - 1 - q``).
     """
     rows, cols = values.shape
-    padded = np.concatenate([values[::-1], np.zeros((rows, rows), dtype=values.dtype)], axis=1)
-    return padded.ravel()[: rows * (rows + cols - 1)].reshape(rows, rows + cols - 1).sum(axis=0)
+    sums = np.zeros(rows + cols - 1)
+    for q in range(rows):
+        sums[rows - 1 - q : rows - 1 - q + cols] += values[q]
+    return sums
+
+
+def diagonal_sums_reference(values: np.ndarray) -> np.ndarray:
+    """Reference of :func:`diagonal_sums` with ``np.trace``."""
+    rows, cols = values.shape
+    return np.array([np.trace(values, offset=offset) for offset in range(-(rows - 1), cols)], dtype=np.float64)
 
 
 def hv(sim: np.ndarray, params: HVParams = HVParams()) -> np.ndarray:

@@ -42,10 +42,12 @@ def top_k_columns(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     Ties at the k-th value keep the smaller columns; ``k`` must not exceed the number of columns.
     """
     rows, cols = sim.shape
-    kth = -np.partition(-sim, k - 1, axis=1)[:, k - 1 : k]  # k-th largest value of each row
-    above = sim > kth
-    ties = sim == kth
-    take = above | (ties & (np.cumsum(ties, axis=1) <= k - above.sum(axis=1, keepdims=True)))
+    kth = np.partition(sim, cols - k, axis=1)[:, cols - k]  # k-th largest value of each row
+    take = sim >= kth[:, None]
+    surplus = take.sum(axis=1) - k  # values tied with the k-th beyond the k wanted
+    for q in np.flatnonzero(surplus):
+        tied = np.flatnonzero(sim[q] == kth[q])
+        take[q, tied[len(tied) - surplus[q]:]] = False  # keep the smaller columns
     top_cols = np.nonzero(take)[1].reshape(rows, k)
     top_sims = np.take_along_axis(sim, top_cols, axis=1)
     order = np.lexsort((top_cols, -top_sims), axis=1)
