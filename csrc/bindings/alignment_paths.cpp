@@ -77,7 +77,7 @@ void register_alignment_paths(py::module_& m) {
         check_matrix(top_cols, "top_cols");
         check_matrix(top_sims, "top_sims");
         if (top_cols.shape(0) != top_sims.shape(0) || top_cols.shape(1) != top_sims.shape(1)) {
-          throw py::value_error("top_cols and top_sims must have the same (rows, k) shape");
+          throw py::value_error("top_cols and top_sims must be (Q, k) arrays of the same shape");
         }
         check_non_negative(max_step, "max_step");
         check_non_negative(num_paths, "num_paths");

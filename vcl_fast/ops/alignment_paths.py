@@ -228,7 +228,7 @@ def tn_paths(
     top_sims = np.ascontiguousarray(top_sims, dtype=np.float64)
     if top_cols.ndim != 2 or top_cols.shape != top_sims.shape:
         raise ValueError(
-            f"top_cols and top_sims must both be (Q, k), got shapes {top_cols.shape} and {top_sims.shape}"
+            f"top_cols and top_sims must be (Q, k) arrays of the same shape, got {top_cols.shape} and {top_sims.shape}"
         )
     kernel = _kernel("tn_paths")
     if kernel is None:
