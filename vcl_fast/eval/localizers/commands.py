@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="find copied segments in a similarity map with a classical localizer (HV, TN, DP, DTW)",
         description="Boxes [q_start, r_start, q_end, r_end, score] in frames (exclusive ends) of a (Q, R) "
         "query x reference similarity map saved with numpy.save.",
+        epilog="parameters and their VCSL-tuned defaults:\n" + "\n".join(
+            f"  {name}: " + " ".join(f"{key}={value}" for key, value in dataclasses.asdict(loc.preset).items())
+            for name, loc in LOCALIZERS.items()
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("sim", metavar="SIM.npy", help="(Q, R) float similarity map")
     p.add_argument("--method", default="tn", choices=list(LOCALIZERS), help="localizer (default: tn)")
