@@ -128,10 +128,10 @@ def _validated(path, entries: dict[Pair, np.ndarray], reversed_boxes: str) -> Pa
             if problem is None:
                 continue
             if allow_reversed or reversed_boxes == "error":
-                raise ValueError(f"{path}: entry {pair[0]}-{pair[1]}: {problem}")
+                raise ValueError(f"{path}: entry '{pair[0]}-{pair[1]}': {problem}")
             count = int(np.sum((everything[:, 2] < everything[:, 0]) | (everything[:, 3] < everything[:, 1])))
             warnings.warn(
-                f"{path}: {count} ground-truth box(es) end before they start, first in entry {pair[0]}-{pair[1]}: "
+                f"{path}: {count} ground-truth box(es) end before they start, first in entry '{pair[0]}-{pair[1]}': "
                 f"{problem}; kept as the VCSL metric keeps them", stacklevel=4,
             )
             break
@@ -186,7 +186,7 @@ def _write_json_boxes(path, boxes: PairBoxes, columns: int, allow_reversed: bool
         array = np.asarray(array, dtype=np.float64).reshape(-1, columns)
         problem = box_problem(array, allow_reversed)
         if problem is not None:
-            raise ValueError(f"{path}: entry {query_id}-{ref_id}: {problem}")
+            raise ValueError(f"{path}: entry '{query_id}-{ref_id}': {problem}")
         payload[f"{query_id}-{ref_id}"] = array.tolist()
     with atomic_write(path) as handle:
         json.dump(payload, handle)
@@ -232,7 +232,7 @@ def write_vsc_matches(path: str | os.PathLike, predictions: PairBoxes) -> None:
             array = np.asarray(array, dtype=np.float64).reshape(-1, 5)
             problem = box_problem(array)
             if problem is not None:
-                raise ValueError(f"{path}: entry {query_id}-{ref_id}: {problem}")
+                raise ValueError(f"{path}: entry '{query_id}-{ref_id}': {problem}")
             for q_s, r_s, q_e, r_e, score in array.tolist():
                 writer.writerow([query_id, ref_id, repr(q_s), repr(q_e), repr(r_s), repr(r_e), repr(score)])
 
