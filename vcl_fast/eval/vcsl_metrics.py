@@ -55,10 +55,11 @@ def _coverage_reference(boxes: np.ndarray, others: np.ndarray) -> float:
 def pair_precision_recall_reference(pred_boxes, gt_boxes) -> tuple[float, float]:
     """Segment (precision, recall) of one pair by the published definition, in plain loops.
 
-    pred_boxes: ``(N, 4)`` or ``(N, 5)`` (score column ignored); gt_boxes: ``(M, 4)``; seconds.
+    pred_boxes: ``(N, 4)`` or ``(N, 5)`` (score column ignored); gt_boxes: ``(M, 4)``; seconds. Reversed gt
+    boxes are kept as the VCSL code keeps them (see :mod:`vcl_fast.data.boxes`).
     """
     pred = as_boxes(pred_boxes, "pred_boxes")[:, :4]
-    gt = as_boxes(gt_boxes, "gt_boxes", (4,))
+    gt = as_boxes(gt_boxes, "gt_boxes", (4,), allow_reversed=True)
     if len(pred) and not len(gt):
         return 0.0, 1.0
     if not len(pred) and len(gt):
@@ -71,7 +72,7 @@ def pair_precision_recall_reference(pred_boxes, gt_boxes) -> tuple[float, float]
 def pair_precision_recall(pred_boxes, gt_boxes) -> tuple[float, float]:
     """Segment (precision, recall) of one pair (vectorised; same inputs as the reference)."""
     pred = as_boxes(pred_boxes, "pred_boxes")
-    gt = as_boxes(gt_boxes, "gt_boxes", (4,))
+    gt = as_boxes(gt_boxes, "gt_boxes", (4,), allow_reversed=True)
     precision, recall = precision_recall_packed(pred, [0, len(pred)], gt, [0, len(gt)])
     return float(precision[0]), float(recall[0])
 
@@ -94,7 +95,7 @@ def precision_recall_packed_reference(pred_boxes, pred_offsets, gt_boxes, gt_off
     """Per-pair (precision, recall) of packed pairs by looping over the pair reference. Same I/O as
     :func:`precision_recall_packed`."""
     pred = as_boxes(pred_boxes, "pred_boxes")
-    gt = as_boxes(gt_boxes, "gt_boxes", (4,))
+    gt = as_boxes(gt_boxes, "gt_boxes", (4,), allow_reversed=True)
     pred_offsets = _check_offsets(pred_offsets, len(pred), "pred_offsets")
     gt_offsets = _check_offsets(gt_offsets, len(gt), "gt_offsets")
     if len(pred_offsets) != len(gt_offsets):
@@ -118,7 +119,7 @@ def precision_recall_packed(pred_boxes, pred_offsets, gt_boxes, gt_offsets) -> t
     are computed for all boxes at once (:func:`grouped_union_length`). Memory is O(sum_k N_k * M_k).
     """
     pred = as_boxes(pred_boxes, "pred_boxes")[:, :4]
-    gt = as_boxes(gt_boxes, "gt_boxes", (4,))
+    gt = as_boxes(gt_boxes, "gt_boxes", (4,), allow_reversed=True)
     pred_offsets = _check_offsets(pred_offsets, len(pred), "pred_offsets")
     gt_offsets = _check_offsets(gt_offsets, len(gt), "gt_offsets")
     if len(pred_offsets) != len(gt_offsets):
