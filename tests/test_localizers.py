@@ -2,7 +2,10 @@
 contract, planted copies scored with the VCSL per-pair metric, the real VCSL map, bad input, the CLI."""
 import itertools
 import json
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -440,3 +443,13 @@ def test_cli_align_bad_input(tmp_path, capsys, content, args, match):
     err = capsys.readouterr().err.strip()
     assert err.startswith("vcl-fast align: error:") and match in err and "\n" not in err
     assert not out.exists()
+
+
+def test_localizers_do_not_import_torch():
+    code = (
+        "import sys, vcl_fast.eval.localizers.commands, numpy as np; "
+        "from vcl_fast.eval.localizers import align; "
+        "[align(np.eye(20, dtype=np.float32), m) for m in ('hv', 'tn', 'dp', 'dtw')]; "
+        "assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
