@@ -12,6 +12,7 @@ import sys
 # Modules that add subcommands: each defines ``add_commands(subparsers)``; one line per area.
 COMMAND_MODULES: tuple[str, ...] = (
     "vcl_fast.eval.commands",
+    "vcl_fast.eval.localizers.commands",
 )
 
 
