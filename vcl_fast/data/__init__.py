@@ -1,0 +1,1 @@
+"""Data: image lists and loading, copy-edit augmentations, dataset layouts."""
