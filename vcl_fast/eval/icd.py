@@ -176,57 +176,49 @@ def build_icd_set(
     positives: int,
     negatives: int,
     distractors: int,
+    queries_per_positive: int = 1,
     pip_fraction: float = 0.4,
     space: EditSpace = HELDOUT_EDITS,
     max_side: int = 384,
     seed: int = 0,
 ) -> ICDSet:
-    """Make an ICD set from distinct images: ``positives`` images become a reference plus an edited query,
-    ``distractors`` images become references with no query, ``negatives`` images become edited queries with no
-    reference. ``pip_fraction`` of the positive queries are picture-in-picture edits (pasted onto a negative
-    query's source image or onto a blurred copy of themselves); the others exclude PiP. Edits come from
-    ``space`` (by default the held-out space, disjoint from training's ranges)."""
+    """Make an ICD set from distinct images: ``positives`` images become a reference plus
+    ``queries_per_positive`` edited queries each, ``distractors`` images become references no query copies, and
+    ``negatives`` images become edited queries with no reference. ``pip_fraction`` of the positive queries are
+    picture-in-picture edits (pasted onto a negative query's source image or onto a blurred copy of
+    themselves); the others exclude PiP. Edits come from ``space`` (by default the held-out space, whose ranges
+    are disjoint from training's)."""
     needed = positives + negatives + distractors
-    if positives < 1 or negatives < 0 or distractors < 0:
-        raise ValueError("positives must be >= 1 and negatives, distractors >= 0")
+    if positives < 1 or negatives < 0 or distractors < 0 or queries_per_positive < 1:
+        raise ValueError("positives and queries_per_positive must be >= 1, negatives and distractors >= 0")
     if len(images) < needed:
         raise ValueError(f"need {needed} distinct images (positives + negatives + distractors), got {len(images)}")
     if not 0.0 <= pip_fraction <= 1.0:
         raise ValueError(f"pip_fraction must be in [0, 1], got {pip_fraction}")
     out = Path(out)
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(images))[:needed]
-    chosen = [Path(images[i]) for i in order]
+    chosen = [Path(images[i]) for i in rng.permutation(len(images))[:needed]]
     matched, negative_src, distractor_src = (
         chosen[:positives], chosen[positives : positives + negatives], chosen[positives + negatives :])
     no_pip = dataclasses.replace(space, probabilities={**space.probabilities, "pip": 0.0})
     with_pip = dataclasses.replace(space, probabilities={**space.probabilities, "pip": 1.0, "pad": 0.0})
-    num_pip = int(round(pip_fraction * positives))
+    num_pip = int(round(pip_fraction * positives * queries_per_positive))
 
-    reference_ids = []
+    references = [*matched, *distractor_src]
+    for ri, path in enumerate(references):
+        _save_jpeg(load_image(path, max_side), out / "references" / f"R{ri:06d}.jpg")
+    sources = [(p, f"R{ri:06d}") for ri, p in enumerate(matched) for _ in range(queries_per_positive)]
+    sources += [(p, "") for p in negative_src]
     truth, edits = [], {}
-    sources = [(p, True) for p in matched] + [(p, False) for p in negative_src]
-    for qi, (path, has_reference) in enumerate(sources):
+    for qi, (path, reference_id) in enumerate(sources):
         query_id = f"Q{qi:05d}"
-        image = load_image(path, max_side)
-        is_pip = has_reference and qi < num_pip
+        is_pip = bool(reference_id) and qi < num_pip
         background = None
         if is_pip and negative_src and rng.random() < 0.5:
             background = load_image(negative_src[int(rng.integers(len(negative_src)))], max_side)
-        edited, applied = copy_edit(image, rng, with_pip if is_pip else no_pip, background)
+        edited, edits[query_id] = copy_edit(load_image(path, max_side), rng, with_pip if is_pip else no_pip, background)
         _save_jpeg(edited, out / "queries" / f"{query_id}.jpg")
-        edits[query_id] = applied
-        if has_reference:
-            reference_id = f"R{len(reference_ids):06d}"
-            reference_ids.append(reference_id)
-            _save_jpeg(image, out / "references" / f"{reference_id}.jpg")
-            truth.append((query_id, reference_id))
-        else:
-            truth.append((query_id, ""))
-    for path in distractor_src:
-        reference_id = f"R{len(reference_ids):06d}"
-        reference_ids.append(reference_id)
-        _save_jpeg(load_image(path, max_side), out / "references" / f"{reference_id}.jpg")
+        truth.append((query_id, reference_id))
     with atomic_write(out / "edits.csv", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["query_id", "edits"])
