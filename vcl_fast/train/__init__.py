@@ -1,0 +1,1 @@
+"""Training (PyTorch): the YOLOX detector on similarity maps."""
