@@ -5,7 +5,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -31,7 +31,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
         raise
 
 
-def atomic_save(path: str | os.PathLike, write: "callable[[str], None]") -> None:
+def atomic_save(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Atomically produce ``path`` with a writer that takes a file path (e.g. ``safetensors.save_file``)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

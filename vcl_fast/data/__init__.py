@@ -1,1 +1,1 @@
-"""Datasets, augmentations and training-pair generation."""
+"""Data: dataset formats (labels, pair lists, predictions), typed feature records and stores."""

@@ -1,0 +1,166 @@
+"""Greedy non-maximum suppression of segment boxes ``[q_s, r_s, q_e, r_e]``.
+
+Rules shared by the compiled kernels and the numpy reference:
+
+- Area of a box is ``(q_e - q_s) * (r_e - r_s)``, with no +1 (torchvision's convention too).
+- A box is suppressed by a kept box of the same group when their IoU is strictly greater than
+  ``iou_threshold``; a box exactly at the threshold is kept (torchvision.ops.nms's rule).
+- Zero-area boxes are valid; IoU 0/0 is defined as 0, so they neither suppress nor get suppressed.
+- Boxes and scores are converted to float32 and IoU is computed in float32 (like torchvision for float32
+  input); the threshold is compared exactly, as a float64.
+- Boxes are visited by decreasing score; equal scores keep their input order (stable by index).
+  The kept indices come back in that order across all groups.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from vcl_fast.ops._arrays import NUMPY, TORCH_CPU, TORCH_CUDA, CUPY, array_kind, device_view, like_input, to_numpy
+
+FLOAT_DTYPES = ("float16", "float32", "float64")
+INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
+MAX_BOXES = 2**31 - 1  # kernels index boxes with 32-bit integers
+
+
+def segment_nms(boxes: Any, scores: Any, iou_threshold: float, groups: Any = None) -> Any:
+    """Indices of the boxes kept by greedy NMS, ordered by decreasing score.
+
+    Args:
+        boxes: (N, 4) float16/float32/float64 boxes ``[q_s, r_s, q_e, r_e]`` with q_e >= q_s and r_e >= r_s.
+        scores: (N,) float16/float32/float64 scores, finite.
+        iou_threshold: boxes whose IoU with a higher-scoring kept box is > this are discarded (>= 0).
+        groups: optional (N,) integer group id per box (e.g. the query-reference pair a box belongs to);
+            boxes of different groups never suppress each other, so many pairs go in one call.
+
+    Returns:
+        (K,) int64 indices into ``boxes``, as a numpy array, torch tensor or CuPy array like ``boxes``,
+        on the same device. Class-agnostic; see the module docstring for the exact rules.
+    """
+    kind, n = _check_inputs(boxes, scores, iou_threshold, groups)
+    if kind in (NUMPY, TORCH_CPU):
+        boxes32, scores32, groups64 = _host_arrays(boxes, scores, groups)
+        return like_input(segment_nms_reference(boxes32, scores32, iou_threshold, groups64), kind)
+    return _from_host(segment_nms_reference(*_to_host(boxes, scores, groups, kind), iou_threshold), boxes, kind)
+
+
+def segment_nms_reference(boxes: Any, scores: Any, iou_threshold: float, groups: Any = None) -> np.ndarray:
+    """Plain greedy NMS in numpy, same rules as ``segment_nms`` (used by tests and benchmarks).
+
+    Takes numpy arrays or torch CPU tensors; returns (K,) int64 numpy indices by decreasing score.
+    """
+    _check_inputs(boxes, scores, iou_threshold, groups)
+    boxes, scores, groups = _host_arrays(boxes, scores, groups)
+    check_values(boxes, scores)
+    n = len(scores)
+    if groups is None:
+        groups = np.zeros(n, dtype=np.int64)
+    threshold = float(iou_threshold)
+    q_s, r_s, q_e, r_e = boxes.T
+    areas = (q_e - q_s) * (r_e - r_s)
+    order = np.argsort(-scores, kind="stable")
+    suppressed = np.zeros(n, dtype=bool)
+    keep = []
+    for pos, i in enumerate(order):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        rest = order[pos + 1 :]
+        width = np.maximum(np.minimum(q_e[i], q_e[rest]) - np.maximum(q_s[i], q_s[rest]), np.float32(0))
+        height = np.maximum(np.minimum(r_e[i], r_e[rest]) - np.maximum(r_s[i], r_s[rest]), np.float32(0))
+        inter = width * height
+        union = areas[i] + areas[rest] - inter
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = np.where(union > 0, inter / union, np.float32(0))
+        overlapping = (iou.astype(np.float64) > threshold) & (groups[rest] == groups[i])
+        suppressed[rest[overlapping]] = True
+    return np.asarray(keep, dtype=np.int64)
+
+
+def check_values(boxes: np.ndarray, scores: np.ndarray) -> None:
+    """ValueError for non-finite values or inverted boxes in float32 (N, 4) boxes and (N,) scores."""
+    bad = ~np.isfinite(boxes).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"boxes must be finite (after conversion to float32); box {i} is {boxes[i].tolist()}")
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"scores must be finite (after conversion to float32); score {i} is {scores[i]}")
+    bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"boxes must satisfy q_end >= q_start and r_end >= r_start ([q_s, r_s, q_e, r_e]); "
+            f"box {i} is {boxes[i].tolist()}"
+        )
+
+
+def _dtype_name(x: Any, kind: str) -> str:
+    if kind in (NUMPY, CUPY):
+        return np.dtype(x.dtype).name
+    if kind in (TORCH_CPU, TORCH_CUDA):
+        return str(x.dtype).removeprefix("torch.")
+    return device_view(x).dtype.name
+
+
+def _check_inputs(boxes: Any, scores: Any, iou_threshold: Any, groups: Any) -> tuple[str, int]:
+    """Shape/dtype/kind/threshold checks that need no look at the values; returns (array kind, N)."""
+    kind = array_kind(boxes, "boxes")
+    named = [("scores", scores)] + ([("groups", groups)] if groups is not None else [])
+    for name, x in named:
+        other = array_kind(x, name)
+        if other != kind:
+            raise TypeError(f"{name} must be the same kind of array as boxes ({kind}), got {other}")
+    if len(boxes.shape) != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4) as [q_s, r_s, q_e, r_e], got {tuple(boxes.shape)}")
+    n = int(boxes.shape[0])
+    for name, x in named:
+        if tuple(x.shape) != (n,):
+            raise ValueError(f"{name} must have shape (N,) = ({n},) to match boxes, got {tuple(x.shape)}")
+    for name, x in [("boxes", boxes), ("scores", scores)]:
+        if _dtype_name(x, kind) not in FLOAT_DTYPES:
+            raise TypeError(f"{name} must be float16, float32 or float64, got {_dtype_name(x, kind)}")
+    if groups is not None and _dtype_name(groups, kind) not in INT_DTYPES:
+        raise TypeError(f"groups must be an integer array (int8..int64, uint8..uint32), got {_dtype_name(groups, kind)}")
+    if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, numbers.Real):
+        raise TypeError(f"iou_threshold must be a real number, got {type(iou_threshold).__name__}")
+    if not float(iou_threshold) >= 0:
+        raise ValueError(f"iou_threshold must be >= 0 (not NaN), got {iou_threshold}")
+    if n > MAX_BOXES:
+        raise ValueError(f"at most {MAX_BOXES} boxes per call, got {n}; split the input")
+    return kind, n
+
+
+def _host_arrays(boxes: Any, scores: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """C-contiguous float32 boxes and scores and int64 groups from numpy arrays or torch CPU tensors."""
+    boxes = np.ascontiguousarray(to_numpy(boxes), dtype=np.float32)
+    scores = np.ascontiguousarray(to_numpy(scores), dtype=np.float32)
+    if groups is not None:
+        groups = np.ascontiguousarray(to_numpy(groups), dtype=np.int64)
+    return boxes, scores, groups
+
+
+def _to_host(boxes: Any, scores: Any, groups: Any, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Host copies of GPU inputs (the path taken when the CUDA kernel is unavailable)."""
+    if kind == TORCH_CUDA:
+        copy = lambda x: x.detach().cpu().numpy()  # noqa: E731
+    elif kind == CUPY:
+        copy = lambda x: x.get()  # noqa: E731
+    else:
+        raise TypeError("without the CUDA kernel, only torch and CuPy GPU arrays are supported")
+    return _host_arrays(copy(boxes), copy(scores), None if groups is None else copy(groups))
+
+
+def _from_host(result: np.ndarray, like: Any, kind: str) -> Any:
+    """A host result moved to the device and framework of ``like``."""
+    if kind == TORCH_CUDA:
+        import torch
+
+        return torch.from_numpy(result).to(like.device)
+    import cupy
+
+    with cupy.cuda.Device(like.device.id):
+        return cupy.asarray(result)
