@@ -233,11 +233,16 @@ def pack_boxes(boxes: PairBoxes, pairs: Sequence[tuple[str, str]], columns: int)
     ``(len(pairs) + 1,)`` int64 offsets."""
     empty = np.zeros((0, columns), dtype=np.float64)
     arrays = [boxes.get(pair, empty) for pair in pairs]
-    counts = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
     offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    packed = np.concatenate([a.reshape(-1, columns) for a in arrays]) if arrays else empty
-    return packed.astype(np.float64, copy=False), offsets
+    np.cumsum(list(map(len, arrays)), out=offsets[1:])
+    try:
+        packed = np.concatenate([empty, *arrays], dtype=np.float64)
+    except ValueError:
+        for pair, array in zip(pairs, arrays):
+            if np.ndim(array) != 2 or np.shape(array)[1] != columns:
+                raise ValueError(f"boxes of pair {pair}: expected shape (N, {columns}), got {np.shape(array)}") from None
+        raise
+    return packed, offsets
 
 
 def filter_by_score(boxes: np.ndarray, offsets: np.ndarray, conf: float | None) -> tuple[np.ndarray, np.ndarray]:
