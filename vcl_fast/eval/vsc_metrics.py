@@ -18,7 +18,7 @@ import numpy as np
 
 from vcl_fast.data.boxes import PairBoxes, as_boxes
 from vcl_fast.eval.intervals import elementary_segments, min_over_covering, union_length_reference
-from vcl_fast.eval.vcsl_metrics import pack_boxes
+from vcl_fast.eval.vcsl_metrics import pack_boxes, same_pair_combinations
 
 
 def _flatten(boxes: PairBoxes, pair_ids: dict, columns: int, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -107,12 +107,9 @@ def segment_micro_ap(labels: PairBoxes, predictions: PairBoxes) -> float:
 
     # Rank of the first prediction overlapping (positive area) each ground-truth box.
     pred_count = np.bincount(pred_pair, minlength=len(pair_ids))
-    pred_first = np.cumsum(pred_count) - pred_count
     by_pair = np.argsort(pred_pair, kind="stable")
-    per_gt = pred_count[gt_pair]
-    combo_gt = np.repeat(np.arange(len(gt)), per_gt)
-    combo_pred = by_pair[np.repeat(pred_first[gt_pair], per_gt)
-                         + np.arange(int(per_gt.sum())) - np.repeat(np.cumsum(per_gt) - per_gt, per_gt)]
+    combo_gt, combo_sorted = same_pair_combinations(gt_pair, np.cumsum(pred_count) - pred_count, pred_count)
+    combo_pred = by_pair[combo_sorted]
     size = np.minimum(pred[combo_pred, 2:4], gt[combo_gt, 2:]) - np.maximum(pred[combo_pred, :2], gt[combo_gt, :2])
     hit = np.maximum(size[:, 0], 0) * np.maximum(size[:, 1], 0) > 0
     gt_joins = np.full(len(gt), never)
