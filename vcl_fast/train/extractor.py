@@ -48,20 +48,20 @@ class TrainConfig:
 
     model: str = "tiny_cpu"  # extractor preset (vcl_fast.models.rtr.PRESETS)
     num_regional_tokens: int = 1
-    steps: int = 400
-    stage1_steps: int = 200  # asymmetric schedule: steps with frozen regional tokens and CLS-only similarity
+    steps: int = 300
+    stage1_steps: int = 150  # asymmetric schedule: steps with frozen regional tokens and CLS-only similarity
     schedule: str = "asymmetric"  # or "symmetric" (one stage, max similarity from the start)
-    batch_size: int = 24
+    batch_size: int = 16
     temperature: float = 0.1
     lr: float = 5e-4
     warmup_steps: int = 30  # linear warm-up from 0, then constant lr
     weight_decay: float = 0.0  # decoupled (AdamW); 0 is plain Adam as in the paper; never on tokens/pos-embed
     batching: str = "hard"  # or "random"; hard: each query + its batch_size-1 nearest neighbours
-    hard_refresh_steps: int = 50  # hard batching: re-embed the training set every this many steps
+    hard_refresh_steps: int = 25  # hard batching: re-embed the training set every this many steps
     image_max_side: int = 256  # images are downsized to this before editing (pixels)
     cache_images: bool = True  # keep decoded training images in memory (small sets)
     seed: int = 0
-    checkpoint_every: int = 50
+    checkpoint_every: int = 25
     log_every: int = 10
     workers: int = 0  # DataLoader worker processes
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
