@@ -57,7 +57,7 @@ class TrainConfig:
     schedule: str = "asymmetric"  # or "symmetric" (one stage, max similarity from the start)
     batch_size: int = 16
     temperature: float = 0.1
-    lr: float = 5e-4
+    lr: float = 1e-4
     warmup_steps: int = 30  # linear warm-up from 0, then constant lr
     weight_decay: float = 0.0  # decoupled (AdamW); 0 is plain Adam as in the paper; never on tokens/pos-embed
     batching: str = "hard"  # or "random"; hard: each query + its batch_size-1 nearest neighbours
