@@ -1,81 +1,84 @@
-"""Experiment configs are frozen dataclasses with named presets; this module rebuilds them from JSON dicts
-and applies type-checked overrides (``key=value`` strings from the command line, nested keys with dots:
-``model.width=0.25``)."""
+"""Experiment configs: one base dataclass per experiment, small named presets, type-checked ``key=value`` overrides.
+
+A preset is a plain dataclass instance; :func:`apply_overrides` returns a copy with fields replaced from
+strings (command line) or typed values (Python). Only ``int``, ``float``, ``bool``, ``str`` and
+``tuple[float, ...]``/``tuple[int, ...]`` fields are supported, which is all our configs use.
+"""
 from __future__ import annotations
 
+import dataclasses
 import typing
-from dataclasses import fields, is_dataclass, replace
-from typing import Iterable, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
-C = TypeVar("C")
+T = TypeVar("T")
 
-
-def _check_keys(cls, keys: Iterable[str], where: str = "") -> None:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(keys) - known)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys {unknown}{where}; known keys are {sorted(known)}")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
-def replace_fields(config: C, **changes) -> C:
-    """``dataclasses.replace`` with a clear ValueError for unknown field names."""
-    _check_keys(type(config), changes)
-    return replace(config, **changes)
-
-
-def config_from_dict(cls: type[C], values: dict) -> C:
-    """Rebuild a (nested) config dataclass from ``dataclasses.asdict`` output (lists become tuples)."""
-    _check_keys(cls, values)
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        kind = hints[name]
-        if is_dataclass(kind):
-            kwargs[name] = config_from_dict(kind, value)
-        elif typing.get_origin(kind) is tuple:
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
-
-
-def _parse_value(text: str, kind, key: str):
-    """``text`` as a value of type ``kind`` (bool, int, float, str or tuple[int, ...])."""
-    try:
-        if kind is bool:
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return text.lower() in ("true", "1", "yes")
-        if typing.get_origin(kind) is tuple:
-            item = typing.get_args(kind)[0]
-            return tuple(item(v) for v in text.split(",") if v.strip())
-        return kind(text)
-    except ValueError:
-        raise ValueError(f"override {key}={text!r}: expected a value of type "
-                         f"{getattr(kind, '__name__', kind)}") from None
-
-
-def _replace_path(config, path: list[str], text: str, key: str):
-    names = {f.name for f in fields(config)}
-    if path[0] not in names:
-        raise ValueError(f"unknown config key {key!r}; known keys here are {sorted(names)}")
-    kind = typing.get_type_hints(type(config))[path[0]]
-    if is_dataclass(kind):
-        if len(path) == 1:
-            raise ValueError(f"config key {key!r} is a group; set one of its fields ({key}.NAME=value)")
-        value = _replace_path(getattr(config, path[0]), path[1:], text, key)
-    elif len(path) > 1:
-        raise ValueError(f"config key {path[0]!r} in {key!r} has no sub-keys")
-    else:
-        value = _parse_value(text, kind, key)
-    return replace(config, **{path[0]: value})
-
-
-def apply_overrides(config: C, overrides: Iterable[str]) -> C:
-    """``config`` with ``key=value`` overrides applied in order (the dataclass re-validates itself)."""
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
+def parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    """``["lr=1e-4", "depth=6"]`` -> ``{"lr": "1e-4", "depth": "6"}``; raises ValueError on a malformed item."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
             raise ValueError(f"override {item!r} is not of the form key=value")
-        config = _replace_path(config, key.split("."), text, key)
-    return config
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _convert(name: str, value: Any, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        (item_type, *rest) = typing.get_args(annotation)
+        if isinstance(value, str):
+            value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name} must be a comma-separated list of {item_type.__name__}, got {value!r}")
+        return tuple(_convert(name, v, item_type) for v in value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise TypeError(f"{name} must be a bool (true/false), got {value!r}")
+    if annotation in (int, float):
+        if isinstance(value, bool):
+            raise TypeError(f"{name} must be {annotation.__name__}, got bool {value!r}")
+        if isinstance(value, str):
+            try:
+                return annotation(value)
+            except ValueError:
+                raise TypeError(f"{name} must be {annotation.__name__}, got {value!r}") from None
+        if annotation is int and isinstance(value, int):
+            return value
+        if annotation is float and isinstance(value, (int, float)):
+            return float(value)
+        raise TypeError(f"{name} must be {annotation.__name__}, got {type(value).__name__} {value!r}")
+    if annotation is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be str, got {type(value).__name__} {value!r}")
+        return value
+    raise TypeError(f"{name}: unsupported config field type {annotation!r}")
+
+
+def apply_overrides(config: T, overrides: Mapping[str, Any]) -> T:
+    """Return a copy of dataclass ``config`` with ``overrides`` applied (strings are parsed to the field type).
+
+    Raises KeyError for an unknown key (listing the valid ones) and TypeError for a value of the wrong type.
+    """
+    hints = typing.get_type_hints(type(config))
+    names = [f.name for f in dataclasses.fields(config)]
+    changes = {}
+    for key, value in overrides.items():
+        if key not in names:
+            raise KeyError(f"unknown {type(config).__name__} key {key!r}; valid keys: {', '.join(names)}")
+        changes[key] = _convert(key, value, hints[key])
+    return dataclasses.replace(config, **changes)
+
+
+def preset(presets: Mapping[str, T], name: str, overrides: Mapping[str, Any] | None = None) -> T:
+    """Look up preset ``name`` in ``presets`` and apply ``overrides``; unknown names raise KeyError."""
+    if name not in presets:
+        raise KeyError(f"unknown preset {name!r}; choose one of: {', '.join(presets)}")
+    return apply_overrides(presets[name], overrides or {})
