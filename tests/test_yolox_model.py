@@ -103,9 +103,9 @@ def test_bad_configs(overrides, message):
 
 
 def test_unknown_preset_and_key():
-    with pytest.raises(KeyError, match="unknown preset"):
+    with pytest.raises(ValueError, match="unknown preset"):
         build_detector("huge")
-    with pytest.raises(KeyError, match="unknown YOLOXConfig key"):
+    with pytest.raises(ValueError, match="unknown YOLOXConfig key"):
         build_detector("micro", depthh=1.0)
 
 

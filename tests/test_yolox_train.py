@@ -286,7 +286,7 @@ def test_cli_trains_on_a_map_folder(tmp_path, capsys):
     (["--labels", "x.json"], "needs --features"),
     (["--data", "{maps}", "bogus=1"], "unknown DetectorTrainConfig key 'bogus'"),
     (["--data", "{maps}", "model.width=abc"], "width must be float"),
-    (["--data", "{maps}", "model=3"], "group of settings"),
+    (["--data", "{maps}", "model=3"], "is a group"),
     (["--data", "{tmp}/nothing"], "no such dataset directory"),
     (["--data", "{maps}", "--preset", "huge"], "unknown preset 'huge'"),
 ])

@@ -11,6 +11,9 @@ import sys
 
 # Modules that add subcommands: each defines ``add_commands(subparsers)``; one line per area.
 COMMAND_MODULES: tuple[str, ...] = (
+    "vcl_fast.eval.commands",
+    "vcl_fast.eval.localizers.commands",
+    "vcl_fast.train.commands",  # creates the ``train`` group; the detector module below adds to it
     "vcl_fast.train.detector_commands",
     "vcl_fast.detect.commands",
 )

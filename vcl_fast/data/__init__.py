@@ -1,1 +1,1 @@
-"""Data: dataset formats (labels, pair lists, predictions), typed feature records and stores."""
+"""Data: dataset formats, typed feature records and stores, image sources, copy-edit augmentations, pseudo-videos and generated copy pairs."""

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from vcl_fast.config import apply_overrides, preset
+from vcl_fast.config import config_from_dict, preset
 from vcl_fast.detect.decode import STRIDES
 from vcl_fast.detect.decode import anchor_points as numpy_anchor_points
 
@@ -59,8 +59,8 @@ class YOLOXConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "YOLOXConfig":
-        """From ``to_dict`` output (e.g. a model directory's config.json); KeyError on unknown keys."""
-        return apply_overrides(cls(), values)
+        """From ``to_dict`` output (e.g. a model directory's config.json)."""
+        return config_from_dict(cls, values)
 
 
 MODEL_PRESETS: dict[str, YOLOXConfig] = {
@@ -74,7 +74,7 @@ MODEL_PRESETS: dict[str, YOLOXConfig] = {
 
 
 def model_config(name: str = "paper", **overrides) -> YOLOXConfig:
-    """The named preset with field overrides (``width=0.25``); KeyError on unknown presets or keys."""
+    """The named preset with field overrides (``width=0.25``); ConfigError on unknown presets or keys."""
     return preset(MODEL_PRESETS, name, overrides)
 
 

@@ -2,5 +2,18 @@
 CUDA kernel) and falls back to its plain reference, with one warning, when the compiled core is missing.
 """
 from vcl_fast.ops.nms import segment_nms, segment_nms_reference
+from vcl_fast.ops.similarity import (
+    similarity_map,
+    similarity_map_reference,
+    similarity_map_torch_reference,
+    similarity_maps,
+)
 
-__all__ = ["segment_nms", "segment_nms_reference"]
+__all__ = [
+    "segment_nms",
+    "segment_nms_reference",
+    "similarity_map",
+    "similarity_map_reference",
+    "similarity_map_torch_reference",
+    "similarity_maps",
+]

@@ -1,1 +1,1 @@
-"""Training (PyTorch): the YOLOX detector on similarity maps."""
+"""Training (PyTorch): the RTR feature extractor and the YOLOX detector, their losses and the `vcl-fast train` commands."""

@@ -9,11 +9,10 @@ from vcl_fast.cli import CliError, command_group
 
 
 def _cmd_train_detector(args: argparse.Namespace) -> int:
-    from vcl_fast.config import parse_overrides
     from vcl_fast.train.detector import train_detector
     from vcl_fast.train.detector_config import train_config
 
-    config = train_config(args.preset, parse_overrides(args.overrides))
+    config = train_config(args.preset, args.overrides)
     if (args.data is None) == (args.labels is None):
         raise CliError("give either --data DIR (similarity-map samples) or --labels JSON with --features DIR")
     if args.data is not None:

@@ -1,12 +1,12 @@
 """Training configuration of the detector: one dataclass and its named presets; ``train_config`` applies
-overrides (``batch_size=8``, and with a prefix for the parts: ``model.width=0.25``, ``augment.crop_prob=0``)."""
+overrides (``batch_size=8``; the parts with dots: ``model.width=0.25``, ``augment.crop_prob=0``)."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-from vcl_fast.config import apply_overrides, preset
+from vcl_fast.config import config_from_dict, preset
 from vcl_fast.data.map_augment import MapAugmentation
 from vcl_fast.models.yolox import MODEL_PRESETS, YOLOXConfig
 
@@ -52,6 +52,10 @@ class DetectorTrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "DetectorTrainConfig":
+        return config_from_dict(cls, values)
+
 
 TRAIN_PRESETS: dict[str, DetectorTrainConfig] = {
     # The paper's recipe (SGD 0.9, batch 64, lr 0.01, wd 5e-4) on YOLOX-s at 640; the epoch counts are ours.
@@ -65,17 +69,6 @@ TRAIN_PRESETS: dict[str, DetectorTrainConfig] = {
 }
 
 
-def train_config(name: str, overrides: Mapping[str, Any] | None = None) -> DetectorTrainConfig:
-    """The named training preset with overrides; ``model.FIELD`` and ``augment.FIELD`` keys go to the
-    detector architecture and the augmentation. KeyError/TypeError on unknown keys or bad values."""
-    overrides = dict(overrides or {})
-    for group in ("model", "augment"):
-        if group in overrides:
-            raise KeyError(f"{group!r} is a group of settings; override its fields as {group}.FIELD=value")
-    groups = {}
-    for group in ("model", "augment"):
-        prefix = group + "."
-        groups[group] = {k[len(prefix):]: overrides.pop(k) for k in list(overrides) if k.startswith(prefix)}
-    config = preset(TRAIN_PRESETS, name, overrides)
-    return dataclasses.replace(config, model=apply_overrides(config.model, groups["model"]),
-                               augment=apply_overrides(config.augment, groups["augment"]))
+def train_config(name: str, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> DetectorTrainConfig:
+    """The named training preset with overrides (``{"batch_size": 8}`` or ``["model.width=0.25"]``)."""
+    return preset(TRAIN_PRESETS, name, overrides)
