@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -22,8 +21,8 @@ def _load_features(path: str):
 def _cmd_localize_features(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from vcl_fast.atomic import atomic_write
     from vcl_fast.detect.localizer import DetectionSettings, localize_maps, to_seconds
+    from vcl_fast.eval.localizers.commands import report_boxes
     from vcl_fast.ops import similarity_map
 
     query, reference = _load_features(args.query), _load_features(args.reference)
@@ -45,14 +44,8 @@ def _cmd_localize_features(args: argparse.Namespace) -> int:
 
         frames = align(sim, args.method)
     boxes = to_seconds(frames, query.fps, reference.fps)
-    print(f"{'q_start':>9} {'r_start':>9} {'q_end':>9} {'r_end':>9} {'score':>7}")
-    for q_s, r_s, q_e, r_e, score in boxes:
-        print(f"{q_s:9.2f} {r_s:9.2f} {q_e:9.2f} {r_e:9.2f} {score:7.3f}")
-    print(f"{len(boxes)} copied segment(s), seconds ({args.method}; {len(sim)} x {sim.shape[1]} frames)")
-    if args.json:
-        with atomic_write(args.json) as handle:
-            json.dump(boxes.tolist(), handle)
-            handle.write("\n")
+    summary = f"{len(boxes)} copied segment(s), seconds ({args.method}; {len(sim)} x {sim.shape[1]} frames)"
+    report_boxes(boxes, summary, args.json, decimals=2)
     return 0
 
 
