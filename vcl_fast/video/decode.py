@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -96,13 +97,8 @@ def read_frames(
 
     Same arguments as :func:`iter_frames`; ``L >= 1`` for any readable video.
     """
-    chunks = list(iter_frames(source, fps, size, chunk_size=256, seek=seek, strict=strict, image_fps=image_fps))
-    return DecodedFrames(
-        np.concatenate([c.frames for c in chunks]),
-        np.concatenate([c.timestamps for c in chunks]),
-        float(fps),
-        chunks[0].source,
-    )
+    (whole,) = iter_frames(source, fps, size, chunk_size=sys.maxsize, seek=seek, strict=strict, image_fps=image_fps)
+    return whole
 
 
 def _check_sampling_args(fps: float, chunk_size: int) -> None:
