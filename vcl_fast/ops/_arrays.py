@@ -183,3 +183,12 @@ def gpu_to_host(x: Any, kind: str) -> np.ndarray:
     if kind == CUPY:
         return sys.modules["cupy"].asnumpy(x)
     raise TypeError("generic __cuda_array_interface__ inputs cannot be copied back; pass torch or CuPy arrays")
+
+
+def array_module(x: Any, kind: str) -> Any:
+    """The numpy-compatible module of a numpy or CuPy array (numpy or cupy)."""
+    if kind == NUMPY:
+        return np
+    if kind == CUPY:
+        return sys.modules["cupy"]
+    raise TypeError(f"{kind} arrays have no numpy-compatible module; use numpy or CuPy arrays")
