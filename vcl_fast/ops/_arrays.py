@@ -183,6 +183,8 @@ def gpu_to_host(x: Any, kind: str) -> np.ndarray:
     if kind == CUPY:
         return sys.modules["cupy"].asnumpy(x)
     raise TypeError("generic __cuda_array_interface__ inputs cannot be copied back; pass torch or CuPy arrays")
+
+
 def gpu_as_contiguous(x: Any, dtype: Any, kind: str) -> Any:
     """A C-contiguous ``dtype`` version of a torch/CuPy GPU array (no copy when it already is one)."""
     if kind == TORCH_CUDA:
@@ -192,3 +194,12 @@ def gpu_as_contiguous(x: Any, dtype: Any, kind: str) -> Any:
     if kind == CUPY:
         return sys.modules["cupy"].ascontiguousarray(x, dtype=dtype)
     raise TypeError("only torch and CuPy GPU arrays can be converted; pass one of those")
+
+
+def array_module(x: Any, kind: str) -> Any:
+    """The numpy-compatible module of a numpy or CuPy array (numpy or cupy)."""
+    if kind == NUMPY:
+        return np
+    if kind == CUPY:
+        return sys.modules["cupy"]
+    raise TypeError(f"{kind} arrays have no numpy-compatible module; use numpy or CuPy arrays")
