@@ -1,0 +1,82 @@
+"""Extractor weights on disk: ``DIR/model.safetensors`` + ``DIR/config.json`` (the :class:`RTRConfig`).
+
+Both files are written atomically. Loading checks every tensor name and shape against the architecture
+the config describes and names each mismatch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from vcl_fast.atomic import atomic_save, atomic_write
+from vcl_fast.models.rtr import RegionalTokenViT, RTRConfig
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT = "vcl_fast.rtr/1"
+
+
+def check_state_dict(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: str) -> None:
+    """Raise ValueError listing missing names, unexpected names and shape mismatches of ``found``."""
+    problems = []
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    if missing:
+        problems.append(f"missing tensors {missing}")
+    if unexpected:
+        problems.append(f"unexpected tensors {unexpected}")
+    for name in sorted(set(expected) & set(found)):
+        if tuple(expected[name].shape) != tuple(found[name].shape):
+            problems.append(
+                f"{name}: shape {tuple(found[name].shape)} in file, model expects {tuple(expected[name].shape)}"
+            )
+    if problems:
+        raise ValueError(f"{source} does not match the model: " + "; ".join(problems))
+
+
+def save_extractor(model: RegionalTokenViT, directory: str | os.PathLike) -> Path:
+    """Write ``model``'s weights (float32, contiguous) and config into ``directory``; returns the directory."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    state = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in model.state_dict().items()}
+    config = {"format": FORMAT, **dataclasses.asdict(model.config)}
+    atomic_save(directory / WEIGHTS_FILE, lambda path: save_file(state, path, metadata={"format": FORMAT}))
+    with atomic_write(directory / CONFIG_FILE) as handle:
+        json.dump(config, handle, indent=2)
+    return directory
+
+
+def load_config(directory: str | os.PathLike) -> RTRConfig:
+    """Read ``DIR/config.json`` into an :class:`RTRConfig`."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no extractor config at {path}; expected a directory written by save_extractor")
+    raw = json.loads(path.read_text())
+    if raw.pop("format", None) != FORMAT:
+        raise ValueError(f"{path} is not an RTR extractor config (format must be {FORMAT!r})")
+    names = {f.name for f in dataclasses.fields(RTRConfig)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ValueError(f"{path} has unknown config keys {unknown}")
+    raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    return RTRConfig(**raw)
+
+
+def load_extractor(directory: str | os.PathLike, map_location: str = "cpu") -> RegionalTokenViT:
+    """Build the model described by ``DIR/config.json`` and load ``DIR/model.safetensors`` into it (eval mode)."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    model = RegionalTokenViT(load_config(directory))
+    path = directory / WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no extractor weights at {path}")
+    state = load_file(str(path), device=map_location)
+    check_state_dict(model.state_dict(), state, str(path))
+    model.load_state_dict(state)
+    return model.eval()
