@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vcl_fast.train.commands",  # creates the ``train`` group; the detector module below adds to it
     "vcl_fast.train.detector_commands",
     "vcl_fast.detect.commands",
+    "vcl_fast.data.pair_commands",
 )
 
 
