@@ -2,7 +2,6 @@
 import itertools
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,17 +13,24 @@ from vcl_fast.data.formats import (
     read_labels, read_pairs, read_predictions, write_labels, write_pairs, write_predictions, write_vsc_matches,
 )
 from vcl_fast.eval.commands import REPORT_KEYS
-from vcl_fast.eval.intervals import grouped_union_length, union_length_reference
+from vcl_fast.eval.intervals import (
+    elementary_segments, grouped_union_length, min_over_covering, union_length_reference,
+)
 from vcl_fast.eval.vcsl_metrics import (
-    EPS, aggregate, evaluate_vcsl, pair_precision_recall, pair_precision_recall_reference, precision_recall_packed,
+    EPS, aggregate, evaluate_vcsl, pack_boxes, pair_precision_recall, pair_precision_recall_reference, precision_recall_packed,
     precision_recall_packed_reference,
 )
 from vcl_fast.eval.vsc_metrics import segment_micro_ap, segment_micro_ap_reference
 
-DATA = Path("/work/shared/data")
-VCSL_LABELS, VCSL_PAIRS = DATA / "vcsl/label_file_test.json", DATA / "vcsl/pair_file_test.csv"
-VCDB_LABELS, VCDB_PAIRS = DATA / "vcdb/label_file.json", DATA / "vcdb/pair_file.csv"
-needs_data = pytest.mark.skipif(not VCSL_LABELS.exists(), reason="real VCSL/VCDB annotation files not present")
+
+
+@pytest.fixture(scope="module")
+def vcsl(shared_data):
+    """Real VCSL test pair list (55,530 pairs) and labels (the one reversed box kept, its warning silenced)."""
+    pairs = read_pairs(shared_data / "vcsl/pair_file_test.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pairs, read_labels(shared_data / "vcsl/label_file_test.json", pairs)
 
 
 def full(length_q, length_r):
@@ -61,6 +67,26 @@ def test_grouped_union_length_matches_reference(n, num_groups, integer):
         want = [union_length_reference((s, e) for s, e, g in zip(starts, ends, groups) if g == k)
                 for k in range(num_groups)]
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("n, num_groups, integer", itertools.product([0, 1, 2, 7, 40], [1, 3], [True, False]))
+def test_elementary_segments_and_min_over_covering(n, num_groups, integer):
+    rng = np.random.default_rng(n * 13 + num_groups)
+    for _ in range(20):
+        groups = rng.integers(0, num_groups, n)
+        boxes = random_boxes(rng, n, integer)
+        values = rng.integers(0, 10, n)
+        lo, hi, length = elementary_segments(groups, boxes[:, 0], boxes[:, 2])
+        want = np.full(len(length), np.iinfo(np.int64).max)
+        for i in range(n):
+            want[lo[i]:hi[i]] = np.minimum(want[lo[i]:hi[i]], values[i])
+        np.testing.assert_array_equal(min_over_covering(len(length), lo, hi, values), want)
+        for k in range(num_groups):  # the segments a group's intervals cover sum to its union length
+            covered = np.zeros(len(length), dtype=bool)
+            for i in np.flatnonzero(groups == k):
+                covered[lo[i]:hi[i]] = True
+            union = union_length_reference(zip(boxes[groups == k, 0], boxes[groups == k, 2]))
+            assert length[covered].sum() == pytest.approx(union, abs=1e-9)
 
 
 # --------------------------------------------------------------------------------- VCSL per-pair metric
@@ -242,10 +268,11 @@ def test_vsc_micro_ap_hand_cases():
         assert segment_micro_ap(labels, preds) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize("num_pairs, max_boxes, integer", itertools.product([1, 4, 15], [1, 4], [True, False]))
+@pytest.mark.parametrize("num_pairs, max_boxes, integer", [
+    *itertools.product([1, 4, 15], [1, 4], [True, False]), (2, 60, True), (2, 60, False)])
 def test_vsc_fast_path_matches_reference(num_pairs, max_boxes, integer):
     rng = np.random.default_rng(num_pairs * 11 + max_boxes)
-    for _ in range(15):
+    for _ in range(15 if max_boxes < 10 else 2):
         labels, preds = {}, {}
         for k in range(num_pairs):
             if rng.random() < 0.7:
@@ -354,24 +381,19 @@ def test_failed_write_leaves_nothing(tmp_path):
 # ------------------------------------------------------------------------------------------ real data
 
 
-@needs_data
-def test_real_label_files_load():
-    vcsl_pairs = read_pairs(VCSL_PAIRS)
+def test_real_label_files_load(shared_data):
+    vcsl_pairs = read_pairs(shared_data / "vcsl/pair_file_test.csv")
     with pytest.warns(UserWarning, match="1 ground-truth box"):
-        vcsl = read_labels(VCSL_LABELS, vcsl_pairs)
+        vcsl = read_labels(shared_data / "vcsl/label_file_test.json", vcsl_pairs)
     assert (len(vcsl_pairs), len(vcsl), sum(map(len, vcsl.values()))) == (55_530, 27_765, 39_185)
-    vcdb_pairs = read_pairs(VCDB_PAIRS)
-    vcdb = read_labels(VCDB_LABELS, vcdb_pairs)
+    vcdb_pairs = read_pairs(shared_data / "vcdb/pair_file.csv")
+    vcdb = read_labels(shared_data / "vcdb/label_file.json", vcdb_pairs)
     assert (len(vcdb_pairs), len(vcdb), sum(map(len, vcdb.values()))) == (6_140, 6_140, 9_236)
     assert sum(q == r for q, r in vcdb) == 528
 
 
-@needs_data
-def test_perfect_predictions_on_vcsl_test():
-    pairs = read_pairs(VCSL_PAIRS)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        labels = read_labels(VCSL_LABELS, pairs)
+def test_perfect_predictions_on_vcsl_test(vcsl):
+    pairs, labels = vcsl
     valid = {k: v for k, v in labels.items() if np.all(v[:, 2:] >= v[:, :2])}  # drop the one reversed box's pair
     preds = {k: np.c_[v, np.ones(len(v))] for k, v in valid.items()}
     m = evaluate_vcsl(valid, preds, pairs)
@@ -380,7 +402,7 @@ def test_perfect_predictions_on_vcsl_test():
     # Per pair: exactly full() unless a ground-truth box has zero length (45 such boxes: they never intersect,
     # yet their length on the other axis counts in the recall denominator).
     keys = list(valid)
-    precision, recall = precision_recall_packed(*pack(preds, keys, 5), *pack(valid, keys, 4))
+    precision, recall = precision_recall_packed(*pack_boxes(preds, keys, 5), *pack_boxes(valid, keys, 4))
     degenerate = np.array([np.any(valid[k][:, 2:] == valid[k][:, :2]) for k in keys])
     expected = np.array([full(np.sum(v[:, 2] - v[:, 0]), np.sum(v[:, 3] - v[:, 1])) for v in map(valid.get, keys)])
     np.testing.assert_allclose(precision[~degenerate], expected[~degenerate], rtol=0, atol=1e-12)
@@ -389,17 +411,8 @@ def test_perfect_predictions_on_vcsl_test():
     assert m.segment_f1 > 0.9997
 
 
-def pack(boxes, keys, columns):
-    from vcl_fast.eval.vcsl_metrics import pack_boxes
-    return pack_boxes(boxes, keys, columns)
-
-
-@needs_data
-def test_real_vcsl_subset_fast_matches_reference():
-    pairs = read_pairs(VCSL_PAIRS)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        labels = read_labels(VCSL_LABELS, pairs)
+def test_real_vcsl_subset_fast_matches_reference(vcsl):
+    pairs, labels = vcsl
     rng = np.random.default_rng(0)
     subset = [pairs[i] for i in rng.choice(len(pairs), 600, replace=False)]
     preds = {}

@@ -10,7 +10,10 @@ Boxes come back as :data:`~vcl_fast.data.boxes.PairBoxes`: float64 ``(N, 4)`` (l
 (predictions) arrays keyed by ``(query_id, reference_id)``. A JSON key is split at its single ``-``; ids that
 contain ``-`` themselves need the pair list to resolve the key. Given a pair list, an entry for a pair not in
 it is an error unless ``ignore_unlisted`` (e.g. a label file covering train/val/test with the test list).
-Malformed files raise ValueError naming the file and the entry. Writes are atomic.
+Malformed files (bad JSON/CSV, wrong box arity, an end before its start, NaN/inf, unlisted or duplicate
+pairs) raise ValueError naming the file and the entry. Exception: ground truth keeps reversed boxes with a
+warning by default (``reversed_boxes="warn"``), because the real VCSL test labels hold one and the VCSL
+metric keeps it (see :mod:`vcl_fast.data.boxes`). Writes are atomic.
 """
 from __future__ import annotations
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import warnings
 
 from vcl_fast.atomic import atomic_write
@@ -30,9 +29,8 @@ def evaluate_files(
         labels = read_labels(labels_path, pairs, ignore_unlisted=ignore_unlisted)
     notes = [str(w.message) for w in caught]
     predictions = read_predictions(pred_path, pairs, ignore_unlisted=ignore_unlisted)
-    metrics = evaluate_vcsl(labels, predictions, pairs, conf=None if math.isinf(conf) and conf < 0 else conf,
-                            integer_boxes=integer_boxes)
-    report = {key: value for key, value in metrics.to_dict().items()}
+    metrics = evaluate_vcsl(labels, predictions, pairs, conf=conf, integer_boxes=integer_boxes)
+    report = metrics.to_dict()
     report["vsc_micro_ap"] = segment_micro_ap(labels, predictions)
     report.update(conf=conf, integer_boxes=integer_boxes, labels=str(labels_path), pairs=str(pairs_path),
                   predictions=str(pred_path))

@@ -91,15 +91,32 @@ def _check_offsets(offsets, num_boxes: int, what: str) -> np.ndarray:
     return offsets.astype(np.int64)
 
 
-def precision_recall_packed_reference(pred_boxes, pred_offsets, gt_boxes, gt_offsets) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pair (precision, recall) of packed pairs by looping over the pair reference. Same I/O as
-    :func:`precision_recall_packed`."""
-    pred = as_boxes(pred_boxes, "pred_boxes")
+def _check_packed(pred_boxes, pred_offsets, gt_boxes, gt_offsets):
+    pred = as_boxes(pred_boxes, "pred_boxes")[:, :4]
     gt = as_boxes(gt_boxes, "gt_boxes", (4,), allow_reversed=True)
     pred_offsets = _check_offsets(pred_offsets, len(pred), "pred_offsets")
     gt_offsets = _check_offsets(gt_offsets, len(gt), "gt_offsets")
     if len(pred_offsets) != len(gt_offsets):
         raise ValueError(f"pred_offsets and gt_offsets describe {len(pred_offsets) - 1} and {len(gt_offsets) - 1} pairs")
+    return pred, pred_offsets, gt, gt_offsets
+
+
+def same_pair_combinations(row_pair: np.ndarray, other_start: np.ndarray, other_count: np.ndarray):
+    """Every (row, other row) combination of the same pair.
+
+    row_pair: ``(n,)`` pair index of each row; pair p owns the other rows ``other_start[p]`` to
+    ``other_start[p] + other_count[p]``. Returns ``row_index, other_index``, int64 of one length.
+    """
+    per_row = other_count[row_pair]
+    row_index = np.repeat(np.arange(len(row_pair)), per_row)
+    within = np.arange(int(per_row.sum())) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    return row_index, other_start[row_pair][row_index] + within
+
+
+def precision_recall_packed_reference(pred_boxes, pred_offsets, gt_boxes, gt_offsets) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pair (precision, recall) of packed pairs by looping over the pair reference. Same I/O as
+    :func:`precision_recall_packed`."""
+    pred, pred_offsets, gt, gt_offsets = _check_packed(pred_boxes, pred_offsets, gt_boxes, gt_offsets)
     results = [
         pair_precision_recall_reference(pred[pred_offsets[k]:pred_offsets[k + 1]], gt[gt_offsets[k]:gt_offsets[k + 1]])
         for k in range(len(pred_offsets) - 1)
@@ -118,22 +135,13 @@ def precision_recall_packed(pred_boxes, pred_offsets, gt_boxes, gt_offsets) -> t
     All (pred, gt) combinations inside each pair are built in flat arrays, and the per-box interval unions
     are computed for all boxes at once (:func:`grouped_union_length`). Memory is O(sum_k N_k * M_k).
     """
-    pred = as_boxes(pred_boxes, "pred_boxes")[:, :4]
-    gt = as_boxes(gt_boxes, "gt_boxes", (4,), allow_reversed=True)
-    pred_offsets = _check_offsets(pred_offsets, len(pred), "pred_offsets")
-    gt_offsets = _check_offsets(gt_offsets, len(gt), "gt_offsets")
-    if len(pred_offsets) != len(gt_offsets):
-        raise ValueError(f"pred_offsets and gt_offsets describe {len(pred_offsets) - 1} and {len(gt_offsets) - 1} pairs")
+    pred, pred_offsets, gt, gt_offsets = _check_packed(pred_boxes, pred_offsets, gt_boxes, gt_offsets)
     num_pairs = len(pred_offsets) - 1
     num_pred, num_gt = np.diff(pred_offsets), np.diff(gt_offsets)
     pred_pair = np.repeat(np.arange(num_pairs), num_pred)
     gt_pair = np.repeat(np.arange(num_pairs), num_gt)
 
-    # Every (pred, gt) combination of the same pair.
-    per_pred = num_gt[pred_pair]
-    pred_index = np.repeat(np.arange(len(pred)), per_pred)
-    within = np.arange(int(per_pred.sum())) - np.repeat(np.cumsum(per_pred) - per_pred, per_pred)
-    gt_index = gt_offsets[pred_pair][pred_index] + within
+    pred_index, gt_index = same_pair_combinations(pred_pair, gt_offsets[:-1], num_gt)
     lo = np.maximum(pred[pred_index, :2], gt[gt_index, :2])
     hi = np.minimum(pred[pred_index, 2:], gt[gt_index, 2:])
     size = np.maximum(hi - lo, 0.0)
@@ -233,11 +241,16 @@ def pack_boxes(boxes: PairBoxes, pairs: Sequence[tuple[str, str]], columns: int)
     ``(len(pairs) + 1,)`` int64 offsets."""
     empty = np.zeros((0, columns), dtype=np.float64)
     arrays = [boxes.get(pair, empty) for pair in pairs]
-    counts = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
     offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    packed = np.concatenate([a.reshape(-1, columns) for a in arrays]) if arrays else empty
-    return packed.astype(np.float64, copy=False), offsets
+    np.cumsum(list(map(len, arrays)), out=offsets[1:])
+    try:
+        packed = np.concatenate([empty, *arrays], dtype=np.float64)
+    except ValueError:
+        for pair, array in zip(pairs, arrays):
+            if np.ndim(array) != 2 or np.shape(array)[1] != columns:
+                raise ValueError(f"boxes of pair {pair}: expected shape (N, {columns}), got {np.shape(array)}") from None
+        raise
+    return packed, offsets
 
 
 def filter_by_score(boxes: np.ndarray, offsets: np.ndarray, conf: float | None) -> tuple[np.ndarray, np.ndarray]:

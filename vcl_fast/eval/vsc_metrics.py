@@ -17,17 +17,19 @@ import math
 import numpy as np
 
 from vcl_fast.data.boxes import PairBoxes, as_boxes
-from vcl_fast.eval.intervals import grouped_union_length, union_length_reference
+from vcl_fast.eval.intervals import elementary_segments, min_over_covering, union_length_reference
+from vcl_fast.eval.vcsl_metrics import pack_boxes, same_pair_combinations
 
 
 def _flatten(boxes: PairBoxes, pair_ids: dict, columns: int, what: str) -> tuple[np.ndarray, np.ndarray]:
     """All boxes of a dictionary as one validated float64 ``(N, columns)`` array and ``(N,)`` pair indices.
     Ground truth (columns 4) gets each axis' ends in order."""
-    blocks = [np.asarray(b, dtype=np.float64).reshape(-1, columns) for b in boxes.values()]
-    flat = as_boxes(np.concatenate(blocks) if blocks else np.zeros((0, columns)), what, (columns,), allow_reversed=columns == 4)
+    keys = list(boxes)
+    flat, offsets = pack_boxes(boxes, keys, columns)
+    flat = as_boxes(flat, what, (columns,), allow_reversed=columns == 4)
     if columns == 4:
         flat = np.concatenate([np.minimum(flat[:, :2], flat[:, 2:]), np.maximum(flat[:, :2], flat[:, 2:])], axis=1)
-    pair = np.repeat(np.array([pair_ids[key] for key in boxes], dtype=np.int64), [len(b) for b in blocks])
+    pair = np.repeat(np.array([pair_ids[key] for key in keys], dtype=np.int64), np.diff(offsets))
     return flat, pair
 
 
@@ -90,71 +92,52 @@ def segment_micro_ap_reference(labels: PairBoxes, predictions: PairBoxes) -> flo
 def segment_micro_ap(labels: PairBoxes, predictions: PairBoxes) -> float:
     """VSC22 segment micro-AP, vectorised (same inputs and result as the reference).
 
-    Every prefix of each pair's ranked predictions is expanded into flat arrays (memory O(sum_k N_k^2)
-    over pairs with N_k predictions), its I and T computed with :func:`grouped_union_length`
-    (``I = |U(S)| + |U(G')| - |U(S u G')|``), and the per-prediction increments summed in rank order.
+    Each pair's axis is cut into elementary segments at every box end point. A segment joins U(S) at the
+    rank of the first prediction covering it, and U(S) n U(G') at the later of that rank and the first rank
+    at which a ground-truth box covering it is overlapped by a prediction. Summing segment lengths by
+    joining rank gives I and T after every prediction at once: O((N + M) log(N + M)) plus the
+    O(sum_k N_k M_k) prediction/ground-truth overlap test.
     """
     pair_ids = {pair: k for k, pair in enumerate(dict.fromkeys([*labels, *predictions]))}
-    num_pairs = len(pair_ids)
-    gt_boxes, gt_pair = _flatten(labels, pair_ids, 4, "labels")
+    gt, gt_pair = _flatten(labels, pair_ids, 4, "labels")
     pred, pred_pair = _flatten(predictions, pair_ids, 5, "predictions")
-    gt_length = [float(grouped_union_length(gt_pair, gt_boxes[:, a], gt_boxes[:, a + 2], num_pairs).sum()) for a in (0, 1)]
-    _check_gt_lengths(gt_length)
-    if len(pred) == 0:
-        return 0.0
+    never = np.iinfo(np.int64).max
     rank = np.empty(len(pred), dtype=np.int64)
     rank[np.argsort(-pred[:, 4], kind="stable")] = np.arange(len(pred))
 
-    # Predictions grouped by pair, each pair's in rank order: prefix k of a pair = its first k+1 predictions.
-    by_pair = np.lexsort((rank, pred_pair))
-    pred, pred_pair, rank = pred[by_pair], pred_pair[by_pair], rank[by_pair]
-    count = np.bincount(pred_pair, minlength=num_pairs)
-    first = np.cumsum(count) - count
-    position = np.arange(len(pred)) - first[pred_pair]
+    # Rank of the first prediction overlapping (positive area) each ground-truth box.
+    pred_count = np.bincount(pred_pair, minlength=len(pair_ids))
+    by_pair = np.argsort(pred_pair, kind="stable")
+    combo_gt, combo_sorted = same_pair_combinations(gt_pair, np.cumsum(pred_count) - pred_count, pred_count)
+    combo_pred = by_pair[combo_sorted]
+    size = np.minimum(pred[combo_pred, 2:4], gt[combo_gt, 2:]) - np.maximum(pred[combo_pred, :2], gt[combo_gt, :2])
+    hit = np.maximum(size[:, 0], 0) * np.maximum(size[:, 1], 0) > 0
+    gt_joins = np.full(len(gt), never)
+    np.minimum.at(gt_joins, combo_gt[hit], rank[combo_pred[hit]])
 
-    # Members of each prefix (prefix id = index of its last prediction).
-    prefix_of_pred = np.repeat(np.arange(len(pred)), position + 1)
-    member = first[pred_pair][prefix_of_pred] + (
-        np.arange(len(prefix_of_pred)) - np.repeat(np.cumsum(position + 1) - (position + 1), position + 1)
-    )
-
-    # Each gt box joins every prefix from the first prediction overlapping it on.
-    per_gt = count[gt_pair]
-    combo_gt = np.repeat(np.arange(len(gt_boxes)), per_gt)
-    combo_pred = first[gt_pair][combo_gt] + (np.arange(int(per_gt.sum())) - np.repeat(np.cumsum(per_gt) - per_gt, per_gt))
-    size = np.maximum(np.minimum(pred[combo_pred, 2:4], gt_boxes[combo_gt, 2:]) - np.maximum(pred[combo_pred, :2], gt_boxes[combo_gt, :2]), 0)
-    hit = size[:, 0] * size[:, 1] > 0
-    first_hit = np.full(len(gt_boxes), np.iinfo(np.int64).max)
-    np.minimum.at(first_hit, combo_gt[hit], position[combo_pred[hit]])
-    joined = np.flatnonzero(first_hit < np.iinfo(np.int64).max)
-    spans = count[gt_pair[joined]] - first_hit[joined]
-    gt_member = np.repeat(joined, spans)
-    prefix_of_gt = np.repeat(first[gt_pair[joined]] + first_hit[joined], spans) + (
-        np.arange(int(spans.sum())) - np.repeat(np.cumsum(spans) - spans, spans)
-    )
-
-    increment_i, increment_t = [], []
+    gt_length, steps_i, steps_t = [], [], []
     for axis in (0, 1):
-        pred_s, pred_e = pred[member, axis], pred[member, axis + 2]
-        gt_s, gt_e = gt_boxes[gt_member, axis], gt_boxes[gt_member, axis + 2]
-        union_pred = grouped_union_length(prefix_of_pred, pred_s, pred_e, len(pred))
-        union_gt = grouped_union_length(prefix_of_gt, gt_s, gt_e, len(pred))
-        union_both = grouped_union_length(
-            np.concatenate([prefix_of_pred, prefix_of_gt]), np.concatenate([pred_s, gt_s]),
-            np.concatenate([pred_e, gt_e]), len(pred),
+        lo, hi, length = elementary_segments(
+            np.r_[pred_pair, gt_pair], np.r_[pred[:, axis], gt[:, axis]], np.r_[pred[:, axis + 2], gt[:, axis + 2]]
         )
-        for values, increments in ((union_pred + union_gt - union_both, increment_i), (union_pred, increment_t)):
-            previous = np.where(position > 0, np.roll(values, 1), 0.0)
-            step = np.empty(len(pred))
-            step[rank] = values - previous
-            increments.append(np.cumsum(step))
+        in_pred = min_over_covering(len(length), lo[:len(pred)], hi[:len(pred)], rank)
+        in_gt = min_over_covering(len(length), lo[len(pred):], hi[len(pred):], np.zeros(len(gt), dtype=np.int64))
+        in_matched_gt = min_over_covering(len(length), lo[len(pred):], hi[len(pred):], gt_joins)
+        in_both = np.maximum(in_pred, in_matched_gt)
+        gt_length.append(float(length[in_gt < never].sum()))
+        for joins, steps in ((in_both, steps_i), (in_pred, steps_t)):
+            counted = joins < never
+            steps.append(np.cumsum(np.bincount(joins[counted], weights=length[counted], minlength=len(pred)), dtype=np.float64))
+    _check_gt_lengths(gt_length)
+    if len(pred) == 0:
+        return 0.0
 
     scores = np.sort(pred[:, 4])[::-1]
     step_end = np.flatnonzero(np.r_[scores[1:] != scores[:-1], True])
     precision = np.ones(len(step_end))
     recall = np.ones(len(step_end))
     for axis in (0, 1):
-        i, t = increment_i[axis][step_end], increment_t[axis][step_end]
+        i, t = steps_i[axis][step_end], steps_t[axis][step_end]
         precision *= np.divide(i, t, out=np.zeros_like(i), where=t > 0)
         recall *= i / gt_length[axis]
     precision, recall = np.sqrt(precision), np.sqrt(recall)
