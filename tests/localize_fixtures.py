@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from rtr_fixtures import skimage_photo
@@ -29,6 +30,7 @@ def micro_extractor(seed: int = 0):
 
     from vcl_fast.models.rtr import build_extractor
 
+    torch.set_num_threads(1)  # several threads are far slower on the shared 2-core test machines
     torch.manual_seed(seed)
     model = build_extractor("micro").eval()
     with torch.no_grad():
@@ -44,6 +46,7 @@ def micro_detector(seed: int = 0):
 
     from vcl_fast.models.yolox import build_detector
 
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
     return build_detector("micro").eval()
 
@@ -63,3 +66,29 @@ def write_planted_pair(folder: Path) -> tuple[Path, Path]:
     write_video(reference, photo_frames(REFERENCE_PHOTOS), fps=VIDEO_FPS)
     write_video(query, photo_frames(QUERY_PHOTOS), fps=VIDEO_FPS)
     return query, reference
+
+
+_EXPORTED: dict[str, Path] = {}
+
+
+def exported_micro_model(tmp_path_factory) -> Path:
+    """``micro_extractor()`` and ``micro_detector()`` exported once per test session (a directory)."""
+    if "micro" not in _EXPORTED:
+        from vcl_fast.export.onnx import export_onnx
+
+        directory = tmp_path_factory.mktemp("micro_model")
+        export_onnx(directory, micro_extractor(), micro_detector())
+        _EXPORTED["micro"] = directory
+    return _EXPORTED["micro"]
+
+
+@pytest.fixture(scope="module")
+def micro_model_dir(tmp_path_factory) -> Path:
+    """Fixture: the exported micro model directory (import it into a test module to use it)."""
+    return exported_micro_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def planted_videos(tmp_path_factory) -> tuple[Path, Path]:
+    """Fixture: (query.mp4, reference.mp4) of the planted copy."""
+    return write_planted_pair(tmp_path_factory.mktemp("videos"))

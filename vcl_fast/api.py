@@ -75,6 +75,11 @@ class LocalizationResult:
     timings: dict[str, float]
     similarity: np.ndarray | None = field(default=None, repr=False, compare=False)
 
+    def boxes(self) -> np.ndarray:
+        """Segments as (N, 5) float64 ``[q_start, r_start, q_end, r_end, score]`` seconds (prediction files)."""
+        rows = [[s.q_start, s.r_start, s.q_end, s.r_end, s.score] for s in self.segments]
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+
     def to_dict(self) -> dict:
         """The JSON form: ``{"query", "reference", "copied", "score", "segments": [...], "timings"}``."""
         return {"query": self.query, "reference": self.reference, "copied": self.copied, "score": self.score,
@@ -119,7 +124,7 @@ class Localizer:
             self.params = replace_fields(DetectionSettings(input_size=self.detector.spec.input_size), **params)
         else:
             self.detector = None
-            self.params = localizer_params(self.method, **params)
+            self.params = localizer_params(self.method, params)
 
     def _source(self, given: Any, component: str) -> Any:
         if given is not None:

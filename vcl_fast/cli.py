@@ -14,6 +14,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vcl_fast.eval.commands",
     "vcl_fast.eval.localizers.commands",
     "vcl_fast.train.commands",
+    "vcl_fast.localize_commands",
+    "vcl_fast.export.commands",
+    "vcl_fast.bench_commands",
 )
 
 

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from vcl_fast.atomic import atomic_write
+from vcl_fast.export import OPSET
 from vcl_fast.runtime.manifest import FORMAT, FORMAT_VERSION, MANIFEST_FILE, sha256_file
 
-OPSET = 17
 EXTRACTOR_FILE = "extractor.onnx"
 DETECTOR_FILE = "detector.onnx"
 TOLERANCE = 1e-4
@@ -62,7 +62,9 @@ def _export_file(model: torch.nn.Module, example: torch.Tensor, path: Path, outp
     import onnx
 
     with warnings.catch_warnings():
+        # The TorchScript-based exporter is deprecated in favour of the dynamo one, which needs onnxscript.
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based ONNX")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset,
                           input_names=["images"], output_names=[output_name], do_constant_folding=True,
@@ -79,7 +81,9 @@ def max_abs_diff(model: torch.nn.Module, path: Path, example: torch.Tensor, outp
     """(max |torch - ONNX Runtime|, max |torch|) of ``model`` and the exported file on ``example`` (CPU)."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # a correctness check: one thread avoids oversubscribing busy machines
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     with torch.inference_mode():
         expected = model(example).float().numpy()
     found = session.run([output_name], {"images": example.numpy()})[0]

@@ -62,6 +62,15 @@ class TorchDetector(Detector):
         return self.runner(images)
 
 
+def _module(source, load, kind: type, what: str) -> torch.nn.Module:
+    """``source`` loaded with ``load`` when it is a path; TypeError unless the result is a ``kind``."""
+    if isinstance(source, (str, os.PathLike)):
+        source = load(source)
+    if not isinstance(source, kind):
+        raise TypeError(f"the torch backend's {what}, got {type(source).__name__}")
+    return source
+
+
 def load_extractor(source: str | os.PathLike | torch.nn.Module, device: str = "cpu", threads: int | None = None,
                    batch_size: int = 16) -> TorchExtractor:
     """An extractor from a weight directory (``vcl_fast.models.weights.save_extractor``) or a module."""
@@ -69,12 +78,8 @@ def load_extractor(source: str | os.PathLike | torch.nn.Module, device: str = "c
     from vcl_fast.models.weights import load_extractor as load_weights
 
     _set_threads(threads)
-    if isinstance(source, (str, os.PathLike)):
-        source = load_weights(source)
-    if not isinstance(source, RegionalTokenViT):
-        raise TypeError(f"the torch backend's extractor is a weight directory or a RegionalTokenViT, "
-                        f"got {type(source).__name__}")
-    return TorchExtractor(source, device, batch_size)
+    model = _module(source, load_weights, RegionalTokenViT, "extractor is a weight directory or a RegionalTokenViT")
+    return TorchExtractor(model, device, batch_size)
 
 
 def load_detector(source: str | os.PathLike | torch.nn.Module, device: str = "cpu",
@@ -85,9 +90,5 @@ def load_detector(source: str | os.PathLike | torch.nn.Module, device: str = "cp
     from vcl_fast.models.yolox import YOLOX
 
     _set_threads(threads)
-    if isinstance(source, (str, os.PathLike)):
-        source = load_weights(source)
-    if not isinstance(source, YOLOX):
-        raise TypeError(f"the torch backend's detector is a model directory, a checkpoint or a YOLOX module, "
-                        f"got {type(source).__name__}")
-    return TorchDetector(source, device)
+    model = _module(source, load_weights, YOLOX, "detector is a model directory, a checkpoint or a YOLOX module")
+    return TorchDetector(model, device)
