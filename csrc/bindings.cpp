@@ -16,6 +16,7 @@ namespace vcl_fast {
 void register_alignment_paths(py::module_& m);
 void register_similarity_map(py::module_& m);
 }  // namespace vcl_fast
+void register_segment_nms(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "vcl_fast compiled core (torch-free C++17/CUDA kernels)";
@@ -40,5 +41,6 @@ PYBIND11_MODULE(_C, m) {
         "Number of visible CUDA devices (0 without a driver or GPU, or when CUDA is not compiled in).");
   vcl_fast::register_alignment_paths(m);
   vcl_fast::register_similarity_map(m);
+  register_segment_nms(m);
 
 }

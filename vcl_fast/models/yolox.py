@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from vcl_fast.config import config_from_dict, replace_fields
+from vcl_fast.config import config_from_dict, preset
 from vcl_fast.detect.decode import STRIDES
 from vcl_fast.detect.decode import anchor_points as numpy_anchor_points
 
@@ -59,6 +59,7 @@ class YOLOXConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "YOLOXConfig":
+        """From ``to_dict`` output (e.g. a model directory's config.json)."""
         return config_from_dict(cls, values)
 
 
@@ -72,11 +73,9 @@ MODEL_PRESETS: dict[str, YOLOXConfig] = {
 }
 
 
-def model_config(preset: str = "paper", **overrides) -> YOLOXConfig:
-    """The named preset with field overrides (``width=0.25``); ValueError on unknown presets or keys."""
-    if preset not in MODEL_PRESETS:
-        raise ValueError(f"unknown detector preset {preset!r}; choose one of {sorted(MODEL_PRESETS)}")
-    return replace_fields(MODEL_PRESETS[preset], **overrides)
+def model_config(name: str = "paper", **overrides) -> YOLOXConfig:
+    """The named preset with field overrides (``width=0.25``); ConfigError on unknown presets or keys."""
+    return preset(MODEL_PRESETS, name, overrides)
 
 
 class BaseConv(nn.Module):

@@ -11,6 +11,7 @@ from vcl_fast.ops.alignment_paths import (
 )
 from vcl_fast.ops.nms import segment_nms, segment_nms_reference
 from vcl_fast.ops.similarity import (
+    dual_softmax,
     similarity_map,
     similarity_map_reference,
     similarity_map_torch_reference,
@@ -18,6 +19,7 @@ from vcl_fast.ops.similarity import (
 )
 
 __all__ = [
+    "dual_softmax",
     "dtw_path",
     "dtw_path_reference",
     "mpdp_paths",

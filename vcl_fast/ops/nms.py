@@ -18,7 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from vcl_fast.ops._arrays import NUMPY, TORCH_CPU, TORCH_CUDA, CUPY, array_kind, device_view, like_input, to_numpy
+from vcl_fast._ext import cuda_available, extension, extension_error, warn_fallback
+from vcl_fast.ops._arrays import (
+    CUDA_INTERFACE,
+    CUPY,
+    NUMPY,
+    TORCH_CPU,
+    TORCH_CUDA,
+    array_kind,
+    current_stream,
+    device_view,
+    gpu_as_contiguous,
+    gpu_empty,
+    like_input,
+    to_numpy,
+)
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
@@ -40,10 +54,48 @@ def segment_nms(boxes: Any, scores: Any, iou_threshold: float, groups: Any = Non
         on the same device. Class-agnostic; see the module docstring for the exact rules.
     """
     kind, n = _check_inputs(boxes, scores, iou_threshold, groups)
+    threshold = float(iou_threshold)
     if kind in (NUMPY, TORCH_CPU):
-        boxes32, scores32, groups64 = _host_arrays(boxes, scores, groups)
-        return like_input(segment_nms_reference(boxes32, scores32, iou_threshold, groups64), kind)
-    return _from_host(segment_nms_reference(*_to_host(boxes, scores, groups, kind), iou_threshold), boxes, kind)
+        return like_input(_segment_nms_cpu(*_host_arrays(boxes, scores, groups), threshold), kind)
+    if n == 0:
+        return gpu_empty((0,), np.int64, boxes, kind)
+    return _segment_nms_gpu(boxes, scores, groups, threshold, kind, n)
+
+
+def _segment_nms_cpu(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray | None, threshold: float) -> np.ndarray:
+    ext = extension()
+    if ext is None:
+        warn_fallback("segment_nms", extension_error())
+        return segment_nms_reference(boxes, scores, threshold, groups)
+    ok, keep = ext.segment_nms_cpu(boxes, scores, groups, threshold)
+    if not ok:
+        _check_values(boxes, scores)
+        raise RuntimeError("segment_nms_cpu reported invalid values that _check_values did not find")
+    return keep
+
+
+def _segment_nms_gpu(boxes: Any, scores: Any, groups: Any, threshold: float, kind: str, n: int) -> Any:
+    if not cuda_available():
+        warn_fallback("segment_nms", extension_error() or "the extension was built without CUDA or sees no GPU")
+        return _from_host(segment_nms_reference(*_to_host(boxes, scores, groups, kind), threshold), boxes, kind)
+    boxes = gpu_as_contiguous(boxes, np.float32, kind)
+    scores = gpu_as_contiguous(scores, np.float32, kind)
+    groups = None if groups is None else gpu_as_contiguous(groups, np.int64, kind)
+    keep = gpu_empty((n,), np.int64, boxes, kind)
+    ok, count = extension().segment_nms_cuda(
+        device_view(boxes).ptr,
+        device_view(scores).ptr,
+        0 if groups is None else device_view(groups).ptr,
+        n,
+        threshold,
+        device_view(keep).ptr,
+        current_stream(boxes, kind),
+    )
+    if not ok:
+        host_boxes, host_scores, _ = _to_host(boxes, scores, None, kind)
+        _check_values(host_boxes, host_scores)
+        raise RuntimeError("segment_nms_cuda reported invalid values that _check_values did not find")
+    return keep[:count]
 
 
 def segment_nms_reference(boxes: Any, scores: Any, iou_threshold: float, groups: Any = None) -> np.ndarray:
@@ -53,33 +105,29 @@ def segment_nms_reference(boxes: Any, scores: Any, iou_threshold: float, groups:
     """
     _check_inputs(boxes, scores, iou_threshold, groups)
     boxes, scores, groups = _host_arrays(boxes, scores, groups)
-    check_values(boxes, scores)
+    _check_values(boxes, scores)
     n = len(scores)
-    if groups is None:
-        groups = np.zeros(n, dtype=np.int64)
     threshold = float(iou_threshold)
-    q_s, r_s, q_e, r_e = boxes.T
-    areas = (q_e - q_s) * (r_e - r_s)
     order = np.argsort(-scores, kind="stable")
+    q_s, r_s, q_e, r_e = np.ascontiguousarray(boxes[order].T)
+    areas = (q_e - q_s) * (r_e - r_s)
+    group = np.zeros(n, dtype=np.int64) if groups is None else groups[order]
     suppressed = np.zeros(n, dtype=bool)
-    keep = []
-    for pos, i in enumerate(order):
-        if suppressed[i]:
+    for k in range(n):
+        if suppressed[k]:
             continue
-        keep.append(i)
-        rest = order[pos + 1 :]
-        width = np.maximum(np.minimum(q_e[i], q_e[rest]) - np.maximum(q_s[i], q_s[rest]), np.float32(0))
-        height = np.maximum(np.minimum(r_e[i], r_e[rest]) - np.maximum(r_s[i], r_s[rest]), np.float32(0))
+        rest = slice(k + 1, n)
+        width = np.maximum(np.minimum(q_e[k], q_e[rest]) - np.maximum(q_s[k], q_s[rest]), np.float32(0))
+        height = np.maximum(np.minimum(r_e[k], r_e[rest]) - np.maximum(r_s[k], r_s[rest]), np.float32(0))
         inter = width * height
-        union = areas[i] + areas[rest] - inter
+        union = areas[k] + areas[rest] - inter
         with np.errstate(invalid="ignore", divide="ignore"):
             iou = np.where(union > 0, inter / union, np.float32(0))
-        overlapping = (iou.astype(np.float64) > threshold) & (groups[rest] == groups[i])
-        suppressed[rest[overlapping]] = True
-    return np.asarray(keep, dtype=np.int64)
+        suppressed[rest] |= (iou.astype(np.float64) > threshold) & (group[rest] == group[k])
+    return order[~suppressed].astype(np.int64)
 
 
-def check_values(boxes: np.ndarray, scores: np.ndarray) -> None:
+def _check_values(boxes: np.ndarray, scores: np.ndarray) -> None:
     """ValueError for non-finite values or inverted boxes in float32 (N, 4) boxes and (N,) scores."""
     bad = ~np.isfinite(boxes).all(axis=1)
     if bad.any():
@@ -99,11 +147,10 @@ def check_values(boxes: np.ndarray, scores: np.ndarray) -> None:
 
 
 def _dtype_name(x: Any, kind: str) -> str:
-    if kind in (NUMPY, CUPY):
-        return np.dtype(x.dtype).name
     if kind in (TORCH_CPU, TORCH_CUDA):
         return str(x.dtype).removeprefix("torch.")
-    return device_view(x).dtype.name
+    dtype = device_view(x).dtype if kind == CUDA_INTERFACE else x.dtype
+    return np.dtype(dtype).type.__name__  # e.g. "float32"; much cheaper than dtype.name
 
 
 def _check_inputs(boxes: Any, scores: Any, iou_threshold: Any, groups: Any) -> tuple[str, int]:
@@ -136,11 +183,18 @@ def _check_inputs(boxes: Any, scores: Any, iou_threshold: Any, groups: Any) -> t
 
 def _host_arrays(boxes: Any, scores: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """C-contiguous float32 boxes and scores and int64 groups from numpy arrays or torch CPU tensors."""
-    boxes = np.ascontiguousarray(to_numpy(boxes), dtype=np.float32)
-    scores = np.ascontiguousarray(to_numpy(scores), dtype=np.float32)
+    boxes, scores = _host_float32(boxes), _host_float32(scores)
     if groups is not None:
         groups = np.ascontiguousarray(to_numpy(groups), dtype=np.int64)
     return boxes, scores, groups
+
+
+def _host_float32(x: Any) -> np.ndarray:
+    x = to_numpy(x)
+    if x.dtype == np.float32 and x.flags.c_contiguous:
+        return x
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, reported by _check_values
+        return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def _to_host(boxes: Any, scores: Any, groups: Any, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -1,12 +1,12 @@
 """Training configuration of the detector: one dataclass and its named presets; ``train_config`` applies
-``key=value`` overrides (nested with dots: ``model.width=0.25``, ``augment.crop_prob=0``)."""
+overrides (``batch_size=8``; the parts with dots: ``model.width=0.25``, ``augment.crop_prob=0``)."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
-from vcl_fast.config import apply_overrides, config_from_dict
+from vcl_fast.config import config_from_dict, preset
 from vcl_fast.data.map_augment import MapAugmentation
 from vcl_fast.models.yolox import MODEL_PRESETS, YOLOXConfig
 
@@ -69,8 +69,6 @@ TRAIN_PRESETS: dict[str, DetectorTrainConfig] = {
 }
 
 
-def train_config(preset: str, overrides: Iterable[str] = ()) -> DetectorTrainConfig:
-    """The named training preset with ``key=value`` overrides."""
-    if preset not in TRAIN_PRESETS:
-        raise ValueError(f"unknown detector training preset {preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
-    return apply_overrides(TRAIN_PRESETS[preset], overrides)
+def train_config(name: str, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> DetectorTrainConfig:
+    """The named training preset with overrides (``{"batch_size": 8}`` or ``["model.width=0.25"]``)."""
+    return preset(TRAIN_PRESETS, name, overrides)
