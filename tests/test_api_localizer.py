@@ -217,3 +217,29 @@ def test_concurrent_calls_equal_sequential_ones(micro_model_dir, planted_videos,
     for a, b in zip(concurrent, sequential):
         assert a.segments == b.segments
         np.testing.assert_array_equal(a.similarity, b.similarity)
+
+
+@pytest.mark.cuda
+def test_torch_backend_on_cuda_matches_cpu(micro_model_dir, planted_videos):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cpu = Localizer(micro_extractor(), micro_detector(), backend="torch", method_params=YOLOX_PARAMS)
+    gpu = Localizer(micro_extractor(), micro_detector(), backend="torch", device="cuda", method_params=YOLOX_PARAMS)
+    np.testing.assert_allclose(gpu.features(planted_videos[0]).features, cpu.features(planted_videos[0]).features,
+                               atol=1e-4)
+    _assert_same_segments(gpu.localize(*planted_videos).segments, cpu.localize(*planted_videos).segments)
+
+
+@pytest.mark.cuda
+def test_onnxruntime_cuda_provider_matches_cpu(micro_model_dir, planted_videos):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has no CUDA execution provider")
+    cpu = Localizer(micro_model_dir, micro_model_dir, method_params=YOLOX_PARAMS)
+    gpu = Localizer(micro_model_dir, micro_model_dir, device="cuda", method_params=YOLOX_PARAMS)
+    np.testing.assert_allclose(gpu.features(planted_videos[0]).features, cpu.features(planted_videos[0]).features,
+                               atol=1e-4)
+    _assert_same_segments(gpu.localize(*planted_videos).segments, cpu.localize(*planted_videos).segments)

@@ -85,20 +85,22 @@ def ops_cases() -> list[BenchCase]:
     return cases
 
 
-def _model_sources(args: argparse.Namespace, workdir: Path) -> dict[str, tuple]:
-    """backend -> (extractor source, detector source) for the extract and localize suites."""
+def model_sources(model: str | None, preset: str, workdir: Path) -> dict[str, tuple]:
+    """backend -> (extractor source, detector source) for the extract and localize suites: the exported
+    ``model`` directory (onnxruntime only), or random-weight ``preset`` models (torch, and onnxruntime through
+    an export into ``workdir``)."""
     from vcl_fast.runtime import available_backends
 
     backends = available_backends()
-    if args.model:
+    if model:
         if "onnxruntime" not in backends:
             raise CliError("--model needs onnxruntime, which is not installed")
-        return {"onnxruntime": (args.model, args.model)}
+        return {"onnxruntime": (model, model)}
     if _torch() is None:
         raise CliError("the extract and localize suites need --model DIR (an exported model) or torch")
     from vcl_fast.models import build_detector, build_extractor
 
-    extractor, detector = build_extractor(args.preset), build_detector(args.preset)
+    extractor, detector = build_extractor(preset), build_detector(preset)
     sources = {"torch": (extractor, detector)}
     if "onnxruntime" in backends:
         from vcl_fast.export.onnx import export_onnx
@@ -144,7 +146,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     suites = SUITES if args.suite == "all" else (args.suite,)
     results = []
     with tempfile.TemporaryDirectory(prefix="vcl-fast-bench-") as workdir:
-        sources = _model_sources(args, Path(workdir)) if set(suites) - {"ops"} else {}
+        sources = model_sources(args.model, args.preset, Path(workdir)) if set(suites) - {"ops"} else {}
         for suite in suites:
             cases = {"ops": ops_cases, "extract": lambda: extract_cases(sources, args.threads),
                      "localize": lambda: localize_cases(sources, args.threads)}[suite]()
