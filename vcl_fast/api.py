@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
+from vcl_fast.config import replace_fields
 from vcl_fast.data.features import VideoFeatures
 from vcl_fast.detect.decode import STRIDES
 from vcl_fast.detect.localizer import DetectionSettings, localize_maps
@@ -98,6 +99,8 @@ class Localizer:
     (``conf_threshold``, ``nms_threshold``, ``chunk_length``, ``batch_size``) for yolox, or of the classical
     method's VCSL-tuned parameters. batch_size: frames decoded and embedded per step. threads: intra-op
     threads of the backend (None: its default).
+
+    One instance may serve concurrent calls from several threads (see the module docstring).
     """
 
     def __init__(self, extractor: Any = None, detector: Any = None, *, backend: str = "onnxruntime",
@@ -119,8 +122,6 @@ class Localizer:
                 raise ValueError(f"the detector's strides {self.detector.spec.strides} are not {STRIDES}")
             if "input_size" in params:
                 raise ValueError("input_size is the detector's own; it cannot be overridden")
-            from vcl_fast.config import replace_fields
-
             self.params = replace_fields(DetectionSettings(input_size=self.detector.spec.input_size), **params)
         else:
             self.detector = None
@@ -208,7 +209,8 @@ class Localizer:
             if r.num_frames and q.num_frames and r.dim != q.dim:
                 raise ValueError(f"{r_name}: {role} features have {r.dim} dims but the query's ({q_name}) have "
                                  f"{q.dim}; both must come from the same extractor")
-        dtype = np.float16 if all(v.features.dtype == np.float16 for v, _ in [(q, q_name), *refs]) else np.float32
+        videos = [q, *(r for r, _ in refs)]
+        dtype = np.float16 if all(v.features.dtype == np.float16 for v in videos) else np.float32
         start = time.perf_counter()
         maps = similarity_maps(q.features.astype(dtype, copy=False),
                                [r.features.astype(dtype, copy=False) for r, _ in refs])

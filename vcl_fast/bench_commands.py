@@ -36,12 +36,14 @@ LOCALIZE_FRAMES = 60  # frames per video of a benchmarked pair (one minute at 1 
 METHODS = ("yolox", "tn", "dp", "hv", "dtw")
 
 
-def _torch():
+def _optional(name: str):
+    """The module ``name``, or None when it is not installed."""
+    import importlib
+
     try:
-        import torch
+        return importlib.import_module(name)
     except ImportError:
         return None
-    return torch
 
 
 def random_boxes(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +57,7 @@ def ops_cases() -> list[BenchCase]:
     from vcl_fast.ops import (segment_nms, segment_nms_reference, similarity_map, similarity_map_reference,
                               similarity_map_torch_reference)
 
-    torch = _torch()
+    torch, torchvision = _optional("torch"), _optional("torchvision")
     rng = np.random.default_rng(0)
     cases = []
     for n in SIM_SIZES:
@@ -74,9 +76,7 @@ def ops_cases() -> list[BenchCase]:
     for n in NMS_SIZES:
         boxes, scores = random_boxes(n, rng)
         impls = {"vcl_fast": lambda b=boxes, s=scores: segment_nms(b, s, NMS_IOU)}
-        if torch is not None:
-            import torchvision
-
+        if torchvision is not None:
             tb, ts = torch.from_numpy(boxes), torch.from_numpy(scores)
             impls["torchvision"] = lambda tb=tb, ts=ts: torchvision.ops.nms(tb, ts, NMS_IOU)
         impls["numpy reference"] = lambda b=boxes, s=scores: segment_nms_reference(b, s, NMS_IOU)
@@ -96,7 +96,7 @@ def model_sources(model: str | None, preset: str, workdir: Path) -> dict[str, tu
         if "onnxruntime" not in backends:
             raise CliError("--model needs onnxruntime, which is not installed")
         return {"onnxruntime": (model, model)}
-    if _torch() is None:
+    if _optional("torch") is None:
         raise CliError("the extract and localize suites need --model DIR (an exported model) or torch")
     from vcl_fast.models import build_detector, build_extractor
 
