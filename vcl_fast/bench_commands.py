@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vcl_fast.api import METHODS
 from vcl_fast.atomic import atomic_write
 from vcl_fast.benchmark import BenchCase, format_results, run_case
 from vcl_fast.cli import CliError
@@ -33,7 +34,6 @@ NMS_SIZES = (100, 1000, 8400)
 NMS_IOU = 0.3
 EXTRACT_FRAMES, EXTRACT_SHAPE = 32, (360, 640)
 LOCALIZE_FRAMES = 60  # frames per video of a benchmarked pair (one minute at 1 fps)
-METHODS = ("yolox", "tn", "dp", "hv", "dtw")
 
 
 def _optional(name: str):

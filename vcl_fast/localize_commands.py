@@ -13,11 +13,12 @@ import io
 import json
 from pathlib import Path
 
+from vcl_fast.api import METHODS
 from vcl_fast.atomic import atomic_write
 from vcl_fast.cli import CliError
+from vcl_fast.config import parse_overrides
+from vcl_fast.runtime import BACKENDS
 
-METHOD_CHOICES = ("yolox", "tn", "dp", "hv", "dtw")
-BACKEND_CHOICES = ("onnxruntime", "torch")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".mpg", ".mpeg", ".m4v", ".ts", ".gif")
 
 
@@ -37,16 +38,10 @@ def build_localizer(args: argparse.Namespace):
     detector = args.detector or args.model
     try:
         return Localizer(extractor, detector, backend=args.backend, device=args.device, fps=args.fps,
-                         method=args.method, method_params=_params(args.param), batch_size=args.batch_size,
+                         method=args.method, method_params=parse_overrides(args.param), batch_size=args.batch_size,
                          threads=args.threads)
     except ImportError as exc:
         raise CliError(str(exc)) from None
-
-
-def _params(items: list[str]) -> dict[str, str]:
-    from vcl_fast.config import parse_overrides
-
-    return parse_overrides(items)
 
 
 # ---------------------------------------------------------------------------------------------- one pair
@@ -235,13 +230,13 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     return _localize_pair(args)
 
 
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """Options choosing the models and how they run (shared with ``vcl-fast bench``)."""
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Options choosing the models and how they run."""
     p.add_argument("--model", metavar="DIR", help="exported model directory (`vcl-fast export`); default: the "
                    "embedded model")
     p.add_argument("--extractor", metavar="PATH", help="extractor only (torch backend: a weight directory)")
     p.add_argument("--detector", metavar="PATH", help="detector only (torch backend: a directory or checkpoint)")
-    p.add_argument("--backend", default="onnxruntime", choices=BACKEND_CHOICES, help="default: onnxruntime")
+    p.add_argument("--backend", default="onnxruntime", choices=list(BACKENDS), help="default: onnxruntime")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's)")
     p.add_argument("--batch-size", type=int, default=16, help="frames decoded and embedded per step (default 16)")
@@ -259,12 +254,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="OUT.json", help="write the result as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="draw the similarity map with the segments (matplotlib)")
     p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
-    p.add_argument("--method", default="yolox", choices=METHOD_CHOICES,
+    p.add_argument("--method", default="yolox", choices=METHODS,
                    help="yolox (detector) or a classical localizer (default: yolox)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting of the method (yolox: conf_threshold, nms_threshold, chunk_length, "
                    "batch_size; classical: its VCSL-tuned parameters), repeatable")
-    add_model_arguments(p)
+    _add_model_arguments(p)
     p.add_argument("--pairs", metavar="CSV", help="pair list (query_id,reference_id)")
     p.add_argument("--videos", metavar="DIR", help="directory holding <id>.<suffix> videos for --pairs")
     p.add_argument("-o", "--output", metavar="PREDS.json", help="--pairs: VCSL prediction JSON")
