@@ -123,8 +123,9 @@ __global__ void gather_kernel(const float* __restrict__ boxes, const int64_t* __
   const float* b = boxes + 4 * static_cast<int64_t>(i);
   const float4 box = make_float4(b[0], b[1], b[2], b[3]);
   sorted_boxes[k] = box;
-  // Explicitly rounded operations: never contracted to FMA, IEEE even under --use_fast_math, so the
-  // IoU is bit-identical to the CPU kernels and the numpy reference.
+  // Explicitly rounded operations: never contracted to FMA and IEEE-rounded even under --use_fast_math,
+  // so the IoU is bit-identical to the CPU kernels and the numpy reference (save denormal results, which
+  // --use_fast_math flushes to zero).
   sorted_areas[k] = __fmul_rn(__fsub_rn(box.z, box.x), __fsub_rn(box.w, box.y));
   if (groups != nullptr) sorted_groups[k] = groups[i];
 }

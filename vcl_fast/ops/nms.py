@@ -20,16 +20,16 @@ import numpy as np
 
 from vcl_fast._ext import cuda_available, extension, extension_error, warn_fallback
 from vcl_fast.ops._arrays import (
-    CUDA_INTERFACE,
-    CUPY,
     NUMPY,
     TORCH_CPU,
-    TORCH_CUDA,
     array_kind,
     current_stream,
     device_view,
+    dtype_name,
     gpu_as_contiguous,
     gpu_empty,
+    gpu_from_host,
+    gpu_to_host,
     like_input,
     to_numpy,
 )
@@ -75,12 +75,12 @@ def _segment_nms_cpu(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray |
 
 
 def _segment_nms_gpu(boxes: Any, scores: Any, groups: Any, threshold: float, kind: str, n: int) -> Any:
-    if not cuda_available():
-        warn_fallback("segment_nms", extension_error() or "the extension was built without CUDA or sees no GPU")
-        return _from_host(segment_nms_reference(*_to_host(boxes, scores, groups, kind), threshold), boxes, kind)
     boxes = gpu_as_contiguous(boxes, np.float32, kind)
     scores = gpu_as_contiguous(scores, np.float32, kind)
     groups = None if groups is None else gpu_as_contiguous(groups, np.int64, kind)
+    if not cuda_available():
+        warn_fallback("segment_nms", extension_error() or "the extension was built without CUDA or sees no GPU")
+        return gpu_from_host(segment_nms_reference(*_gpu_to_host(boxes, scores, groups, kind), threshold), boxes, kind)
     keep = gpu_empty((n,), np.int64, boxes, kind)
     ok, count = extension().segment_nms_cuda(
         device_view(boxes).ptr,
@@ -92,7 +92,7 @@ def _segment_nms_gpu(boxes: Any, scores: Any, groups: Any, threshold: float, kin
         current_stream(boxes, kind),
     )
     if not ok:
-        host_boxes, host_scores, _ = _to_host(boxes, scores, None, kind)
+        host_boxes, host_scores, _ = _gpu_to_host(boxes, scores, None, kind)
         _check_values(host_boxes, host_scores)
         raise RuntimeError("segment_nms_cuda reported invalid values that _check_values did not find")
     return keep[:count]
@@ -146,13 +146,6 @@ def _check_values(boxes: np.ndarray, scores: np.ndarray) -> None:
         )
 
 
-def _dtype_name(x: Any, kind: str) -> str:
-    if kind in (TORCH_CPU, TORCH_CUDA):
-        return str(x.dtype).removeprefix("torch.")
-    dtype = device_view(x).dtype if kind == CUDA_INTERFACE else x.dtype
-    return np.dtype(dtype).type.__name__  # e.g. "float32"; much cheaper than dtype.name
-
-
 def _check_inputs(boxes: Any, scores: Any, iou_threshold: Any, groups: Any) -> tuple[str, int]:
     """Shape/dtype/kind/threshold checks that need no look at the values; returns (array kind, N)."""
     kind = array_kind(boxes, "boxes")
@@ -168,10 +161,10 @@ def _check_inputs(boxes: Any, scores: Any, iou_threshold: Any, groups: Any) -> t
         if tuple(x.shape) != (n,):
             raise ValueError(f"{name} must have shape (N,) = ({n},) to match boxes, got {tuple(x.shape)}")
     for name, x in [("boxes", boxes), ("scores", scores)]:
-        if _dtype_name(x, kind) not in FLOAT_DTYPES:
-            raise TypeError(f"{name} must be float16, float32 or float64, got {_dtype_name(x, kind)}")
-    if groups is not None and _dtype_name(groups, kind) not in INT_DTYPES:
-        raise TypeError(f"groups must be an integer array (int8..int64, uint8..uint32), got {_dtype_name(groups, kind)}")
+        if dtype_name(x) not in FLOAT_DTYPES:
+            raise TypeError(f"{name} must be float16, float32 or float64, got {dtype_name(x)}")
+    if groups is not None and dtype_name(groups) not in INT_DTYPES:
+        raise TypeError(f"groups must be an integer array (int8..int64, uint8..uint32), got {dtype_name(groups)}")
     if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, numbers.Real):
         raise TypeError(f"iou_threshold must be a real number, got {type(iou_threshold).__name__}")
     if not float(iou_threshold) >= 0:
@@ -197,24 +190,7 @@ def _host_float32(x: Any) -> np.ndarray:
         return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _to_host(boxes: Any, scores: Any, groups: Any, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Host copies of GPU inputs (the path taken when the CUDA kernel is unavailable)."""
-    if kind == TORCH_CUDA:
-        copy = lambda x: x.detach().cpu().numpy()  # noqa: E731
-    elif kind == CUPY:
-        copy = lambda x: x.get()  # noqa: E731
-    else:
-        raise TypeError("without the CUDA kernel, only torch and CuPy GPU arrays are supported")
-    return _host_arrays(copy(boxes), copy(scores), None if groups is None else copy(groups))
-
-
-def _from_host(result: np.ndarray, like: Any, kind: str) -> Any:
-    """A host result moved to the device and framework of ``like``."""
-    if kind == TORCH_CUDA:
-        import torch
-
-        return torch.from_numpy(result).to(like.device)
-    import cupy
-
-    with cupy.cuda.Device(like.device.id):
-        return cupy.asarray(result)
+def _gpu_to_host(boxes: Any, scores: Any, groups: Any, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Host copies of converted GPU inputs (see ``gpu_as_contiguous``), for the reference or an error message."""
+    host_groups = None if groups is None else gpu_to_host(groups, kind)
+    return gpu_to_host(boxes, kind), gpu_to_host(scores, kind), host_groups
