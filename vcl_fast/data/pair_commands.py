@@ -1,7 +1,7 @@
 """``vcl-fast generate-pairs``: self-supervised copied video pairs written as detector training data.
 
 Pipeline: videos sampled at 1 fps (video files and frame folders, or pseudo-videos made from a photo
-folder) -> features from a trained extractor -> ``vcl_fast.data.pair_generation.generate_copy_pairs``
+folder) -> features from a trained extractor (torch runtime backend, preprocessed as at inference) -> ``vcl_fast.data.pair_generation.generate_copy_pairs``
 (vanilla, Transitivity Propagation and negative pairs; inserted clips get the extractor's copy edits with
 one parameter draw per clip, then a video-style edit: ``vcl_fast.data.video_edits.clip_augmenter``) ->
 one similarity map per pair (``vcl_fast.ops.similarity_map``, max cosine over token pairs).
@@ -104,18 +104,11 @@ def pseudo_videos(photos: list[Path], settings: PseudoVideoSettings, seed: int
 
 
 def extractor_embedder(model_dir: str | os.PathLike, batch_size: int = 64):
-    """``Embedder`` (uint8 (N, H, W, 3) frames -> float32 (N, T, D) features) of an extractor directory."""
-    from PIL import Image
+    """``Embedder`` (uint8 (N, H, W, 3) frames -> float32 (N, T, D) features) of an extractor weight directory,
+    run by the torch runtime backend with the same preprocessing as ``vcl_fast.Localizer``."""
+    from vcl_fast.runtime import get_backend
 
-    from vcl_fast.models.extract import extract_features
-    from vcl_fast.models.weights import load_extractor
-
-    model = load_extractor(model_dir)
-
-    def embed(frames: np.ndarray) -> np.ndarray:
-        return extract_features(model, [Image.fromarray(f) for f in frames], batch_size)
-
-    return embed
+    return get_backend("torch").load_extractor(model_dir, batch_size=batch_size).embed
 
 
 def new_output_dir(path: str | os.PathLike) -> Path:
