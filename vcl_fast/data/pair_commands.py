@@ -28,12 +28,12 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from vcl_fast.atomic import atomic_directory, check_new_directory
 
 FORMAT = "vcl_fast.generated_pairs"
 FORMAT_VERSION = 1
@@ -111,14 +111,6 @@ def extractor_embedder(model_dir: str | os.PathLike, batch_size: int = 64):
     return get_backend("torch").load_extractor(model_dir, batch_size=batch_size).embed
 
 
-def new_output_dir(path: str | os.PathLike) -> Path:
-    """``path`` as a Path; FileExistsError unless it is absent or an empty folder."""
-    out = Path(path)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not an empty folder; choose a new output folder")
-    return out
-
-
 def write_generated_pairs(out_dir: str | os.PathLike, generated, origins: dict[str, str], config, seed: int,
                           extractor: str) -> Path:
     """Write a ``GeneratedSet`` as the on-disk format of the module docstring, atomically; returns the
@@ -126,10 +118,7 @@ def write_generated_pairs(out_dir: str | os.PathLike, generated, origins: dict[s
     from vcl_fast.data.map_dataset import write_map_sample
     from vcl_fast.ops import similarity_map
 
-    out = new_output_dir(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out_dir) as staging:
         entries = []
         for index, pair in enumerate(generated.pairs):
             name = f"{index:06d}.npz"
@@ -146,13 +135,7 @@ def write_generated_pairs(out_dir: str | os.PathLike, generated, origins: dict[s
         }
         with open(staging / INDEX_FILE, "w") as handle:
             json.dump(index, handle, indent=1)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
+    return Path(out_dir)
 
 
 def read_pair_index(directory: str | os.PathLike) -> dict:
@@ -172,7 +155,7 @@ def _cmd_generate_pairs(args: argparse.Namespace) -> int:
 
     if args.num_copies < 1:
         raise ValueError(f"--num-copies must be >= 1, got {args.num_copies}")
-    out = new_output_dir(args.output)
+    out = check_new_directory(args.output)
     settings = PseudoVideoSettings(frames=args.video_frames, photos_per_video=args.photos_per_video,
                                    short_side=args.short_side)
     videos, origins = load_videos(args.videos, settings, args.seed)
