@@ -130,23 +130,32 @@ class ModelEMA:
                 value.copy_(current[name])
 
 
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device={name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but CUDA is not available; use device=cpu or auto")
+    return device
+
+
 def _distributed_context(config: DetectorTrainConfig) -> tuple[torch.device, int, int]:
-    """(device, rank, world size); initialises the process group under torchrun."""
+    """(device, rank, world size); under torchrun (WORLD_SIZE > 1) initialises the process group (NCCL on
+    CUDA, one GPU per process at LOCAL_RANK; gloo on CPU)."""
+    device = _resolve_device(config.device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    want_cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={config.device!r} but CUDA is not available; use device=cpu or auto")
     if world == 1:
-        return torch.device("cuda" if config.device == "auto" and want_cuda else
-                            ("cpu" if config.device == "auto" else config.device)), 0, 1
+        return device, 0, 1
     import torch.distributed as dist
 
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if want_cuda:
-        torch.cuda.set_device(local_rank)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if want_cuda else "gloo")
-    device = torch.device("cuda", local_rank) if want_cuda else torch.device("cpu")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device, dist.get_rank(), dist.get_world_size()
 
 
@@ -205,7 +214,8 @@ def train_detector(config: DetectorTrainConfig, dataset, out_dir: str | os.PathL
 
     train_model = model
     if world > 1:
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.index is not None else None)
+        device_ids = [device] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     training_set = RenderedMaps(dataset, config.model.input_size, config.augment, config.seed)
     iters_per_epoch = len(epoch_batches(len(dataset), config.batch_size, config.seed, 0))
 
