@@ -8,8 +8,8 @@ boxes converted to input pixels (x = reference axis, y = query axis).
 Determinism: the sample order of epoch e comes from ``(seed, e)``, the augmentation of sample i in epoch e
 from ``(seed, e, i)``, the initial weights from ``seed``; nothing depends on how often training was resumed.
 ``out/checkpoint.pt`` (model, EMA, optimizer, scaler, position) is written atomically at every epoch end and
-every ``checkpoint_every`` iterations; a run started again with the same config, data and ``out`` continues
-from it. The result, ``out/model.safetensors`` + ``out/config.json``, holds the EMA weights.
+every ``checkpoint_every`` iterations; a run started again with the same config (``workers``, ``threads``,
+``device`` and ``checkpoint_every`` may differ), data and ``out`` continues from it. The result, ``out/model.safetensors`` + ``out/config.json``, holds the EMA weights.
 
 On CUDA, ``amp`` trains in float16 autocast with gradient scaling; under ``torchrun`` (WORLD_SIZE > 1) the
 model is wrapped in DistributedDataParallel and every global batch is split across the processes.
@@ -36,6 +36,7 @@ from vcl_fast.train.detector_config import DetectorTrainConfig
 from vcl_fast.train.yolox_loss import YOLOXLoss
 
 CHECKPOINT_FILE = "checkpoint.pt"
+RUNTIME_FIELDS = ("workers", "threads", "device", "checkpoint_every")  # may change when resuming
 LOSS_NAMES = ("loss", "iou", "obj", "cls", "l1")
 
 
@@ -159,9 +160,15 @@ def _distributed_context(config: DetectorTrainConfig) -> tuple[torch.device, int
     return device, dist.get_rank(), dist.get_world_size()
 
 
+def _run_settings(config: DetectorTrainConfig) -> dict:
+    """The config fields that define a run (everything but where and how fast it executes)."""
+    return {k: v for k, v in config.to_dict().items() if k not in RUNTIME_FIELDS}
+
+
 def _load_checkpoint(path: Path, config: DetectorTrainConfig, num_samples: int) -> dict:
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if state["config"] != config.to_dict() or state["num_samples"] != num_samples:
+    if _run_settings(DetectorTrainConfig.from_dict(state["config"])) != _run_settings(config) \
+            or state["num_samples"] != num_samples:
         raise ValueError(f"{path} belongs to another run (different config or dataset size); resume with the "
                          "same settings, or use a new output directory")
     return state
