@@ -16,6 +16,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vcl_fast.train.commands",  # creates the ``train`` group; the detector module below adds to it
     "vcl_fast.train.detector_commands",
     "vcl_fast.detect.commands",
+    "vcl_fast.localize_commands",
+    "vcl_fast.export.commands",
+    "vcl_fast.bench_commands",
 )
 
 

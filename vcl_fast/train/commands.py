@@ -19,9 +19,10 @@ def _cmd_train_extractor(args: argparse.Namespace) -> int:
     if trainer.step:
         print(f"resuming {args.out} at step {trainer.step}/{config.steps}", file=sys.stderr)
     history = trainer.run()
-    if history:
-        print(json.dumps(history[-1]))
-    print(f"weights: {Path(args.out)}", file=sys.stderr)
+    if trainer.rank == 0:
+        if history:
+            print(json.dumps(history[-1]))
+        print(f"weights: {Path(args.out)}", file=sys.stderr)
     return 0
 
 

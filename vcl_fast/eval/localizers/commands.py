@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from vcl_fast.atomic import atomic_write
-from vcl_fast.eval.localizers import LOCALIZERS, align, get_localizer, parse_overrides
+from vcl_fast.eval.localizers import LOCALIZERS, get_localizer, localizer_params
 
 
 def load_sim_map(path: str) -> np.ndarray:
@@ -45,10 +45,10 @@ def report_boxes(boxes: np.ndarray, summary: str, json_path: str | None, decimal
 
 
 def _cmd_align(args: argparse.Namespace) -> int:
-    overrides = parse_overrides(get_localizer(args.method).preset, args.param)
+    params = localizer_params(args.method, args.param)
     sim = load_sim_map(args.sim)
     try:
-        boxes = align(sim, args.method, **overrides)
+        boxes = get_localizer(args.method).run(sim, params)
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"{args.sim}: {exc}") from None
     summary = f"{len(boxes) or 'no'} box{'es' if len(boxes) != 1 else ''} ({args.method}; frames, exclusive ends)"
