@@ -335,3 +335,17 @@ def test_write_video_frame_rate(tmp_path):
     write_video(path, np.stack([painted(i) for i in range(30)]), Fraction(30000, 1001))
     info = probe(path)
     assert info.fps == pytest.approx(30000 / 1001) and info.duration == pytest.approx(30 * 1001 / 30000, abs=2e-3)
+
+
+def test_sample_videos_seek_and_sequential_agree():
+    """Real codecs (MS-MPEG4, Cinepak, MPEG-4, H.264) from the evaluation videos when they are in the data
+    cache (`vcl-fast data fetch`; $VCL_FAST_DATA_CACHE): seeking gives the frames decoding in order gives."""
+    from vcl_fast.data.sources import find_reserved_videos
+
+    videos = find_reserved_videos()
+    if not videos:
+        pytest.skip("no sample videos in the data cache (run `vcl-fast data fetch`)")
+    for path in videos:
+        seeking, in_order = read_frames(path, 1.0, size=48), read_frames(path, 1.0, size=48, seek=False)
+        np.testing.assert_array_equal(seeking.frames, in_order.frames)
+        assert abs(len(seeking) - probe(path).duration) <= 1  # one sample per second of the declared length

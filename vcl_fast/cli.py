@@ -11,6 +11,7 @@ import sys
 
 # Modules that add subcommands: each defines ``add_commands(subparsers)``; one line per area.
 COMMAND_MODULES: tuple[str, ...] = (
+    "vcl_fast.data.commands",
 )
 
 
