@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vcl_fast.localize_commands",
     "vcl_fast.export.commands",
     "vcl_fast.bench_commands",
+    "vcl_fast.data.commands",
 )
 
 
