@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vcl_fast.export.commands",
     "vcl_fast.bench_commands",
     "vcl_fast.data.commands",
+    "vcl_fast.data.pair_commands",
 )
 
 
