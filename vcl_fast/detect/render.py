@@ -34,10 +34,10 @@ def _cubic_weights(t: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def bicubic_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """torch's 1-D bicubic resize as 4 taps per output sample: source indices (out_size, 4) int64 (clamped
-    to the border) and weights (out_size, 4) float32; ``y[i] = sum_k weights[i, k] * x[indices[i, k]]``."""
+    """torch's 1-D bicubic resize as taps: source indices (out_size, 4) int64, clamped to the border, and
+    weights (out_size, 4) float32; output i is ``sum_k weights[i, k] * x[indices[i, k]]`` (read-only)."""
     if in_size < 1 or out_size < 1:
-        raise ValueError(f"bicubic resize needs sizes >= 1, got in_size={in_size}, out_size={out_size}")
+        raise ValueError(f"bicubic_taps needs sizes >= 1, got in_size={in_size}, out_size={out_size}")
     # torch computes the source position in float32 from a float32 scale (one fused multiply-add on the
     # CPUs we target); a 1-ulp difference in it moves the weights by ~1e-5, so follow it exactly.
     scale = np.float64(np.float32(in_size) / np.float32(out_size))
@@ -50,12 +50,13 @@ def bicubic_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     return indices, weights
 
 
+@lru_cache(maxsize=64)
 def bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """The same resize as a dense (out_size, in_size) float32 matrix W (``y = W @ x``): the plain form of
-    ``bicubic_taps``, used by the tests."""
+    """(out_size, in_size) float32 matrix W with ``W @ x`` = torch's 1-D bicubic resize of x (read-only)."""
     indices, weights = bicubic_taps(in_size, out_size)
     matrix = np.zeros((out_size, in_size), dtype=np.float32)
     np.add.at(matrix, (np.repeat(np.arange(out_size), 4), indices.ravel()), weights.ravel())
+    matrix.setflags(write=False)
     return matrix
 
 

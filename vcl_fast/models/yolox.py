@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -267,8 +268,15 @@ class YOLOX(nn.Module):
 
 def anchor_points(input_size: int, strides: tuple[int, ...] = STRIDES, device=None,
                   dtype=torch.float32) -> torch.Tensor:
-    """(A, 3) per anchor ``[grid_x, grid_y, stride]`` in the order of the head outputs."""
-    return torch.tensor(numpy_anchor_points(input_size, tuple(strides)), device=device, dtype=dtype)
+    """(A, 3) per anchor ``[grid_x, grid_y, stride]`` in the order of the head outputs (shared, do not modify:
+    cached per device, so decoding on a GPU uploads the anchors once instead of once per call)."""
+    return _anchor_points(int(input_size), tuple(strides), torch.device(device or "cpu"), dtype)
+
+
+@lru_cache(maxsize=32)
+def _anchor_points(input_size: int, strides: tuple[int, ...], device: torch.device, dtype: torch.dtype
+                   ) -> torch.Tensor:
+    return torch.tensor(numpy_anchor_points(input_size, strides), device=device, dtype=dtype)
 
 
 def decode_raw_outputs(raw: torch.Tensor, input_size: int, strides: tuple[int, ...] = STRIDES
