@@ -13,6 +13,7 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "vcl_fast.eval.commands",
     "vcl_fast.eval.localizers.commands",
+    "vcl_fast.search.commands",
     "vcl_fast.train.commands",
 )
 
