@@ -27,11 +27,13 @@ VIDEO_SUFFIXES = frozenset({
 
 
 def list_videos(spec: str | os.PathLike) -> list[VideoSource]:
-    """Videos named by ``spec``: a directory (its files with a video suffix, not recursive) or a text file
-    listing one video path per line (relative paths are relative to the list; blank lines and lines
-    starting with ``#`` are skipped). The id of a video is its file name without the suffix."""
+    """Videos named by ``spec``: a video file, a directory (its files with a video suffix, not recursive) or
+    a text file listing one video path per line (relative paths are relative to the list; blank lines and
+    lines starting with ``#`` are skipped). The id of a video is its file name without the suffix."""
     spec = Path(spec)
-    if spec.is_dir():
+    if spec.is_file() and spec.suffix.lower() in VIDEO_SUFFIXES:
+        paths = [spec]
+    elif spec.is_dir():
         paths = sorted(p for p in spec.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
         if not paths:
             raise ValueError(f"{spec}: no video files (suffixes {', '.join(sorted(VIDEO_SUFFIXES))})")

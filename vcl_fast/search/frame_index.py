@@ -141,6 +141,8 @@ def new_index(config: IndexConfig, dim: int, num_vectors: int):
     index = faiss.index_factory(dim, factory_string(config, dim, num_vectors), faiss.METRIC_INNER_PRODUCT)
     if config.kind != "flat":
         faiss.extract_index_ivf(index).nprobe = min(config.nprobe, resolved_lists(config, num_vectors))
+    if config.kind == "ivfpq":
+        index.do_polysemous_training = False  # only for polysemous (Hamming) search, which we do not use; slow
     return index
 
 

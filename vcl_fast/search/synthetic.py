@@ -1,8 +1,8 @@
 """Synthetic reference libraries and queries with planted copies, for tests and search benchmarks.
 
 A video is a random walk on the unit sphere per token: ``x[t + 1] = normalize(x[t] + step * g / sqrt(D))``
-with ``g ~ N(0, I)``, so neighbouring frames are similar (cosine ~ 1 / sqrt(1 + step^2), 0.94 at the
-default 0.35) and unrelated videos are not (cosine ~ N(0, 1 / D)), like frame features of real videos.
+with ``g ~ N(0, I)``, so neighbouring frames are similar (cosine ~ 1 / sqrt(1 + step^2), 0.89 at the
+default 0.5) and unrelated videos are not (cosine ~ N(0, 1 / D)), like frame features of real videos.
 Video ``i`` of a library depends only on ``(seed, i)``, so the library of 100 videos is the first 100 of
 the library of 10,000. A planted query is a fresh random walk in which one segment is replaced by a
 segment of a library video plus noise (``normalize(x + noise * g / sqrt(D))``: cosine ~ 0.8 to the source
@@ -23,7 +23,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def random_walk(rng: np.random.Generator, num_frames: int, tokens: int = 2, dim: int = 256,
-                step: float = 0.35) -> np.ndarray:
+                step: float = 0.5) -> np.ndarray:
     """``(num_frames, tokens, dim)`` float32 unit vectors, one random walk per token."""
     steps = rng.standard_normal((num_frames, tokens, dim)) * (step / np.sqrt(dim))
     steps[0] = rng.standard_normal((tokens, dim))
