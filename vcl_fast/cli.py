@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vcl_fast.bench_commands",
     "vcl_fast.data.commands",
     "vcl_fast.data.pair_commands",
+    "vcl_fast.search.commands",
+    "vcl_fast.train.commands",
 )
 
 
