@@ -22,7 +22,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vcl_fast.data.commands",
     "vcl_fast.data.pair_commands",
     "vcl_fast.search.commands",
-    "vcl_fast.train.commands",
 )
 
 
