@@ -15,13 +15,13 @@ def _log(message: str) -> None:
 def _ray_options(args: argparse.Namespace):
     if args.ray is False:
         return None
+    import importlib.util
+
     from vcl_fast.cli import CliError
     from vcl_fast.search.distributed import RayOptions
 
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise CliError('--ray needs Ray: pip install "vcl_fast[ray]"') from None
+    if importlib.util.find_spec("ray") is None:
+        raise CliError('--ray needs Ray: pip install "vcl_fast[ray]"')
 
     return RayOptions(address=args.ray, num_workers=args.workers)
 
@@ -92,10 +92,14 @@ def _queries(args: argparse.Namespace) -> list:
         return embed_queries(list_feature_files(args.query_features), FeatureFileLoader())
     if not args.queries:
         raise ValueError("no queries: give query videos (files, directories or list files) or --query-features DIR")
+    library_embedder = read_manifest(args.index).embedder
     if args.weights is not None:
-        embedder = ExtractorEmbedder(args.weights, args.fps or read_manifest(args.index).embedder.get("fps", 1.0))
+        embedder = ExtractorEmbedder(args.weights, args.fps or library_embedder.get("fps", 1.0))
+        if library_embedder["kind"] == "rtr" and library_embedder["weights"] != embedder.describe()["weights"]:
+            raise ValueError(f"{args.index} holds features of the extractor {library_embedder['weights']}; "
+                             "embed the queries with the same one (leave out --weights)")
     else:
-        embedder = embedder_from_description(read_manifest(args.index).embedder)
+        embedder = embedder_from_description(library_embedder)
         if isinstance(embedder, FeatureFileLoader):
             raise ValueError(f"{args.index} was built from precomputed features: pass the queries' features "
                              "with --query-features DIR, or an extractor with --weights DIR")
