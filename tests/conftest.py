@@ -23,3 +23,13 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("real annotation data not found: set VCL_FAST_SHARED_DATA or place shared/ beside the repo")
     return path
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Run a test with one torch CPU thread: small models on a shared 2-core machine run far faster so."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -2,7 +2,10 @@
 contract, planted copies scored with the VCSL per-pair metric, the real VCSL map, bad input, the CLI."""
 import itertools
 import json
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +20,6 @@ from vcl_fast.eval.localizers import (
     TNParams,
     align,
     localizer_params,
-    parse_overrides,
 )
 from vcl_fast.eval.localizers.hv import diagonal_sums, diagonal_sums_reference
 from vcl_fast.eval.localizers.paths import diagonal_segments
@@ -217,14 +219,14 @@ def test_bad_method_and_overrides():
     sim = np.zeros((5, 5), dtype=np.float32)
     with pytest.raises(ValueError, match="unknown localizer 'yolo'.*hv, tn, dp, dtw"):
         align(sim, "yolo")
-    with pytest.raises(ValueError, match="unknown TNParams parameter 'top_K'.*top_k"):
+    with pytest.raises(ValueError, match="unknown TNParams key 'top_K'.*top_k"):
         align(sim, "tn", top_K=5)
     with pytest.raises(TypeError, match=r"TNParams.top_k must be int, got float"):
         align(sim, "tn", top_k=2.5)
-    with pytest.raises(TypeError, match="DPParams.min_length must be int, got a bool"):
+    with pytest.raises(TypeError, match="DPParams.min_length must be int, got bool"):
         align(sim, "dp", min_length=True)
-    with pytest.raises(TypeError, match="HVParams.min_sim must be float, got str"):
-        align(sim, "hv", min_sim="0.5")
+    with pytest.raises(ValueError, match="HVParams.min_sim must be float, got 'high'"):
+        align(sim, "hv", min_sim="high")
     with pytest.raises(ValueError, match="DTWParams.min_sim must be finite"):
         align(sim, "dtw", min_sim=float("nan"))
     with pytest.raises(ValueError, match=r"HVParams.iou_thresh must be >= 0.0 and <= 1.0, got 1.5"):
@@ -238,15 +240,15 @@ def test_presets_are_the_vcsl_tuned_values_and_override_by_keyword_or_text():
     assert TNParams() == TNParams(max_step=10, top_k=10, min_sim=0.2, max_path=10, max_iou=0.3)
     assert DPParams() == DPParams(discontinue=3, min_sim=0.9, ave_sim=1.3, min_length=5, diagonal_thres=10)
     assert DTWParams() == DTWParams(discontinue=9, min_sim=0.3, min_length=5)
-    params = localizer_params("TN", top_k=np.int64(5), min_sim=1)
+    params = localizer_params("TN", {"top_k": np.int64(5), "min_sim": 1})
     assert params.top_k == 5 and isinstance(params.min_sim, float) and params.min_sim == 1.0
-    assert parse_overrides(TNParams(), ["top_k=5", " min_sim = 0.25"]) == {"top_k": 5, "min_sim": 0.25}
+    assert localizer_params("tn", ["top_k=5", " min_sim = 0.25"]) == TNParams(top_k=5, min_sim=0.25)
     with pytest.raises(ValueError, match="key=value"):
-        parse_overrides(TNParams(), ["top_k"])
+        localizer_params("tn", ["top_k"])
     with pytest.raises(ValueError, match="TNParams.top_k must be int, got '2.5'"):
-        parse_overrides(TNParams(), ["top_k=2.5"])
-    with pytest.raises(ValueError, match="unknown DPParams parameter 'foo'"):
-        parse_overrides(DPParams(), ["foo=1"])
+        localizer_params("tn", ["top_k=2.5"])
+    with pytest.raises(ValueError, match="unknown DPParams key 'foo'"):
+        localizer_params("dp", ["foo=1"])
 
 
 # ----------------------------------------------------------------------------------- planted copies
@@ -423,7 +425,7 @@ def test_cli_align_no_boxes(tmp_path, capsys):
         (np.zeros((2, 3, 4), dtype=np.float32), [], "2-D"),
         (np.array([[0.5, np.nan]], dtype=np.float32), [], "NaN"),
         (np.zeros((4, 4), dtype=np.float32), ["--param", "top_k=x"], "must be int"),
-        (np.zeros((4, 4), dtype=np.float32), ["--param", "nope=1"], "unknown TNParams parameter"),
+        (np.zeros((4, 4), dtype=np.float32), ["--param", "nope=1"], "unknown TNParams key"),
         (np.array([{"a": 1}], dtype=object), [], "not a .npy file"),
     ],
 )
@@ -440,3 +442,13 @@ def test_cli_align_bad_input(tmp_path, capsys, content, args, match):
     err = capsys.readouterr().err.strip()
     assert err.startswith("vcl-fast align: error:") and match in err and "\n" not in err
     assert not out.exists()
+
+
+def test_localizers_do_not_import_torch():
+    code = (
+        "import sys, vcl_fast.eval.localizers.commands, numpy as np; "
+        "from vcl_fast.eval.localizers import align; "
+        "[align(np.eye(20, dtype=np.float32), m) for m in ('hv', 'tn', 'dp', 'dtw')]; "
+        "assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

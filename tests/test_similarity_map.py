@@ -7,16 +7,27 @@ import torch
 
 from vcl_fast import _ext
 from vcl_fast.ops import similarity as similarity_module
-from vcl_fast.ops import similarity_map, similarity_map_reference, similarity_map_torch_reference, similarity_maps
+from vcl_fast.ops import (
+    dual_softmax,
+    similarity_map,
+    similarity_map_reference,
+    similarity_map_torch_reference,
+    similarity_maps,
+)
 
 SIMD_LEVELS = ("scalar", "avx2", "avx512")
 FP32_ATOL = 1e-5
+CUDA_ATOL = {torch.float32: FP32_ATOL, torch.float16: 1e-4}  # float16: tensor-core products, float32 sums
 
-cuda = pytest.mark.skipif(not _ext.cuda_available(), reason="needs a CUDA GPU and the CUDA build of vcl_fast._C")
+
+def cuda_test(fn):
+    """Marks a test `cuda` and skips it without a GPU and the CUDA build."""
+    skip = pytest.mark.skipif(not _ext.cuda_available(), reason="needs a CUDA GPU and the CUDA build of vcl_fast._C")
+    return pytest.mark.cuda(skip(fn))
 
 
 def features(rng, frames, tokens, dim, dtype=np.float32):
-    return rng.standard_normal((frames, tokens, dim)).astype(dtype)
+    return rng.standard_normal((frames, tokens, dim), dtype=np.float32).astype(dtype, copy=False)
 
 
 @pytest.fixture(params=SIMD_LEVELS)
@@ -107,7 +118,7 @@ def test_non_contiguous_and_negative_strides(simd_level, view):
 def test_torch_cpu_tensors_in_torch_tensors_out(simd_level, dtype):
     generator = torch.Generator().manual_seed(6)
     query = torch.randn(2, 45, 256, generator=generator).to(dtype).transpose(0, 1)  # non-contiguous
-    reference = torch.randn(60, 3, 256, generator=generator).to(dtype)
+    reference = torch.randn(60, 3, 256, generator=generator).to(dtype).requires_grad_()
     got = similarity_map(query, reference)
     assert isinstance(got, torch.Tensor) and got.dtype == torch.float32 and got.shape == (45, 60)
     torch.testing.assert_close(got, similarity_map_torch_reference(query, reference), rtol=0, atol=FP32_ATOL)
@@ -145,8 +156,46 @@ def test_pairwise_with_repeated_query_objects(simd_level):
         np.testing.assert_allclose(got, similarity_map_reference(query, reference), rtol=0, atol=FP32_ATOL)
 
 
+def test_batches_larger_than_one_packing_group(simd_level):
+    # the CPU kernel packs pairs in groups of about 64 MB of panels: 70 x 520 reference frames make two
+    rng = np.random.default_rng(13)
+    query = features(rng, 7, 2, 256)
+    references = [features(rng, 0 if i % 9 == 4 else 520, 2, 256) for i in range(70)]
+    for got, reference in zip(similarity_maps(query, references), references):
+        np.testing.assert_allclose(got, similarity_map_reference(query, reference), rtol=0, atol=FP32_ATOL)
+    queries = [features(rng, 5, 1, 256) for _ in references]
+    for got, q, reference in zip(similarity_maps(queries, references), queries, references):
+        np.testing.assert_allclose(got, similarity_map_reference(q, reference), rtol=0, atol=FP32_ATOL)
+
+
 def test_empty_batch():
     assert similarity_maps(np.zeros((3, 2, 8), np.float32), []) == []
+
+
+def torch_dual_softmax(similarity, temperature):
+    return torch.softmax(similarity / temperature, 0) * torch.softmax(similarity / temperature, 1)
+
+
+def test_dual_softmax_mode():
+    rng = np.random.default_rng(12)
+    query = features(rng, 40, 2, 64)
+    references = [features(rng, n, 2, 64) for n in (30, 0, 1, 55)]
+    maps = similarity_maps(query, references, mode="dual_softmax", temperature=0.05)
+    for got, reference in zip(maps, references):
+        want = torch_dual_softmax(similarity_map_torch_reference(torch.from_numpy(query), torch.from_numpy(reference)),
+                                  0.05)
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-7)
+    assert all(m.base is maps[0].base is not None for m in maps)  # still views into one buffer
+    tensor_map = similarity_map(torch.from_numpy(query), torch.from_numpy(references[0]), mode="dual_softmax")
+    np.testing.assert_allclose(tensor_map.numpy(), dual_softmax(similarity_map(query, references[0])), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"mode": "mean"}, "mode must be one of"),
+                                             ({"mode": "dual_softmax", "temperature": 0.0}, "temperature"),
+                                             ({"mode": "dual_softmax", "temperature": float("nan")}, "temperature")])
+def test_bad_mode_or_temperature(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        similarity_map(np.ones((2, 1, 4), np.float32), np.ones((3, 1, 4), np.float32), **kwargs)
 
 
 # ---- bad input: identical errors on CPU and CUDA ---------------------------------------------------------------
@@ -229,12 +278,11 @@ def _cuda(x):
     return torch.from_numpy(np.ascontiguousarray(x)).cuda()
 
 
-@pytest.mark.cuda
-@cuda
+@cuda_test
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_cuda_shape_sweep(dtype):
     generator = torch.Generator().manual_seed(20)
-    atol = FP32_ATOL if dtype == torch.float32 else 1e-4
+    atol = CUDA_ATOL[dtype]
     shapes = itertools.product((0, 1, 7, 64, 257), (0, 1, 7, 64, 257), (1, 2, 3, 4), (1, 3), (1, 3, 256, 384))
     for n_q, n_r, t_q, t_r, dim in shapes:
         query = torch.randn(n_q, t_q, dim, generator=generator).to(dtype).cuda()
@@ -246,12 +294,11 @@ def test_cuda_shape_sweep(dtype):
             torch.testing.assert_close(got, want, rtol=0, atol=atol * (1 if not normalized else dim))
 
 
-@pytest.mark.cuda
-@cuda
+@cuda_test
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_cuda_batched_ragged_zero_vectors_and_strides(dtype):
     generator = torch.Generator().manual_seed(21)
-    atol = FP32_ATOL if dtype == torch.float32 else 1e-4
+    atol = CUDA_ATOL[dtype]
     query = torch.randn(2, 90, 256, generator=generator).to(dtype).cuda().transpose(0, 1)  # non-contiguous
     query[4] = 0
     references = [torch.randn(n, 2, 256, generator=generator).to(dtype).cuda() for n in (60, 0, 1, 600, 130)]
@@ -265,20 +312,27 @@ def test_cuda_batched_ragged_zero_vectors_and_strides(dtype):
         torch.testing.assert_close(got, similarity_map_torch_reference(q, reference), rtol=0, atol=atol)
 
 
-@pytest.mark.cuda
-@cuda
+@cuda_test
+def test_cuda_dual_softmax_mode():
+    generator = torch.Generator().manual_seed(23)
+    query, reference = torch.randn(70, 2, 256, generator=generator).cuda(), torch.randn(90, 2, 256).cuda()
+    got = similarity_map(query, reference, mode="dual_softmax")
+    want = torch_dual_softmax(similarity_map_torch_reference(query, reference), 0.1)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+
+
+@cuda_test
 def test_cuda_matches_cpu_kernel_on_a_side_stream():
     rng = np.random.default_rng(22)
     query, reference = features(rng, 300, 2, 256), features(rng, 200, 2, 256)
     stream = torch.cuda.Stream()
     with torch.cuda.stream(stream):
-        got = similarity_map(_cuda(query), _cuda(reference))
+        got = similarity_map(_cuda(query).requires_grad_(), _cuda(reference))
     stream.synchronize()
     np.testing.assert_allclose(got.cpu().numpy(), similarity_map(query, reference), rtol=0, atol=FP32_ATOL)
 
 
-@pytest.mark.cuda
-@cuda
+@cuda_test
 @pytest.mark.parametrize("case", bad_input_cases(), ids=lambda case: case[0])
 def test_bad_input_cuda(case):
     _, call, exception, message = case

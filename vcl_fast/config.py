@@ -2,14 +2,17 @@
 
 Overrides come as ``key=value`` strings (command line) or as a mapping of typed values (Python); nested
 config groups are addressed with dots (``model.width=0.25``). Supported field types: bool, int, float, str,
-``tuple[int | float | str, ...]`` and nested config dataclasses. Mistakes raise ``ConfigError`` (a
-ValueError) naming the key and the valid choices.
+``tuple[int | float | str, ...]`` and nested config dataclasses. Unknown keys or presets and text that
+does not parse raise ``ConfigError`` (a ValueError) naming the key and the valid choices; a typed value of
+the wrong type raises TypeError.
 """
 from __future__ import annotations
 
 import dataclasses
 import typing
 from typing import Any, Iterable, Mapping, TypeVar
+
+import numpy as np
 
 C = TypeVar("C")
 
@@ -32,33 +35,35 @@ def parse_overrides(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _convert(key: str, value: Any, kind: Any) -> Any:
-    """``value`` (typed, or text to parse) as a value of field type ``kind``."""
+def _convert(where: str, value: Any, kind: Any) -> Any:
+    """``value`` as field type ``kind``: text is parsed (ConfigError when it does not parse), typed values
+    are checked (TypeError for a wrong type; numpy scalars count as their Python type)."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if typing.get_origin(kind) is tuple:
         item_type = typing.get_args(kind)[0]
         if isinstance(value, str):
             value = [v for v in value.strip("()[] ").split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a comma-separated list of {item_type.__name__}, got {value!r}")
-        return tuple(_convert(key, v, item_type) for v in value)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-    elif kind in (int, float) and not isinstance(value, bool):
-        if isinstance(value, str):
-            try:
-                return kind(value.strip())
-            except ValueError:
-                pass
-        elif isinstance(value, int) or (kind is float and isinstance(value, float)):
-            return kind(value)
-    elif kind is str and isinstance(value, str):
+            raise TypeError(f"{where} must be a list of {item_type.__name__}, got {type(value).__name__} {value!r}")
+        return tuple(_convert(where, v, item_type) for v in value)
+    if kind not in (bool, int, float, str):
+        raise ConfigError(f"{where}: unsupported config field type {kind!r}")
+    if isinstance(value, str) and kind is not str:
+        text = value.strip().lower()
+        if kind is bool and text in _TRUE | _FALSE:
+            return text in _TRUE
+        try:
+            if kind is not bool:
+                return kind(text)
+        except ValueError:
+            pass
+        raise ConfigError(f"{where} must be {kind.__name__}, got {value!r}")
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
-    elif kind not in (bool, int, float, str):
-        raise ConfigError(f"{key}: unsupported config field type {kind!r}")
-    raise ConfigError(f"{key} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"{where} must be {kind.__name__}, got {type(value).__name__} {value!r}")
 
 
 def _replace_path(config: Any, path: list[str], value: Any, key: str) -> Any:
@@ -73,7 +78,7 @@ def _replace_path(config: Any, path: list[str], value: Any, key: str) -> Any:
     elif len(path) > 1:
         raise ConfigError(f"config key {path[0]!r} in {key!r} has no sub-keys")
     else:
-        new = _convert(key, value, kind)
+        new = _convert(f"{type(config).__name__}.{path[0]}", value, kind)
     return dataclasses.replace(config, **{path[0]: new})
 
 

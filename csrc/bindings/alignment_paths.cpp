@@ -10,6 +10,7 @@
 
 namespace py = pybind11;
 
+namespace vcl_fast {
 namespace {
 
 using DoubleMap = py::array_t<double, py::array::c_style | py::array::forcecast>;
@@ -92,3 +93,5 @@ void register_alignment_paths(py::module_& m) {
       py::arg("top_cols"), py::arg("top_sims"), py::arg("max_step"), py::arg("min_sim"), py::arg("num_paths"),
       "Temporal-network longest paths over each row's top-k columns: (points (P, 2) int64, offsets (n + 1,)).");
 }
+
+}  // namespace vcl_fast

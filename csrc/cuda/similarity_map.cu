@@ -268,6 +268,26 @@ class DeviceGuard {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+template <typename Feature>
+using TileKernel = void (*)(const Feature*, const Feature*, const int64_t*, int64_t, int64_t, int64_t, int64_t,
+                            const float*, const float*, float*, int64_t);
+
+// Enqueues the token scales and then the tile kernel for one feature type.
+template <typename Feature>
+void enqueue(TileKernel<Feature> tiles, int threads, const char* name, const SimilarityCudaBatch& batch,
+             const SimilarityLayout& layout, dim3 scale_grid, dim3 grid, int64_t tiles_n, cudaStream_t stream) {
+  const auto* q = static_cast<const Feature*>(batch.queries);
+  const auto* r = static_cast<const Feature*>(batch.references);
+  const int64_t T = layout.query_tokens, T2 = layout.reference_tokens, D = layout.dim;
+  token_scales<Feature><<<scale_grid, kScaleWarps * 32, 0, stream>>>(
+      q, r, batch.pairs, batch.num_pairs, T, T2, D, layout.normalized, batch.query_scale, batch.reference_scale,
+      batch.flags);
+  check(cudaGetLastError(), "token_scales launch");
+  tiles<<<grid, threads, 0, stream>>>(q, r, batch.pairs, batch.num_pairs, T, T2, D, batch.query_scale,
+                                      batch.reference_scale, batch.out, tiles_n);
+  check(cudaGetLastError(), name);
+}
+
 }  // namespace
 
 void similarity_map_cuda(const SimilarityCudaBatch& batch, const SimilarityLayout& layout, void* stream_handle) {
@@ -278,7 +298,7 @@ void similarity_map_cuda(const SimilarityCudaBatch& batch, const SimilarityLayou
         "cudaMemsetAsync");
   if (batch.max_query_frames == 0 || batch.max_reference_frames == 0) return;
 
-  const int64_t T = layout.query_tokens, T2 = layout.reference_tokens, D = layout.dim;
+  const int64_t T = layout.query_tokens, T2 = layout.reference_tokens;
   const unsigned grid_y = static_cast<unsigned>(batch.num_pairs < kMaxGridY ? batch.num_pairs : kMaxGridY);
   const int64_t scale_blocks = ceil_div(batch.max_query_frames * T + batch.max_reference_frames * T2, kScaleWarps);
   const int64_t tiles_n = ceil_div(batch.max_reference_frames, kTile);
@@ -290,25 +310,11 @@ void similarity_map_cuda(const SimilarityCudaBatch& batch, const SimilarityLayou
   const dim3 grid(static_cast<unsigned>(tiles), grid_y);
 
   if (layout.type == FeatureType::Float16) {
-    const auto* q = static_cast<const __half*>(batch.queries);
-    const auto* r = static_cast<const __half*>(batch.references);
-    token_scales<__half><<<scale_grid, kScaleWarps * 32, 0, stream>>>(q, r, batch.pairs, batch.num_pairs, T, T2, D,
-                                                                      layout.normalized, batch.query_scale,
-                                                                      batch.reference_scale, batch.flags);
-    check(cudaGetLastError(), "token_scales launch");
-    similarity_wmma<<<grid, kWmmaThreads, 0, stream>>>(q, r, batch.pairs, batch.num_pairs, T, T2, D,
-                                                       batch.query_scale, batch.reference_scale, batch.out, tiles_n);
-    check(cudaGetLastError(), "similarity_wmma launch");
+    enqueue<__half>(similarity_wmma, kWmmaThreads, "similarity_wmma launch", batch, layout, scale_grid, grid,
+                    tiles_n, stream);
   } else {
-    const auto* q = static_cast<const float*>(batch.queries);
-    const auto* r = static_cast<const float*>(batch.references);
-    token_scales<float><<<scale_grid, kScaleWarps * 32, 0, stream>>>(q, r, batch.pairs, batch.num_pairs, T, T2, D,
-                                                                     layout.normalized, batch.query_scale,
-                                                                     batch.reference_scale, batch.flags);
-    check(cudaGetLastError(), "token_scales launch");
-    similarity_simt<<<grid, kSimtThreads, 0, stream>>>(q, r, batch.pairs, batch.num_pairs, T, T2, D,
-                                                       batch.query_scale, batch.reference_scale, batch.out, tiles_n);
-    check(cudaGetLastError(), "similarity_simt launch");
+    enqueue<float>(similarity_simt, kSimtThreads, "similarity_simt launch", batch, layout, scale_grid, grid,
+                   tiles_n, stream);
   }
 }
 

@@ -49,8 +49,9 @@ def planted_copy_map(rng: np.random.Generator, query_length: int, reference_leng
         level = rng.uniform(*copy_similarity)
         step = r_len / q_len
         for i in range(q_len):
-            c0 = r0 + int(np.floor(i * step))
-            c1 = max(c0 + 1, r0 + int(np.ceil((i + 1) * step)))
+            # columns [i * step, (i + 1) * step) of the reference segment, at least one, never past its end
+            c0 = r0 + min(int(np.floor(i * step)), r_len - 1)
+            c1 = max(c0 + 1, r0 + min(int(np.ceil((i + 1) * step)), r_len))
             sim[q0 + i, c0:c1] = np.maximum(sim[q0 + i, c0:c1], level + rng.normal(0.0, noise, size=c1 - c0))
         q_taken.append((q0, q0 + q_len))
         r_taken.append((r0, r0 + r_len))

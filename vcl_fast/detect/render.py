@@ -2,10 +2,12 @@
 lengths, replicate it to 3 channels and resize it to S x S with bicubic interpolation; the raw cosine values
 go in (no normalisation).
 
-The resize is torch-free: ``W_q @ map @ W_r^T`` with precomputed separable matrices that reproduce
-``torch.nn.functional.interpolate(mode="bicubic", align_corners=False, antialias=False)`` exactly: source
+The resize is torch-free and separable, ``W_q @ map @ W_r^T``, with precomputed interpolation matrices that
+reproduce ``torch.nn.functional.interpolate(mode="bicubic", align_corners=False, antialias=False)``: source
 coordinate ``(i + 0.5) * in / out - 0.5`` (not clamped), Keys cubic kernel with a = -0.75 over the 4 nearest
-source samples, indices clamped to the border. ``render_maps_reference`` is the torch reference.
+source samples, indices clamped to the border. Each matrix row has 4 non-zeros, so they are stored and
+applied as 4 taps (gathers) per output sample (``bicubic_taps``); ``bicubic_matrix`` is the dense form and
+``render_maps_reference`` the torch reference.
 """
 from __future__ import annotations
 
@@ -31,21 +33,37 @@ def _cubic_weights(t: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """(out_size, in_size) float32 matrix W with ``W @ x`` = torch's 1-D bicubic resize of x (read-only)."""
+def bicubic_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """torch's 1-D bicubic resize as taps: source indices (out_size, 4) int64, clamped to the border, and
+    weights (out_size, 4) float32; output i is ``sum_k weights[i, k] * x[indices[i, k]]`` (read-only)."""
     if in_size < 1 or out_size < 1:
-        raise ValueError(f"bicubic_matrix needs sizes >= 1, got in_size={in_size}, out_size={out_size}")
+        raise ValueError(f"bicubic_taps needs sizes >= 1, got in_size={in_size}, out_size={out_size}")
     # torch computes the source position in float32 from a float32 scale (one fused multiply-add on the
     # CPUs we target); a 1-ulp difference in it moves the weights by ~1e-5, so follow it exactly.
     scale = np.float64(np.float32(in_size) / np.float32(out_size))
     src = ((np.arange(out_size) + 0.5) * scale - 0.5).astype(np.float32)
     base = np.floor(src)
     weights = _cubic_weights((src - base).astype(np.float64)).astype(np.float32)
-    cols = np.clip(base.astype(np.int64)[:, None] + np.arange(-1, 3), 0, in_size - 1)
+    indices = np.clip(base.astype(np.int64)[:, None] + np.arange(-1, 3), 0, in_size - 1)
+    indices.setflags(write=False)
+    weights.setflags(write=False)
+    return indices, weights
+
+
+@lru_cache(maxsize=64)
+def bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """(out_size, in_size) float32 matrix W with ``W @ x`` = torch's 1-D bicubic resize of x (read-only)."""
+    indices, weights = bicubic_taps(in_size, out_size)
     matrix = np.zeros((out_size, in_size), dtype=np.float32)
-    np.add.at(matrix, (np.repeat(np.arange(out_size), 4), cols.ravel()), weights.ravel())
+    np.add.at(matrix, (np.repeat(np.arange(out_size), 4), indices.ravel()), weights.ravel())
     matrix.setflags(write=False)
     return matrix
+
+
+def _resize_rows(x: np.ndarray, out_size: int) -> np.ndarray:
+    """(n, m) -> (out_size, m) float32: bicubic resize along axis 0 (one gather of the 4 taps)."""
+    indices, weights = bicubic_taps(x.shape[0], out_size)
+    return np.einsum("sk,skm->sm", weights, x[indices])
 
 
 def _as_map_list(maps, lengths) -> list[np.ndarray]:
@@ -84,13 +102,8 @@ def render_maps(maps: Sequence[np.ndarray] | np.ndarray, input_size: int,
         m = m.astype(np.float32, copy=False)
         if not np.isfinite(m).all():
             raise ValueError(f"map {b} contains NaN or infinite values")
-        w_q = bicubic_matrix(m.shape[0], input_size)
-        w_r = bicubic_matrix(m.shape[1], input_size)
-        # Multiply in the cheaper order: (W_q @ m) @ W_r^T costs less when R < Q.
-        if m.shape[1] < m.shape[0]:
-            out[b, 0] = (w_q @ m) @ w_r.T
-        else:
-            out[b, 0] = w_q @ (m @ w_r.T)
+        rows_resized = np.ascontiguousarray(_resize_rows(m, input_size).T)  # (R, S)
+        out[b, 0] = _resize_rows(rows_resized, input_size).T
     out[:, 1] = out[:, 0]
     out[:, 2] = out[:, 0]
     return out

@@ -20,3 +20,14 @@ class TorchRunner:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             raw = self.model(x)
         return raw.float().cpu().numpy()
+
+    @property
+    def input_size(self) -> int:
+        return self.model.config.input_size
+
+    @classmethod
+    def from_path(cls, path, device: str = "cpu", amp: bool = False) -> "TorchRunner":
+        """Runner of the detector at ``path`` (model directory or reference-layout .pth)."""
+        from vcl_fast.models.detector_io import load_detector
+
+        return cls(load_detector(path), device, amp)

@@ -241,7 +241,7 @@ def evaluate_features(
     """Metrics of precomputed features (rows in ``icd.queries`` / ``icd.references`` order).
 
     Returns ``{"overall": {...}, "cls_only": {...} (k > 0), "per_edit": {edit: {...}}, "hit_rate": float,
-    "hit_rate_pip": float}``. A per-edit entry scores the queries carrying that edit together with every
+    "hit_rate_pip": float}`` (hit rates over the ground-truth pairs; None for k = 0 or no pairs). A per-edit entry scores the queries carrying that edit together with every
     query that has no copy (so its precision still counts false alarms)."""
     query_ids = [p.stem for p in icd.queries]
     reference_ids = [p.stem for p in icd.references]
@@ -272,8 +272,9 @@ def evaluate_features(
     r_pos = {r: i for i, r in enumerate(reference_ids)}
     pairs = [(q_pos[q], r_pos[r]) for q, r in icd.ground_truth if q in q_pos and r in r_pos]
     pip_pairs = [(q_pos[q], r_pos[r]) for q, r in icd.ground_truth if "pip" in icd.edits.get(q, []) and r in r_pos]
-    result["hit_rate"] = pair_hit_rate(query_features, reference_features, pairs)
-    result["hit_rate_pip"] = pair_hit_rate(query_features, reference_features, pip_pairs)
+    for key, subset in (("hit_rate", pairs), ("hit_rate_pip", pip_pairs)):
+        rate = pair_hit_rate(query_features, reference_features, subset)
+        result[key] = None if np.isnan(rate) else rate
     return result
 
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import torch
 from torch import nn
 
-from vcl_fast.config import config_from_dict, replace_fields
+from vcl_fast.config import config_from_dict, preset
 from vcl_fast.detect.decode import STRIDES
 from vcl_fast.detect.decode import anchor_points as numpy_anchor_points
 
@@ -59,6 +60,7 @@ class YOLOXConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "YOLOXConfig":
+        """From ``to_dict`` output (e.g. a model directory's config.json)."""
         return config_from_dict(cls, values)
 
 
@@ -72,11 +74,9 @@ MODEL_PRESETS: dict[str, YOLOXConfig] = {
 }
 
 
-def model_config(preset: str = "paper", **overrides) -> YOLOXConfig:
-    """The named preset with field overrides (``width=0.25``); ValueError on unknown presets or keys."""
-    if preset not in MODEL_PRESETS:
-        raise ValueError(f"unknown detector preset {preset!r}; choose one of {sorted(MODEL_PRESETS)}")
-    return replace_fields(MODEL_PRESETS[preset], **overrides)
+def model_config(name: str = "paper", **overrides) -> YOLOXConfig:
+    """The named preset with field overrides (``width=0.25``); ConfigError on unknown presets or keys."""
+    return preset(MODEL_PRESETS, name, overrides)
 
 
 class BaseConv(nn.Module):
@@ -225,8 +225,8 @@ class YOLOXHead(nn.Module):
         self.stems = nn.ModuleList()
         for channels in in_channels:
             self.stems.append(BaseConv(int(channels * width), hidden, 1, 1, act))
-            self.cls_convs.append(nn.Sequential(BaseConv(hidden, hidden, 3, 1, act), BaseConv(hidden, hidden, 3, 1, act)))
-            self.reg_convs.append(nn.Sequential(BaseConv(hidden, hidden, 3, 1, act), BaseConv(hidden, hidden, 3, 1, act)))
+            for branch in (self.cls_convs, self.reg_convs):
+                branch.append(nn.Sequential(BaseConv(hidden, hidden, 3, 1, act), BaseConv(hidden, hidden, 3, 1, act)))
             self.cls_preds.append(nn.Conv2d(hidden, num_classes, 1))
             self.reg_preds.append(nn.Conv2d(hidden, 4, 1))
             self.obj_preds.append(nn.Conv2d(hidden, 1, 1))
@@ -241,7 +241,8 @@ class YOLOXHead(nn.Module):
             x = self.stems[k](x)
             cls_feat = self.cls_convs[k](x)
             reg_feat = self.reg_convs[k](x)
-            out = torch.cat([self.reg_preds[k](reg_feat), self.obj_preds[k](reg_feat), self.cls_preds[k](cls_feat)], 1)
+            out = torch.cat([self.reg_preds[k](reg_feat), self.obj_preds[k](reg_feat), self.cls_preds[k](cls_feat)],
+                            dim=1)
             outputs.append(out.flatten(start_dim=2))
         return torch.cat(outputs, dim=2).permute(0, 2, 1)
 
@@ -267,8 +268,15 @@ class YOLOX(nn.Module):
 
 def anchor_points(input_size: int, strides: tuple[int, ...] = STRIDES, device=None,
                   dtype=torch.float32) -> torch.Tensor:
-    """(A, 3) per anchor ``[grid_x, grid_y, stride]`` in the order of the head outputs."""
-    return torch.tensor(numpy_anchor_points(input_size, tuple(strides)), device=device, dtype=dtype)
+    """(A, 3) per anchor ``[grid_x, grid_y, stride]`` in the order of the head outputs (shared, do not modify:
+    cached per device, so decoding on a GPU uploads the anchors once instead of once per call)."""
+    return _anchor_points(int(input_size), tuple(strides), torch.device(device or "cpu"), dtype)
+
+
+@lru_cache(maxsize=32)
+def _anchor_points(input_size: int, strides: tuple[int, ...], device: torch.device, dtype: torch.dtype
+                   ) -> torch.Tensor:
+    return torch.tensor(numpy_anchor_points(input_size, strides), device=device, dtype=dtype)
 
 
 def decode_raw_outputs(raw: torch.Tensor, input_size: int, strides: tuple[int, ...] = STRIDES

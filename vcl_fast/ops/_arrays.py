@@ -136,13 +136,18 @@ def gpu_contiguous(x: Any, kind: str) -> Any:
     return x
 
 
+_DTYPE_NAMES: dict[Any, str] = {}  # numpy's dtype.name is slow (microseconds); memoised per dtype
+
+
 def dtype_name(x: Any) -> str:
     """The element type of any supported array as a plain name: 'float32', 'float16', 'bfloat16', ..."""
     if _is_torch(x):
         return str(x.dtype).removeprefix("torch.")
-    if isinstance(x, np.ndarray) or _is_cupy(x):
-        return x.dtype.name
-    return np.dtype(x.__cuda_array_interface__["typestr"]).name
+    dtype = x.dtype if isinstance(x, np.ndarray) or _is_cupy(x) else np.dtype(x.__cuda_array_interface__["typestr"])
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = dtype.name
+    return name
 
 
 def device_index(x: Any, kind: str) -> int:
@@ -183,3 +188,23 @@ def gpu_to_host(x: Any, kind: str) -> np.ndarray:
     if kind == CUPY:
         return sys.modules["cupy"].asnumpy(x)
     raise TypeError("generic __cuda_array_interface__ inputs cannot be copied back; pass torch or CuPy arrays")
+
+
+def gpu_as_contiguous(x: Any, dtype: Any, kind: str) -> Any:
+    """A C-contiguous ``dtype`` version of a torch/CuPy GPU array (no copy when it already is one)."""
+    if kind == TORCH_CUDA:
+        torch = sys.modules["torch"]
+        torch_dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.int64): torch.int64}[np.dtype(dtype)]
+        return x.detach().to(torch_dtype).contiguous()
+    if kind == CUPY:
+        return sys.modules["cupy"].ascontiguousarray(x, dtype=dtype)
+    raise TypeError("only torch and CuPy GPU arrays can be converted; pass one of those")
+
+
+def array_module(x: Any, kind: str) -> Any:
+    """The numpy-compatible module of a numpy or CuPy array (numpy or cupy)."""
+    if kind == NUMPY:
+        return np
+    if kind == CUPY:
+        return sys.modules["cupy"]
+    raise TypeError(f"{kind} arrays have no numpy-compatible module; use numpy or CuPy arrays")

@@ -18,7 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from vcl_fast.ops._arrays import NUMPY, TORCH_CPU, TORCH_CUDA, CUPY, array_kind, device_view, like_input, to_numpy
+from vcl_fast._ext import cuda_available, extension, extension_error, warn_fallback
+from vcl_fast.ops._arrays import (
+    NUMPY,
+    TORCH_CPU,
+    array_kind,
+    current_stream,
+    device_view,
+    dtype_name,
+    gpu_as_contiguous,
+    gpu_empty,
+    gpu_from_host,
+    gpu_to_host,
+    like_input,
+    to_numpy,
+)
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
@@ -40,10 +54,48 @@ def segment_nms(boxes: Any, scores: Any, iou_threshold: float, groups: Any = Non
         on the same device. Class-agnostic; see the module docstring for the exact rules.
     """
     kind, n = _check_inputs(boxes, scores, iou_threshold, groups)
+    threshold = float(iou_threshold)
     if kind in (NUMPY, TORCH_CPU):
-        boxes32, scores32, groups64 = _host_arrays(boxes, scores, groups)
-        return like_input(segment_nms_reference(boxes32, scores32, iou_threshold, groups64), kind)
-    return _from_host(segment_nms_reference(*_to_host(boxes, scores, groups, kind), iou_threshold), boxes, kind)
+        return like_input(_segment_nms_cpu(*_host_arrays(boxes, scores, groups), threshold), kind)
+    if n == 0:
+        return gpu_empty((0,), np.int64, boxes, kind)
+    return _segment_nms_gpu(boxes, scores, groups, threshold, kind, n)
+
+
+def _segment_nms_cpu(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray | None, threshold: float) -> np.ndarray:
+    ext = extension()
+    if ext is None:
+        warn_fallback("segment_nms", extension_error())
+        return segment_nms_reference(boxes, scores, threshold, groups)
+    ok, keep = ext.segment_nms_cpu(boxes, scores, groups, threshold)
+    if not ok:
+        _check_values(boxes, scores)
+        raise RuntimeError("segment_nms_cpu reported invalid values that _check_values did not find")
+    return keep
+
+
+def _segment_nms_gpu(boxes: Any, scores: Any, groups: Any, threshold: float, kind: str, n: int) -> Any:
+    boxes = gpu_as_contiguous(boxes, np.float32, kind)
+    scores = gpu_as_contiguous(scores, np.float32, kind)
+    groups = None if groups is None else gpu_as_contiguous(groups, np.int64, kind)
+    if not cuda_available():
+        warn_fallback("segment_nms", extension_error() or "the extension was built without CUDA or sees no GPU")
+        return gpu_from_host(segment_nms_reference(*_gpu_to_host(boxes, scores, groups, kind), threshold), boxes, kind)
+    keep = gpu_empty((n,), np.int64, boxes, kind)
+    ok, count = extension().segment_nms_cuda(
+        device_view(boxes).ptr,
+        device_view(scores).ptr,
+        0 if groups is None else device_view(groups).ptr,
+        n,
+        threshold,
+        device_view(keep).ptr,
+        current_stream(boxes, kind),
+    )
+    if not ok:
+        host_boxes, host_scores, _ = _gpu_to_host(boxes, scores, None, kind)
+        _check_values(host_boxes, host_scores)
+        raise RuntimeError("segment_nms_cuda reported invalid values that _check_values did not find")
+    return keep[:count]
 
 
 def segment_nms_reference(boxes: Any, scores: Any, iou_threshold: float, groups: Any = None) -> np.ndarray:
@@ -53,33 +105,29 @@ def segment_nms_reference(boxes: Any, scores: Any, iou_threshold: float, groups:
     """
     _check_inputs(boxes, scores, iou_threshold, groups)
     boxes, scores, groups = _host_arrays(boxes, scores, groups)
-    check_values(boxes, scores)
+    _check_values(boxes, scores)
     n = len(scores)
-    if groups is None:
-        groups = np.zeros(n, dtype=np.int64)
     threshold = float(iou_threshold)
-    q_s, r_s, q_e, r_e = boxes.T
-    areas = (q_e - q_s) * (r_e - r_s)
     order = np.argsort(-scores, kind="stable")
+    q_s, r_s, q_e, r_e = np.ascontiguousarray(boxes[order].T)
+    areas = (q_e - q_s) * (r_e - r_s)
+    group = np.zeros(n, dtype=np.int64) if groups is None else groups[order]
     suppressed = np.zeros(n, dtype=bool)
-    keep = []
-    for pos, i in enumerate(order):
-        if suppressed[i]:
+    for k in range(n):
+        if suppressed[k]:
             continue
-        keep.append(i)
-        rest = order[pos + 1 :]
-        width = np.maximum(np.minimum(q_e[i], q_e[rest]) - np.maximum(q_s[i], q_s[rest]), np.float32(0))
-        height = np.maximum(np.minimum(r_e[i], r_e[rest]) - np.maximum(r_s[i], r_s[rest]), np.float32(0))
+        rest = slice(k + 1, n)
+        width = np.maximum(np.minimum(q_e[k], q_e[rest]) - np.maximum(q_s[k], q_s[rest]), np.float32(0))
+        height = np.maximum(np.minimum(r_e[k], r_e[rest]) - np.maximum(r_s[k], r_s[rest]), np.float32(0))
         inter = width * height
-        union = areas[i] + areas[rest] - inter
+        union = areas[k] + areas[rest] - inter
         with np.errstate(invalid="ignore", divide="ignore"):
             iou = np.where(union > 0, inter / union, np.float32(0))
-        overlapping = (iou.astype(np.float64) > threshold) & (groups[rest] == groups[i])
-        suppressed[rest[overlapping]] = True
-    return np.asarray(keep, dtype=np.int64)
+        suppressed[rest] |= (iou.astype(np.float64) > threshold) & (group[rest] == group[k])
+    return order[~suppressed].astype(np.int64)
 
 
-def check_values(boxes: np.ndarray, scores: np.ndarray) -> None:
+def _check_values(boxes: np.ndarray, scores: np.ndarray) -> None:
     """ValueError for non-finite values or inverted boxes in float32 (N, 4) boxes and (N,) scores."""
     bad = ~np.isfinite(boxes).all(axis=1)
     if bad.any():
@@ -98,14 +146,6 @@ def check_values(boxes: np.ndarray, scores: np.ndarray) -> None:
         )
 
 
-def _dtype_name(x: Any, kind: str) -> str:
-    if kind in (NUMPY, CUPY):
-        return np.dtype(x.dtype).name
-    if kind in (TORCH_CPU, TORCH_CUDA):
-        return str(x.dtype).removeprefix("torch.")
-    return device_view(x).dtype.name
-
-
 def _check_inputs(boxes: Any, scores: Any, iou_threshold: Any, groups: Any) -> tuple[str, int]:
     """Shape/dtype/kind/threshold checks that need no look at the values; returns (array kind, N)."""
     kind = array_kind(boxes, "boxes")
@@ -121,10 +161,10 @@ def _check_inputs(boxes: Any, scores: Any, iou_threshold: Any, groups: Any) -> t
         if tuple(x.shape) != (n,):
             raise ValueError(f"{name} must have shape (N,) = ({n},) to match boxes, got {tuple(x.shape)}")
     for name, x in [("boxes", boxes), ("scores", scores)]:
-        if _dtype_name(x, kind) not in FLOAT_DTYPES:
-            raise TypeError(f"{name} must be float16, float32 or float64, got {_dtype_name(x, kind)}")
-    if groups is not None and _dtype_name(groups, kind) not in INT_DTYPES:
-        raise TypeError(f"groups must be an integer array (int8..int64, uint8..uint32), got {_dtype_name(groups, kind)}")
+        if dtype_name(x) not in FLOAT_DTYPES:
+            raise TypeError(f"{name} must be float16, float32 or float64, got {dtype_name(x)}")
+    if groups is not None and dtype_name(groups) not in INT_DTYPES:
+        raise TypeError(f"groups must be an integer array (int8..int64, uint8..uint32), got {dtype_name(groups)}")
     if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, numbers.Real):
         raise TypeError(f"iou_threshold must be a real number, got {type(iou_threshold).__name__}")
     if not float(iou_threshold) >= 0:
@@ -136,31 +176,21 @@ def _check_inputs(boxes: Any, scores: Any, iou_threshold: Any, groups: Any) -> t
 
 def _host_arrays(boxes: Any, scores: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """C-contiguous float32 boxes and scores and int64 groups from numpy arrays or torch CPU tensors."""
-    boxes = np.ascontiguousarray(to_numpy(boxes), dtype=np.float32)
-    scores = np.ascontiguousarray(to_numpy(scores), dtype=np.float32)
+    boxes, scores = _host_float32(boxes), _host_float32(scores)
     if groups is not None:
         groups = np.ascontiguousarray(to_numpy(groups), dtype=np.int64)
     return boxes, scores, groups
 
 
-def _to_host(boxes: Any, scores: Any, groups: Any, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Host copies of GPU inputs (the path taken when the CUDA kernel is unavailable)."""
-    if kind == TORCH_CUDA:
-        copy = lambda x: x.detach().cpu().numpy()  # noqa: E731
-    elif kind == CUPY:
-        copy = lambda x: x.get()  # noqa: E731
-    else:
-        raise TypeError("without the CUDA kernel, only torch and CuPy GPU arrays are supported")
-    return _host_arrays(copy(boxes), copy(scores), None if groups is None else copy(groups))
+def _host_float32(x: Any) -> np.ndarray:
+    x = to_numpy(x)
+    if x.dtype == np.float32 and x.flags.c_contiguous:
+        return x
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, reported by _check_values
+        return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _from_host(result: np.ndarray, like: Any, kind: str) -> Any:
-    """A host result moved to the device and framework of ``like``."""
-    if kind == TORCH_CUDA:
-        import torch
-
-        return torch.from_numpy(result).to(like.device)
-    import cupy
-
-    with cupy.cuda.Device(like.device.id):
-        return cupy.asarray(result)
+def _gpu_to_host(boxes: Any, scores: Any, groups: Any, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Host copies of converted GPU inputs (see ``gpu_as_contiguous``), for the reference or an error message."""
+    host_groups = None if groups is None else gpu_to_host(groups, kind)
+    return gpu_to_host(boxes, kind), gpu_to_host(scores, kind), host_groups

@@ -10,6 +10,7 @@ are tested against, and the op falls back to them (with one warning) when the co
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ from vcl_fast._ext import extension, warn_fallback
 from vcl_fast.ops import _arrays
 
 ACCEPTED_DTYPES = ("float32", "float16")
+MODES = ("max", "dual_softmax")
 _PAIR_COLUMNS = 6  # query_row, query_frames, reference_row, reference_frames, out_offset, owns_query (CUDA table)
 _KIND_NAMES = {
     _arrays.NUMPY: "numpy array",
@@ -28,25 +30,28 @@ _KIND_NAMES = {
 }
 
 
-def similarity_map(query: Any, reference: Any, *, normalized: bool = False) -> Any:
+def similarity_map(query: Any, reference: Any, *, normalized: bool = False, mode: str = "max",
+                   temperature: float = 0.1) -> Any:
     """The ``(Q, R)`` float32 map ``S[i, j] = max over a, b of cos(query[i, a], reference[j, b])``.
 
     query: ``(Q, T, D)``, reference: ``(R, T2, D)``, float32 or float16, both numpy arrays, torch tensors (CPU
     or one CUDA device) or CuPy arrays, of one dtype. ``normalized=False`` L2-normalises every token vector (a
     zero vector has similarity 0 with everything); ``normalized=True`` trusts them to have unit length.
-    Returns the map as the inputs' kind on their device. TypeError / ValueError on bad input, including NaN
-    or infinite features; an empty query or reference gives an empty map.
+    ``mode="dual_softmax"`` returns ``dual_softmax(S, temperature=temperature)`` instead of S.
+    Returns the map as the inputs' kind on their device (no autograd). TypeError / ValueError on bad input,
+    including NaN or infinite features; an empty query or reference gives an empty map.
     """
-    return _maps([query], [reference], ["query"], ["reference"], normalized)[0]
+    return _compute([query], [reference], ["query"], ["reference"], normalized, mode, temperature)[0]
 
 
-def similarity_maps(query: Any, references: Sequence[Any], *, normalized: bool = False) -> list[Any]:
+def similarity_maps(query: Any, references: Sequence[Any], *, normalized: bool = False, mode: str = "max",
+                    temperature: float = 0.1) -> list[Any]:
     """One map per reference, all computed in one kernel call into one buffer (the maps are views of it).
 
     query: one ``(Q, T, D)`` array matched against every ``references[i]`` (``(R_i, T2, D)``), or a list/tuple
     of queries ``(Q_i, T, D)`` as long as ``references`` for the pairwise maps ``query[i]`` vs ``references[i]``.
-    Lengths may differ freely (no padding). Inputs as in ``similarity_map``; returns a list of ``(Q_i, R_i)``
-    float32 maps.
+    Lengths may differ freely (no padding). Inputs and options as in ``similarity_map``; returns a list of
+    ``(Q_i, R_i)`` float32 maps.
     """
     if not isinstance(references, (list, tuple)):
         raise TypeError(
@@ -59,10 +64,42 @@ def similarity_maps(query: Any, references: Sequence[Any], *, normalized: bool =
                 f"query is a list of {len(query)} arrays but references holds {len(references)}; "
                 "pairwise maps need exactly one query per reference"
             )
-        return _maps(list(query), list(references), [f"query[{i}]" for i in range(len(query))], reference_names,
-                     normalized)
-    return _maps([query] * len(references), list(references), ["query"] * len(references), reference_names,
-                 normalized)
+        queries, query_names = list(query), [f"query[{i}]" for i in range(len(query))]
+    else:
+        queries, query_names = [query] * len(references), ["query"] * len(references)
+    return _compute(queries, list(references), query_names, reference_names, normalized, mode, temperature)
+
+
+def dual_softmax(similarity: Any, *, temperature: float = 0.1) -> Any:
+    """TransVCL's dual-softmax confidence of a ``(Q, R)`` map: ``softmax(S / t, over query frames) *
+    softmax(S / t, over reference frames)``, float32, same kind and device as ``similarity`` (numpy, torch, CuPy).
+
+    TransVCL applies it to feature dot products scaled by 1/dim with t = 0.1; here it re-weights any map,
+    e.g. the cosine maps of ``similarity_map``, so a cell scores high only when it is a clear best match both
+    in its row and in its column.
+    """
+    _check_temperature(temperature)
+    kind = _arrays.array_kind(similarity, "similarity")
+    if len(similarity.shape) != 2:
+        raise ValueError(f"similarity must be a (Q, R) map, got shape {tuple(similarity.shape)}")
+    if kind in (_arrays.TORCH_CPU, _arrays.TORCH_CUDA):
+        scaled = similarity.float() / temperature
+        return scaled.softmax(dim=0) * scaled.softmax(dim=1)
+    xp = _arrays.array_module(similarity, kind)
+    scaled = similarity.astype(np.float32) / np.float32(temperature)
+    return _softmax(xp, scaled, axis=0) * _softmax(xp, scaled, axis=1)
+
+
+def _check_temperature(temperature: float) -> None:
+    if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+
+
+def _softmax(xp: Any, x: Any, axis: int) -> Any:
+    if x.size == 0:
+        return x
+    e = xp.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def similarity_map_reference(query: np.ndarray, reference: np.ndarray, *, normalized: bool = False) -> np.ndarray:
@@ -99,8 +136,8 @@ def _unit_vectors(x: np.ndarray) -> np.ndarray:
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
 
 
-def _check_features(x: Any, name: str) -> str:
-    """The array kind of one feature array after checking its dtype and shape."""
+def _check_features(x: Any, name: str) -> tuple[str, str, str]:
+    """(kind, dtype name, where it lives) of one feature array after checking its dtype and shape."""
     kind = _arrays.array_kind(x, name)
     dtype = _arrays.dtype_name(x)
     if dtype not in ACCEPTED_DTYPES:
@@ -113,30 +150,26 @@ def _check_features(x: Any, name: str) -> str:
         )
     if shape[1] == 0 or shape[2] == 0:
         raise ValueError(f"{name} has shape {shape}: every frame needs at least one token and dim must be >= 1")
-    return kind
-
-
-def _where(x: Any, kind: str) -> str:
     if kind in (_arrays.TORCH_CUDA, _arrays.CUPY):
-        return f"a {_KIND_NAMES[kind]} on cuda:{_arrays.device_index(x, kind)}"
-    return f"a {_KIND_NAMES[kind]}"
+        return kind, dtype, f"a {_KIND_NAMES[kind]} on cuda:{_arrays.device_index(x, kind)}"
+    return kind, dtype, f"a {_KIND_NAMES[kind]}"
 
 
 def _check_all(queries: list[Any], references: list[Any], query_names: list[str], reference_names: list[str]) -> str:
     """Checks every array and that they agree (kind, device, dtype, dim, tokens); returns their kind."""
     arrays, names = queries + references, query_names + reference_names
-    kinds = [_check_features(x, name) for x, name in zip(arrays, names)]
-    first, first_name, first_kind = arrays[0], names[0], kinds[0]
-    for x, name, kind in zip(arrays, names, kinds):
-        if _where(x, kind) != _where(first, first_kind):
+    described = [_check_features(x, name) for x, name in zip(arrays, names)]
+    (kind, dtype, where), first, first_name = described[0], arrays[0], names[0]
+    for x, name, (_, x_dtype, x_where) in zip(arrays, names, described):
+        if x_where != where:
             raise TypeError(
-                f"{name} is {_where(x, kind)} but {first_name} is {_where(first, first_kind)}; "
+                f"{name} is {x_where} but {first_name} is {where}; "
                 "pass every feature array as the same kind of array on the same device"
             )
-        if _arrays.dtype_name(x) != _arrays.dtype_name(first):
+        if x_dtype != dtype:
             raise TypeError(
-                f"{name} is {_arrays.dtype_name(x)} but {first_name} is {_arrays.dtype_name(first)}; "
-                "pass every feature array in one dtype (float32 or float16)"
+                f"{name} is {x_dtype} but {first_name} is {dtype}; pass every feature array in one dtype "
+                "(float32 or float16)"
             )
         if x.shape[2] != first.shape[2]:
             raise ValueError(
@@ -150,7 +183,19 @@ def _check_all(queries: list[Any], references: list[Any], query_names: list[str]
                     f"{name} has {x.shape[1]} tokens per frame but {group_names[0]} has {group[0].shape[1]}; "
                     "the queries (and the references) of one call must have the same number of tokens"
                 )
-    return first_kind
+    return kind
+
+
+def _compute(queries: list[Any], references: list[Any], query_names: list[str], reference_names: list[str],
+             normalized: bool, mode: str, temperature: float) -> list[Any]:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    _check_temperature(temperature)
+    maps = _maps(queries, references, query_names, reference_names, normalized)
+    if mode == "dual_softmax":
+        for m in maps:
+            m[...] = dual_softmax(m, temperature=temperature)  # in place: batched maps stay views of one buffer
+    return maps
 
 
 def _maps(queries: list[Any], references: list[Any], query_names: list[str], reference_names: list[str],
@@ -170,9 +215,9 @@ def _maps(queries: list[Any], references: list[Any], query_names: list[str], ref
 
 
 def _layout(queries: list[Any], references: list[Any]) -> tuple[list[int], int]:
-    """Offsets of each pair's map in the shared output buffer, and its total size."""
-    sizes = [int(q.shape[0]) * int(r.shape[0]) for q, r in zip(queries, references)]
-    offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).tolist()
+    """Offsets of each pair's map in the shared output buffer (one more at the end), and its total size."""
+    offsets = list(itertools.accumulate((int(q.shape[0]) * int(r.shape[0]) for q, r in zip(queries, references)),
+                                        initial=0))
     return offsets, offsets[-1]
 
 
@@ -233,7 +278,8 @@ def _maps_cuda(ext, queries, references, query_names, reference_names, kind, nor
     table[:, 5] = nonempty & (np.cumsum(nonempty) == 1) if shared else 1
 
     def joined(arrays: list[Any]) -> Any:
-        contiguous = [_arrays.gpu_contiguous(x, kind) for x in arrays]
+        detached = [x.detach() if kind == _arrays.TORCH_CUDA else x for x in arrays]  # the maps carry no gradient
+        contiguous = [_arrays.gpu_contiguous(x, kind) for x in detached]
         return contiguous[0] if len(contiguous) == 1 else _arrays.gpu_concat(contiguous, kind)
 
     query_buffer, reference_buffer = joined(distinct_queries), joined(references)

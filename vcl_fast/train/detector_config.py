@@ -1,12 +1,12 @@
 """Training configuration of the detector: one dataclass and its named presets; ``train_config`` applies
-``key=value`` overrides (nested with dots: ``model.width=0.25``, ``augment.crop_prob=0``)."""
+overrides (``batch_size=8``; the parts with dots: ``model.width=0.25``, ``augment.crop_prob=0``)."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
-from vcl_fast.config import apply_overrides, config_from_dict
+from vcl_fast.config import config_from_dict, preset
 from vcl_fast.data.map_augment import MapAugmentation
 from vcl_fast.models.yolox import MODEL_PRESETS, YOLOXConfig
 
@@ -60,17 +60,16 @@ class DetectorTrainConfig:
 TRAIN_PRESETS: dict[str, DetectorTrainConfig] = {
     # The paper's recipe (SGD 0.9, batch 64, lr 0.01, wd 5e-4) on YOLOX-s at 640; the epoch counts are ours.
     "paper": DetectorTrainConfig(model=MODEL_PRESETS["paper"]),
-    # A few minutes on 2 CPU cores: narrow YOLOX at 256, small batches, short EMA ramp.
+    # A few minutes on 2 CPU cores: narrow YOLOX at 256, small batches, a short schedule with 4x the
+    # reference per-image learning rate (0.01 at batch 16), short EMA ramp (bench/README.md, "Detector").
     "tiny_cpu": DetectorTrainConfig(model=MODEL_PRESETS["tiny_cpu"], batch_size=16, epochs=6, warmup_epochs=1,
-                                    no_aug_epochs=1, ema_ramp=200.0, threads=1),
+                                    no_aug_epochs=1, basic_lr_per_img=0.04 / 64, ema_ramp=200.0, threads=1),
     # Unit tests.
     "micro": DetectorTrainConfig(model=MODEL_PRESETS["micro"], batch_size=4, epochs=2, warmup_epochs=1,
                                  no_aug_epochs=1, ema_ramp=10.0, threads=1, checkpoint_every=0),
 }
 
 
-def train_config(preset: str, overrides: Iterable[str] = ()) -> DetectorTrainConfig:
-    """The named training preset with ``key=value`` overrides."""
-    if preset not in TRAIN_PRESETS:
-        raise ValueError(f"unknown detector training preset {preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
-    return apply_overrides(TRAIN_PRESETS[preset], overrides)
+def train_config(name: str, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> DetectorTrainConfig:
+    """The named training preset with overrides (``{"batch_size": 8}`` or ``["model.width=0.25"]``)."""
+    return preset(TRAIN_PRESETS, name, overrides)

@@ -3,7 +3,10 @@
 Stage 1 (steps < ``stage1_steps``): regional tokens frozen, similarity = CLS cosine. Stage 2: tokens
 unlocked, similarity = max cosine over all (k+1) x (k+1) token combinations. ``schedule='symmetric'`` runs
 stage 2 from the first step (the paper's ablation). The Regional Token Hit Rate (share of positive pairs
-whose best combination used a regional feature) is logged throughout.
+whose best combination used a regional feature) is logged throughout. Optionally (``distill_weight > 0``) the
+projected CLS feature also learns, through a Linear head, to predict the pooled features of a frozen ImageNet
+EfficientNet-Lite0 (:mod:`vcl_fast.models.teacher`) on the same view: an ImageNet prior for a ViT that
+otherwise starts from scratch.
 
 Everything random derives from ``seed`` and the step number (model init, batch plans, the edits of each
 view), so a run interrupted and resumed from its checkpoint ends with the same weights as an uninterrupted
@@ -31,6 +34,7 @@ from vcl_fast.data.augment import TRAIN_EDITS, copy_edit
 from vcl_fast.data.images import list_images, load_image, to_tensor_batch
 from vcl_fast.models.extract import extract_features
 from vcl_fast.models.rtr import RegionalTokenViT, RTRConfig, extractor_config
+from vcl_fast.models.teacher import TEACHER_DIM, efficientnet_lite0_teacher, teacher_input
 from vcl_fast.models.weights import save_extractor
 from vcl_fast.train.batches import hard_negative_batches, random_batches, steps_per_epoch
 from vcl_fast.train.losses import nt_xent, positive_pair_combinations, regional_hit_rate, view_similarity
@@ -51,20 +55,22 @@ class TrainConfig:
     steps: int = 400
     stage1_steps: int = 200  # asymmetric schedule: steps with frozen regional tokens and CLS-only similarity
     schedule: str = "asymmetric"  # or "symmetric" (one stage, max similarity from the start)
-    batch_size: int = 24
+    batch_size: int = 16
     temperature: float = 0.1
-    lr: float = 5e-4
+    lr: float = 1e-4
     warmup_steps: int = 30  # linear warm-up from 0, then constant lr
     weight_decay: float = 0.0  # decoupled (AdamW); 0 is plain Adam as in the paper; never on tokens/pos-embed
-    batching: str = "hard"  # or "random"; hard: each query + its batch_size-1 nearest neighbours
-    hard_refresh_steps: int = 50  # hard batching: re-embed the training set every this many steps
+    batching: str = "random"  # or "hard": each query + its batch_size-1 nearest neighbours (the paper's)
+    hard_refresh_steps: int = 25  # hard batching: re-embed the training set every this many steps
     image_max_side: int = 256  # images are downsized to this before editing (pixels)
     cache_images: bool = True  # keep decoded training images in memory (small sets)
     seed: int = 0
-    checkpoint_every: int = 50
+    checkpoint_every: int = 25
     log_every: int = 10
     workers: int = 0  # DataLoader worker processes
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
+    distill_weight: float = 0.0  # > 0: add w * (1 - cos(Linear(f_cls), teacher)) with the ImageNet EfficientNet-Lite0
+    teacher_size: int = 224  # teacher input side (pixels)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -72,27 +78,31 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'asymmetric' or 'symmetric', got {self.schedule!r}")
         if self.batching not in ("random", "hard"):
             raise ValueError(f"batching must be 'random' or 'hard', got {self.batching!r}")
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "hard_refresh_steps", "image_max_side"):
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "hard_refresh_steps", "image_max_side",
+                     "teacher_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 2:
             raise ValueError("batch_size must be >= 2 (NT-Xent needs negatives)")
         if self.temperature <= 0 or self.lr <= 0:
             raise ValueError("temperature and lr must be > 0")
+        if self.distill_weight < 0:
+            raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight}")
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     # The paper: ViT-S/16 384 px, hard-negative batches of 48, Adam, constant lr 1e-5, 240K iterations.
     "paper": TrainConfig(
         model="paper", steps=240_000, stage1_steps=120_000, batch_size=48, temperature=0.05, lr=1e-5,
-        warmup_steps=0, hard_refresh_steps=2000, image_max_side=512, cache_images=False, checkpoint_every=2000,
+        warmup_steps=0, batching="hard", hard_refresh_steps=2000, image_max_side=512, cache_images=False, checkpoint_every=2000,
         log_every=50,
     ),
-    # From scratch on ~150 photos within ~15 minutes of 2 shared CPU cores: small model, higher lr with warm-up.
+    # From scratch on ~150 photos within ~15 minutes of 2 shared CPU cores: small model, higher lr with warm-up,
+    # random batches (hard-negative batches kept the loss at chance level for a model that starts from scratch).
     "tiny_cpu": TrainConfig(),
     # Unit tests.
     "micro": TrainConfig(
-        model="micro", steps=4, stage1_steps=2, batch_size=4, lr=1e-3, warmup_steps=0, batching="random", image_max_side=48,
+        model="micro", steps=4, stage1_steps=2, batch_size=4, lr=1e-3, warmup_steps=0, image_max_side=48,
         checkpoint_every=2, log_every=1, hard_refresh_steps=2, progress=False,
     ),
 }
@@ -200,6 +210,11 @@ class ExtractorTrainer:
         no_decay = self.model.no_weight_decay()
         decay_params = [p for n, p in self.model.named_parameters() if n not in no_decay]
         token_params = [p for n, p in self.model.named_parameters() if n in no_decay]
+        self.teacher = self.distill_head = None
+        if config.distill_weight > 0:
+            self.teacher = efficientnet_lite0_teacher().to(self.device)
+            self.distill_head = torch.nn.Linear(self.model_config.out_dim, TEACHER_DIM).to(self.device)
+            decay_params += list(self.distill_head.parameters())
         self.optimizer = torch.optim.AdamW(
             [{"params": decay_params, "weight_decay": config.weight_decay}, {"params": token_params, "weight_decay": 0.0}],
             lr=config.lr,
@@ -211,13 +226,14 @@ class ExtractorTrainer:
         self.views = ViewPairBatches(self.paths, config, self.model_config)
         if (self.out / CHECKPOINT_FILE).is_file():
             self._load_checkpoint()
-        self.ddp_model = self.model
+        self.ddp_model, self.ddp_distill_head = self.model, self.distill_head
         if self.world_size > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
-                self.model,
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=self.model_config.num_regional_tokens > 0,
+                self.model, device_ids=device_ids, find_unused_parameters=self.model_config.num_regional_tokens > 0
             )
+            if self.distill_head is not None:
+                self.ddp_distill_head = torch.nn.parallel.DistributedDataParallel(self.distill_head, device_ids=device_ids)
 
     # ----- plans -------------------------------------------------------------------------------------
     def _plan_from(self, step: int) -> tuple[int, np.ndarray]:
@@ -245,6 +261,7 @@ class ExtractorTrainer:
             "plan_start": self.plan_start,
             "plan": torch.from_numpy(self.plan),
             "history": self.history,
+            "distill_head": self.distill_head.state_dict() if self.distill_head is not None else None,
             "train_config": dataclasses.asdict(self.config),
             "model_config": dataclasses.asdict(self.model_config),
         }
@@ -274,6 +291,8 @@ class ExtractorTrainer:
         self.plan_start = int(state["plan_start"])
         self.plan = state["plan"].numpy()
         self.history = list(state["history"])
+        if self.distill_head is not None:
+            self.distill_head.load_state_dict(state["distill_head"])
 
     # ----- training -----------------------------------------------------------------------------------
     def _lr(self, step: int) -> float:
@@ -281,7 +300,8 @@ class ExtractorTrainer:
         return c.lr * min(1.0, (step + 1) / c.warmup_steps) if c.warmup_steps else c.lr
 
     def train_step(self, views: torch.Tensor) -> dict[str, float]:
-        """One optimisation step on (2N, 3, S, S) views; returns loss and hit rate of this batch."""
+        """One optimisation step on (2N, 3, S, S) views; returns the NT-Xent loss, the distillation loss (when
+        on), the stage and the hit rate of this batch's positive pairs (None for k = 0)."""
         c = self.config
         k = self.model_config.num_regional_tokens
         stage2 = c.schedule == "symmetric" or self.step >= c.stage1_steps
@@ -295,11 +315,21 @@ class ExtractorTrainer:
         features = features.float()
         similarity, _ = view_similarity(features, use_regional=stage2)
         loss = nt_xent(similarity, c.temperature)
+        stats = {"loss": float(loss.detach())}
+        if self.teacher is not None:
+            mc = self.model_config
+            with torch.no_grad():
+                target = self.teacher(teacher_input(views, mc.mean, mc.std, c.teacher_size))
+            predicted = self.ddp_distill_head(features[:, -1])
+            distill = (1.0 - torch.nn.functional.cosine_similarity(predicted, target.float(), dim=1)).mean()
+            loss = loss + c.distill_weight * distill
+            stats["distill"] = float(distill.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        hit = regional_hit_rate(positive_pair_combinations(features.detach()), k + 1)
-        return {"loss": float(loss.detach()), "hit_rate": hit, "stage": 2 if stage2 else 1}
+        stats["hit_rate"] = regional_hit_rate(positive_pair_combinations(features.detach()), k + 1) if k else None
+        stats["stage"] = 2 if stage2 else 1
+        return stats
 
     def run(self, until_step: int | None = None) -> list[dict[str, float]]:
         """Train up to ``until_step`` (default: config.steps), checkpointing every ``checkpoint_every`` steps
@@ -327,8 +357,8 @@ class ExtractorTrainer:
                         elapsed = time.perf_counter() - window_start
                         stats.update(step=self.step, views_per_s=window_images / max(elapsed, 1e-9))
                         self.history.append(stats)
-                        bar.set_postfix(loss=f"{stats['loss']:.3f}", hit=f"{stats['hit_rate']:.2f}",
-                                        stage=stats["stage"], views_s=f"{stats['views_per_s']:.0f}")
+                        bar.set_postfix(loss=f"{stats['loss']:.3f}", hit=stats["hit_rate"], stage=stats["stage"],
+                                        views_s=f"{stats['views_per_s']:.0f}")
                         window_start, window_images = time.perf_counter(), 0
                     bar.update(1)
                     if self.step % c.checkpoint_every == 0:

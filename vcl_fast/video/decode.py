@@ -12,8 +12,10 @@ longer than the GOP (bench/README.md, "Video decoding"). ``seek=False`` decodes 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -27,6 +29,20 @@ from vcl_fast.video.sampling import TIME_TOLERANCE, TimestampSampler
 # A video whose frames end this much before the length its header declares is reported as truncated.
 TRUNCATION_SLACK_S = 1.0
 TRUNCATION_SLACK_FRACTION = 0.05
+
+_frame_counters: list[list[int]] = []  # open count_decoded_frames() blocks
+
+
+@contextlib.contextmanager
+def count_decoded_frames() -> Iterator[list[int]]:
+    """Count the frames the decoder produces inside the block, in ``counter[0]`` (the cost of a read that
+    does not depend on the machine's load; for tests and benchmarks)."""
+    counter = [0]
+    _frame_counters.append(counter)
+    try:
+        yield counter
+    finally:
+        _frame_counters.remove(counter)
 
 
 def probe(source: str | os.PathLike, *, image_fps: float | None = None) -> VideoInfo:
@@ -96,13 +112,8 @@ def read_frames(
 
     Same arguments as :func:`iter_frames`; ``L >= 1`` for any readable video.
     """
-    chunks = list(iter_frames(source, fps, size, chunk_size=256, seek=seek, strict=strict, image_fps=image_fps))
-    return DecodedFrames(
-        np.concatenate([c.frames for c in chunks]),
-        np.concatenate([c.timestamps for c in chunks]),
-        float(fps),
-        chunks[0].source,
-    )
+    (whole,) = iter_frames(source, fps, size, chunk_size=sys.maxsize, seek=seek, strict=strict, image_fps=image_fps)
+    return whole
 
 
 def _check_sampling_args(fps: float, chunk_size: int) -> None:
@@ -207,26 +218,33 @@ def _decode_samples(path: Path, sampler: TimestampSampler, index: _KeyframeIndex
         rate = stream.guessed_rate or stream.average_rate
         default_interval = 1.0 / float(rate) if rate else 0.0
         frames = _decode_times(path, container, stream, origin, default_interval, strict)
-        just_seeked = False
+        seeked_from = None  # decoded time before the last seek, until the first frame after it arrives
+        seeked_for = -1  # the sample the last seek went to: seek at most once per sample
         last_time, last_interval, last_duration = None, default_interval, 0.0
         while (item := next(frames, None)) is not None:
             time, frame, duration = item
-            if just_seeked and time > sampler.next_time + TIME_TOLERANCE:
-                raise _SeekFailed
-            just_seeked = False
+            if seeked_from is not None:
+                if time > sampler.next_time + TIME_TOLERANCE:
+                    raise _SeekFailed
+                if time < seeked_from:  # landed before where it started: seeking does not pay here
+                    index = None
+                seeked_from = None
             if last_time is not None and time > last_time:
                 last_interval = time - last_time
             last_time, last_duration = time, duration
             yield from sampler.push(time, frame)
-            if index is not None and index.worth_seeking(time, sampler.next_time):
+            if (index is not None and sampler.next_index != seeked_for
+                    and index.worth_seeking(time, sampler.next_time)):
                 frames.close()
                 try:
                     container.seek(origin + int(sampler.next_time / stream.time_base), stream=stream)
                 except av.FFmpegError:
                     raise _SeekFailed from None
                 sampler.drop_held()
-                just_seeked = True
+                seeked_from, seeked_for, last_time = time, sampler.next_index, None
                 frames = _decode_times(path, container, stream, origin, default_interval, strict)
+        if seeked_from is not None:  # the seek landed past the last frame
+            raise _SeekFailed
         if last_time is None:
             raise VideoDecodeError(path, "no decodable video frames (corrupt or truncated file)")
         end = last_time + (last_duration if last_duration > 0 else last_interval)
@@ -251,6 +269,8 @@ def _decode_times(path: Path, container, stream, origin: int, default_interval: 
                 time = float((ts - origin) * time_base)
             else:
                 time = 0.0 if time is None else time + default_interval
+            for counter in _frame_counters:
+                counter[0] += 1
             yield time, frame, float(frame.duration * time_base) if frame.duration else 0.0
     except av.FFmpegError as exc:
         if strict:

@@ -10,14 +10,15 @@ was cut from, HV the mean similarity along the box's whole diagonal.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from vcl_fast.config import apply_overrides
 from vcl_fast.eval.localizers.dp import DPParams, dp
 from vcl_fast.eval.localizers.dtw import DTWParams, dtw
 from vcl_fast.eval.localizers.hv import HVParams, hv
-from vcl_fast.eval.localizers.params import LocalizerParams, parse_overrides, with_overrides
+from vcl_fast.eval.localizers.params import LocalizerParams
 from vcl_fast.eval.localizers.tn import TNParams, tn
 
 
@@ -44,9 +45,10 @@ def get_localizer(method: str) -> Localizer:
     return LOCALIZERS[method.lower()]
 
 
-def localizer_params(method: str, **overrides) -> LocalizerParams:
-    """The preset of ``method`` with ``overrides`` applied (unknown names and wrong types raise)."""
-    return with_overrides(get_localizer(method).preset, overrides)
+def localizer_params(method: str, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> LocalizerParams:
+    """The preset of ``method`` with overrides (a mapping or ``key=value`` strings; unknown names and wrong
+    types raise)."""
+    return apply_overrides(get_localizer(method).preset, overrides)
 
 
 def align(sim: np.ndarray, method: str = "tn", **overrides) -> np.ndarray:
@@ -56,10 +58,10 @@ def align(sim: np.ndarray, method: str = "tn", **overrides) -> np.ndarray:
     empty map or when nothing is found.
     """
     localizer = get_localizer(method)
-    return localizer.run(sim, with_overrides(localizer.preset, overrides))
+    return localizer.run(sim, apply_overrides(localizer.preset, overrides))
 
 
 __all__ = [
     "DPParams", "DTWParams", "HVParams", "LOCALIZERS", "Localizer", "LocalizerParams", "TNParams", "align",
-    "dp", "dtw", "get_localizer", "hv", "localizer_params", "parse_overrides", "tn",
+    "dp", "dtw", "get_localizer", "hv", "localizer_params", "tn",
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from vcl_fast.atomic import atomic_write
-from vcl_fast.eval.localizers import LOCALIZERS, align, get_localizer, parse_overrides
+from vcl_fast.eval.localizers import LOCALIZERS, get_localizer, localizer_params
 
 
 def load_sim_map(path: str) -> np.ndarray:
@@ -25,27 +25,34 @@ def load_sim_map(path: str) -> np.ndarray:
         raise ValueError(f"{path}: not a .npy file of numbers ({exc})") from None
 
 
-def format_boxes(boxes: np.ndarray) -> str:
-    """A text table of ``(N, 5)`` boxes ``[q_s, r_s, q_e, r_e, score]``."""
+def format_boxes(boxes: np.ndarray, decimals: int = 0) -> str:
+    """A text table of ``(N, 5)`` boxes ``[q_s, r_s, q_e, r_e, score]`` (coordinates with ``decimals``)."""
     lines = [f"{'q_start':>9} {'r_start':>9} {'q_end':>9} {'r_end':>9} {'score':>8}"]
-    lines += [f"{q_s:9.0f} {r_s:9.0f} {q_e:9.0f} {r_e:9.0f} {score:8.4f}" for q_s, r_s, q_e, r_e, score in boxes]
+    lines += [" ".join(f"{v:9.{decimals}f}" for v in box[:4]) + f" {box[4]:8.4f}" for box in boxes]
     return "\n".join(lines)
 
 
+def report_boxes(boxes: np.ndarray, summary: str, json_path: str | None, decimals: int = 0) -> None:
+    """Print the box table (when there are boxes) and ``summary``; write the boxes as a JSON list of
+    5-number lists to ``json_path`` when given (atomic)."""
+    if len(boxes):
+        print(format_boxes(boxes, decimals))
+    print(summary)
+    if json_path:
+        with atomic_write(json_path) as handle:
+            json.dump(np.asarray(boxes).tolist(), handle)
+            handle.write("\n")
+
+
 def _cmd_align(args: argparse.Namespace) -> int:
-    overrides = parse_overrides(get_localizer(args.method).preset, args.param)
+    params = localizer_params(args.method, args.param)
     sim = load_sim_map(args.sim)
     try:
-        boxes = align(sim, args.method, **overrides)
+        boxes = get_localizer(args.method).run(sim, params)
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"{args.sim}: {exc}") from None
-    if len(boxes):
-        print(format_boxes(boxes))
-    print(f"{len(boxes) or 'no'} box{'es' if len(boxes) != 1 else ''} ({args.method}; frames, exclusive ends)")
-    if args.json:
-        with atomic_write(args.json) as handle:
-            json.dump(boxes.tolist(), handle)
-            handle.write("\n")
+    summary = f"{len(boxes) or 'no'} box{'es' if len(boxes) != 1 else ''} ({args.method}; frames, exclusive ends)"
+    report_boxes(boxes, summary, args.json)
     return 0
 
 

@@ -53,7 +53,7 @@ def hv(sim: np.ndarray, params: HVParams = HVParams()) -> np.ndarray:
         return boxes_array([])
     votes = np.where(sim >= params.min_sim, sim, 0.0)
     vote_sums = diagonal_sums(votes)
-    voted = np.flatnonzero(diagonal_sums((votes >= params.min_sim).astype(np.float64)) > 0)
+    voted = np.flatnonzero(diagonal_sums(votes >= params.min_sim) > 0)
     ranked = voted[np.argsort(-vote_sums[voted], kind="stable")][: params.max_peaks]
     offsets = np.arange(rows + cols - 1) - (rows - 1)  # r - q of each diagonal
     q_start = np.maximum(0, -offsets)

@@ -1,21 +1,17 @@
 """Typed parameters of the localizers: frozen dataclasses whose fields are ``int`` or ``float``.
 
 Every field is type-checked on construction (``int`` fields take integers only; ``float`` fields take finite
-integers or floats), then the subclass checks its value ranges. Overrides come as keywords
-(:func:`with_overrides`) or as ``key=value`` text from the command line (:func:`parse_overrides`); an
-unknown name or a value of the wrong type is a clear error.
+integers or floats), then the subclass checks its value ranges. Overrides (keywords, or ``key=value``
+text from the command line) go through :func:`vcl_fast.config.apply_overrides` like every other config.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import typing
-from typing import Any, Iterable, Mapping, TypeVar
+from typing import Any
 
 import numpy as np
-
-P = TypeVar("P", bound="LocalizerParams")
-
 
 @dataclasses.dataclass(frozen=True)
 class LocalizerParams:
@@ -54,34 +50,3 @@ class LocalizerParams:
                 limits = [f">= {low}"] if low is not None else []
                 limits += [f"<= {high}"] if high is not None else []
                 raise ValueError(f"{type(self).__name__}.{name} must be {' and '.join(limits)}, got {value}")
-
-
-def _check_known(params: LocalizerParams, name: str) -> type:
-    types = params.field_types()
-    if name not in types:
-        raise ValueError(
-            f"unknown {type(params).__name__} parameter {name!r}; known parameters: {', '.join(sorted(types))}"
-        )
-    return types[name]
-
-
-def with_overrides(params: P, overrides: Mapping[str, Any]) -> P:
-    """``params`` with the named fields replaced (types and ranges checked)."""
-    for name in overrides:
-        _check_known(params, name)
-    return dataclasses.replace(params, **overrides)
-
-
-def parse_overrides(params: LocalizerParams, items: Iterable[str]) -> dict[str, int | float]:
-    """Parse ``key=value`` strings (e.g. ``["min_sim=0.3", "top_k=5"]``) into overrides typed for ``params``."""
-    overrides: dict[str, int | float] = {}
-    for item in items:
-        name, sep, text = (part.strip() for part in item.partition("="))
-        if not sep or not name or not text:
-            raise ValueError(f"parameter override must look like key=value, got {item!r}")
-        kind = _check_known(params, name)
-        try:
-            overrides[name] = kind(text)
-        except ValueError:
-            raise ValueError(f"{type(params).__name__}.{name} must be {kind.__name__}, got {text!r}") from None
-    return overrides

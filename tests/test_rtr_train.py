@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+import torch
+from rtr_fixtures import write_photos
+
+from vcl_fast.config import ConfigError
+from vcl_fast.train.batches import (
+    hard_negative_batches,
+    hard_negative_batches_reference,
+    random_batches,
+    steps_per_epoch,
+)
+from vcl_fast.train.extractor import ExtractorTrainer, train_config, training_images
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    write_photos(folder, count=12, side=64)
+    return folder
+
+
+def _trainer(photos, out, **overrides):
+    config, model_overrides = train_config("micro", overrides)
+    return ExtractorTrainer(config, photos, out, model_overrides)
+
+
+def _state(model):
+    return {n: p.detach().clone() for n, p in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_stage1_freezes_regional_tokens_and_stage2_unlocks_them(photos, tmp_path, k):
+    trainer = _trainer(photos, tmp_path / "out", num_regional_tokens=k, steps=4, stage1_steps=2)
+    before = _state(trainer.model)
+    trainer.run(until_step=2)
+    model = trainer.model
+    assert model.regional_tokens_frozen
+    assert model.reg_token.grad is None
+    assert torch.equal(model.pos_embed.grad[:, :k], torch.zeros_like(model.pos_embed.grad[:, :k]))
+    assert model.pos_embed.grad[:, k:].abs().sum() > 0
+    assert torch.equal(model.reg_token, before["reg_token"])
+    assert torch.equal(model.pos_embed[:, :k], before["pos_embed"][:, :k])
+    assert not torch.equal(model.cls_token, before["cls_token"])
+    assert not torch.equal(model.blocks[0].attn.qkv.weight, before["blocks.0.attn.qkv.weight"])
+    assert all(h["stage"] == 1 for h in trainer.history)
+    trainer.run()
+    assert not model.regional_tokens_frozen
+    assert model.reg_token.grad is not None and model.reg_token.grad.abs().sum() > 0
+    assert not torch.equal(model.reg_token, before["reg_token"])
+    assert [h["stage"] for h in trainer.history] == [1, 1, 2, 2]
+
+
+def test_symmetric_schedule_trains_regional_tokens_from_the_start(photos, tmp_path):
+    trainer = _trainer(photos, tmp_path / "out", schedule="symmetric", steps=1)
+    before = _state(trainer.model)
+    trainer.run()
+    assert not torch.equal(trainer.model.reg_token, before["reg_token"])
+    assert trainer.history[0]["stage"] == 2 and 0.0 <= trainer.history[0]["hit_rate"] <= 1.0
+
+
+@pytest.mark.parametrize("batching", ["random", "hard"])
+def test_resume_after_interrupt_matches_uninterrupted_run(photos, tmp_path, batching):
+    overrides = dict(steps=6, stage1_steps=2, batching=batching, hard_refresh_steps=4, checkpoint_every=4)
+    straight = _trainer(photos, tmp_path / "straight", **overrides)
+    straight.run()
+    first = _trainer(photos, tmp_path / "resumed", **overrides)
+    first.run(until_step=1)  # a run stopped on purpose checkpoints where it stopped
+    assert _trainer(photos, tmp_path / "resumed", **overrides).step == 1
+    step = first.train_step
+
+    def interrupted_in_step_6(views):
+        if first.step == 5:
+            raise KeyboardInterrupt
+        return step(views)
+
+    first.train_step = interrupted_in_step_6
+    with pytest.raises(KeyboardInterrupt):  # 5 steps done, last checkpoint at step 4: step 5 is lost
+        first.run()
+    resumed = _trainer(photos, tmp_path / "resumed", **overrides)
+    assert resumed.step == 4
+    resumed.run()
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert [h["loss"] for h in straight.history] == [h["loss"] for h in resumed.history]
+    assert (tmp_path / "resumed" / "model.safetensors").is_file()
+
+
+def test_resume_rejects_a_different_configuration(photos, tmp_path):
+    _trainer(photos, tmp_path / "out", steps=2).run()
+    with pytest.raises(ValueError, match="different configuration.*temperature"):
+        _trainer(photos, tmp_path / "out", steps=2, temperature=0.5)
+    assert _trainer(photos, tmp_path / "out", steps=3).step == 2  # more steps is a legal resume
+
+
+def test_hard_negative_batches_match_reference():
+    rng = np.random.default_rng(0)
+    for n, d, batch in [(5, 3, 2), (20, 8, 5), (33, 4, 33)]:
+        emb = rng.normal(size=(n, d)).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        queries = rng.permutation(n)[: min(n, 7)]
+        fast = hard_negative_batches(emb, queries, batch)
+        ref = hard_negative_batches_reference(emb, queries, batch)
+        assert fast.shape == (len(queries), batch)
+        assert np.array_equal(fast, ref)
+        assert np.array_equal(fast[:, 0], queries)
+        assert all(len(set(row)) == batch for row in fast)
+    with pytest.raises(ValueError, match="batch_size"):
+        hard_negative_batches(emb, queries, n + 1)
+
+
+def test_random_batches_shard_and_reshuffle():
+    a0 = random_batches(20, 4, epoch=0, seed=1, world_size=2, rank=0)
+    a1 = random_batches(20, 4, epoch=0, seed=1, world_size=2, rank=1)
+    assert a0.shape == (steps_per_epoch(20, 4, 2), 4) == (2, 4)
+    assert not set(a0.ravel()) & set(a1.ravel())
+    assert np.array_equal(a0, random_batches(20, 4, epoch=0, seed=1, world_size=2, rank=0))
+    assert not np.array_equal(a0, random_batches(20, 4, epoch=1, seed=1, world_size=2, rank=0))
+    with pytest.raises(ValueError, match="at least"):
+        random_batches(3, 4, 0, 0)
+
+
+def test_train_config_and_data_errors(photos, tmp_path):
+    config, model_overrides = train_config("micro", {"model.depth": "2", "steps": "7"})
+    assert config.steps == 7 and model_overrides == {"depth": "2"}
+    with pytest.raises(ConfigError, match="unknown RTRConfig key"):
+        train_config("micro", {"model.width": "2"})
+    with pytest.raises(ValueError, match="schedule"):
+        train_config("micro", {"schedule": "sideways"})
+    with pytest.raises(FileNotFoundError):
+        training_images(tmp_path / "missing")
+    (tmp_path / "disc" / "train").mkdir(parents=True)
+    write_photos(tmp_path / "disc" / "train", count=2, side=32)
+    (tmp_path / "disc" / "elsewhere.png").write_bytes((photos / "camera.png").read_bytes())
+    assert [p.parent.name for p in training_images(tmp_path / "disc")] == ["train", "train"]
+    with pytest.raises(ValueError, match="need at least"):
+        _trainer(tmp_path / "disc", tmp_path / "out")

@@ -1,0 +1,53 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from vcl_fast.models.rtr import build_extractor
+from vcl_fast.models.weights import load_extractor, save_extractor
+
+
+@pytest.mark.parametrize("k", [0, 1, 3])
+def test_round_trip_gives_identical_outputs(tmp_path, k):
+    torch.manual_seed(k)
+    model = build_extractor("micro", k, depth=2).eval()
+    save_extractor(model, tmp_path / "w")
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = load_extractor(tmp_path / "w")
+    assert loaded.config == model.config and not loaded.training
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_shape_mismatch_is_named(tmp_path):
+    save_extractor(build_extractor("micro", 1), tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["num_regional_tokens"] = 2
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"reg_token: shape \(1, 1, 32\) in file, model expects \(1, 2, 32\)"):
+        load_extractor(tmp_path)
+
+
+def test_missing_and_unexpected_tensors_are_named(tmp_path):
+    save_extractor(build_extractor("micro", 1), tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    state.pop("proj.weight")
+    state["extra.bias"] = torch.zeros(3)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"missing tensors \['proj.weight'\]; unexpected tensors \['extra.bias'\]"):
+        load_extractor(tmp_path)
+
+
+def test_bad_directories(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no extractor config"):
+        load_extractor(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match="not an RTR extractor config"):
+        load_extractor(tmp_path)
+    save_extractor(build_extractor("micro", 0), tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["colour"] = 1
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="unknown config keys"):
+        load_extractor(tmp_path)
