@@ -114,13 +114,14 @@ def run_one(size: int, preset: str, num_queries: int, ray_workers: int) -> dict:
 
 def run_extract(num_videos: int, seconds: int, ray_workers: int) -> dict:
     """Time extracting and indexing ``num_videos`` generated clips of ``seconds`` s (160x120, 5 fps source,
-    sampled at 1 fps) with an RTR extractor (tiny_cpu preset, random weights). ``startup_s``: starting Ray
+    sampled at 1 fps) with an RTR extractor (tiny_cpu preset, random weights) through the Localizer's torch
+    backend, one thread per worker. ``startup_s``: starting Ray
     and the workers and loading the model on each; ``build_s``: the stages themselves on warm workers."""
     import numpy as np
 
     from vcl_fast.models import build_extractor
     from vcl_fast.models.weights import save_extractor
-    from vcl_fast.search import ExtractorEmbedder, RayOptions, list_videos
+    from vcl_fast.search import LocalizerEmbedder, LocalizerSpec, RayOptions, list_videos
     from vcl_fast.search.library import update_index, write_shards
     from vcl_fast.search.stages import open_workers
     from vcl_fast.video import write_video
@@ -133,7 +134,7 @@ def run_extract(num_videos: int, seconds: int, ray_workers: int) -> dict:
             frames = np.stack([np.roll(base, 3 * t, axis=1)[:, :160] for t in range(5 * seconds)])
             write_video(Path(tmp) / "videos" / f"clip{i:03d}.mp4", frames, fps=5.0)
         sources = list_videos(Path(tmp) / "videos")
-        embedder = ExtractorEmbedder(weights, batch_size=16, device="cpu")
+        embedder = LocalizerEmbedder(LocalizerSpec(str(weights), backend="torch", threads=1))
         start = time.perf_counter()
         with open_workers(RayOptions(num_workers=ray_workers) if ray_workers else None, embedder=embedder) as pool:
             list(pool.map("embed_shard", [(sources[:1],)] * max(1, ray_workers)))  # load the model everywhere

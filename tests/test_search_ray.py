@@ -6,11 +6,12 @@ import json
 import numpy as np
 import pytest
 
+from localize_fixtures import micro_model_dir, write_planted_pair  # noqa: F401 (micro_model_dir: fixture)
 from vcl_fast.cli import main
 from vcl_fast.data.features import save_video_features
 from vcl_fast.search import (
-    FeatureFileLoader, RayOptions, SearchSettings, build_index, embed_queries, list_feature_files, localize_pairs,
-    read_manifest, search_queries,
+    FeatureFileLoader, LocalizerEmbedder, LocalizerSpec, RayOptions, SearchSettings, build_index, embed_queries,
+    list_feature_files, list_videos, localize_pairs, read_manifest, search_queries,
 )
 from vcl_fast.search.synthetic import library_videos, planted_queries
 
@@ -65,7 +66,7 @@ def test_ray_build_search_and_pairs_are_identical_to_one_machine(local_ray, feat
     assert [r.candidates[0].reference_id for r in local] == [p.reference_id for p in planted]
     out = tmp_path / "ray.json"
     assert main(["search", "--index", str(tmp_path / "ray"), "--query-features", str(root / "queries"), "--top-k", "4",
-                 "--json", str(out), "--ray", "--workers", "2"]) == 0
+                 "--method", "tn", "--json", str(out), "--ray", "--workers", "2"]) == 0
     assert json.loads(out.read_text()) == json.loads(json.dumps([r.to_dict() for r in local]))
 
     pairs = [(p.query.video_id, p.reference_id) for p in planted] + [(planted[0].query.video_id, "ref000000")]
@@ -76,8 +77,12 @@ def test_ray_build_search_and_pairs_are_identical_to_one_machine(local_ray, feat
         np.testing.assert_array_equal(ray_boxes[pair], local_boxes[pair])
 
 
-def test_search_results_through_ray_equal_the_dataclasses(local_ray, features, tmp_path):
-    root, _ = features
-    build_index(tmp_path / "lib", list_feature_files(root / "refs"), FeatureFileLoader())
-    queries = embed_queries(list_feature_files(root / "queries"), FeatureFileLoader())
-    assert search_queries(tmp_path / "lib", queries, ray=TWO_WORKERS) == search_queries(tmp_path / "lib", queries)
+def test_extraction_from_videos_on_ray_is_identical(local_ray, micro_model_dir, tmp_path):
+    write_planted_pair(tmp_path / "videos")  # two videos, one per shard: each actor embeds one
+    embedder = LocalizerEmbedder(LocalizerSpec(str(micro_model_dir), threads=1))
+    sources = list_videos(tmp_path / "videos")
+    build_index(tmp_path / "local", sources, embedder, shard_size=1)
+    build_index(tmp_path / "ray", sources, embedder, shard_size=1, ray=TWO_WORKERS)
+    assert index_files(tmp_path / "ray") == index_files(tmp_path / "local")
+    queries = embed_queries(sources, embedder)
+    assert search_queries(tmp_path / "ray", queries, ray=TWO_WORKERS) == search_queries(tmp_path / "local", queries)
