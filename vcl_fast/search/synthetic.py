@@ -100,6 +100,9 @@ class SyntheticEmbedder:
     def describe(self) -> dict:
         return {"kind": "synthetic", **dataclasses.asdict(self)}
 
+    def load(self) -> None:
+        """Nothing to load."""
+
     def sources(self, count: int) -> list:
         """The library's first ``count`` videos as VideoSources."""
         from vcl_fast.search.library import VideoSource
