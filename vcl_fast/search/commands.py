@@ -13,16 +13,22 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _ray_options(args: argparse.Namespace):
-    if args.ray is False:
-        return None
+def _require(module: str, extra: str, what: str) -> None:
+    """CliError naming the extra to install unless ``module`` can be imported."""
     import importlib.util
 
     from vcl_fast.cli import CliError
+
+    if importlib.util.find_spec(module) is None:
+        raise CliError(f'{what} needs {module}: pip install "vcl_fast[{extra}]"')
+
+
+def _ray_options(args: argparse.Namespace):
+    if args.ray is False:
+        return None
     from vcl_fast.search.distributed import RayOptions
 
-    if importlib.util.find_spec("ray") is None:
-        raise CliError('--ray needs Ray: pip install "vcl_fast[ray]"')
+    _require("ray", "ray", "--ray")
 
     return RayOptions(address=args.ray, num_workers=args.workers)
 
@@ -49,6 +55,7 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
     )
     from vcl_fast.search.stages import build_index
 
+    _require("faiss", "search", "the search index")
     if args.videos is not None:
         spec = LocalizerSpec(_model_path(args.extractor or args.model), backend=args.backend, device=args.device,
                              fps=args.fps, batch_size=args.batch_size, threads=args.threads)
@@ -140,6 +147,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     from vcl_fast.search.library import read_manifest
 
+    _require("faiss", "search", "the search index")
     settings = SearchSettings(args.top_k, args.neighbours, args.min_similarity, args.nprobe)
     library_embedder = read_manifest(args.index).embedder
     localizer = _localizer(args, library_embedder)
@@ -164,8 +172,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from vcl_fast.api import METHODS
-    from vcl_fast.localize_commands import _add_model_arguments as add_model_arguments
+    from vcl_fast.localize_commands import add_localizer_arguments
     from vcl_fast.runtime import BACKENDS
     from vcl_fast.search.frame_index import PRESETS
 
@@ -214,12 +221,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--neighbours", type=int, default=10, help="nearest library vectors per query token (default 10)")
     p.add_argument("--min-similarity", type=float, default=0.0, help="neighbours at or below it do not vote (default 0)")
     p.add_argument("--nprobe", type=int, default=0, help="IVF lists scanned per query token (default: the index's)")
-    p.add_argument("--method", default="yolox", choices=METHODS,
-                   help="yolox (the Localizer's detector) or a classical localizer (default: yolox)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting of the method (yolox: conf_threshold, nms_threshold, chunk_length, "
-                   "batch_size; classical: its VCSL-tuned parameters), repeatable")
-    add_model_arguments(p)
+    add_localizer_arguments(p)
     p.add_argument("--json", metavar="OUT.json", help="write the results as JSON (with --pairs: VCSL prediction JSON)")
     p.add_argument("--vsc", metavar="OUT.csv", help="write the matches as a VSC22 match CSV")
     p.add_argument("--pairs", metavar="PAIRS.csv", help="localize these query_id,reference_id pairs instead of searching")
