@@ -208,6 +208,39 @@ def test_pipeline_rejects_bad_input():
         GpuPipeline.from_onnx("nowhere", device="cpu")
 
 
+def test_gpu_bench_rooflines_and_targets():
+    from vcl_fast.bench_gpu import E2E_CASE, TORCH_EAGER, Roofline, similarity_roofline, targets_report
+    from vcl_fast.benchmark import BenchResult
+
+    one = similarity_roofline(600, 600)
+    assert one.flops == 2 * 1200 * 1200 * 256 and one.bytes == 2 * 1200 * 256 * 2 + 600 * 600 * 4
+    batched = similarity_roofline(600, 600, pairs=1000)
+    assert batched.flops == 1000 * one.flops and batched.bytes == (600 + 600_000) * 2 * 256 * 2 + 1000 * 600 * 600 * 4
+    assert Roofline(1e12, 1e9).seconds(1e15, 1e12) == 1e-3 and Roofline(1e12, 1e8).seconds(1e15, 1e12) == 1e-3
+    results = [BenchResult("sim", "vcl_fast CUDA", 2e-3, 2e-3, 5), BenchResult("sim", "torch", 1e-3, 1e-3, 5),
+               BenchResult("big", "vcl_fast CUDA", 1e-3, 1e-3, 5),
+               BenchResult(E2E_CASE, "GpuPipeline TensorRT fp16", 0.1, 0.1, 5),
+               BenchResult(E2E_CASE, "GpuPipeline torch eager fp32", 0.3, 0.3, 5),
+               BenchResult(E2E_CASE, f"Localizer {TORCH_EAGER}", 0.6, 0.6, 5)]
+    report = targets_report(results, {"sim": Roofline(1e12, 1e9), "big": Roofline(1e12, 1e9)}, (1e15, 1e12))
+    assert "1000 TFLOP/s, memory 1000 GB/s" in report
+    assert "sim: 2000.0 us, roofline 1000.0 us -> 50% of roofline (target >= 70%): MISSED" in report
+    assert "big: 1000.0 us, roofline 1000.0 us -> 100% of roofline (target >= 70%): met" in report
+    assert "end to end: GpuPipeline TensorRT fp16 160.0 pairs/s = 6.0x Localizer torch eager fp32 (target >= 5x): met" \
+        in report
+    assert "torch" not in report.split("\n")[1]  # only our kernel is held to the roofline
+
+
+def test_gpu_bench_suite_says_why_it_skips(capsys):
+    from vcl_fast.bench_gpu import unavailable
+    from vcl_fast.cli import main
+
+    if unavailable() is None:
+        pytest.skip("a GPU is present: the suite runs (bench/bench_gpu.py)")
+    assert main(["bench", "--suite", "gpu"]) == 0
+    assert capsys.readouterr().out.strip() == f"gpu suite skipped: {unavailable()}"
+
+
 # ----------------------------------------------------------------------------------------------- on a GPU
 
 

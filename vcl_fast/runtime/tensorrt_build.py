@@ -184,7 +184,7 @@ def map_batches(spec: DetectorSpec, batch_size: int, count: int = CALIBRATION_MA
 
     samples = planted_copy_samples(count - count % batch_size, seed)
     for start in range(0, len(samples), batch_size):
-        yield render_maps([s.similarity for s in samples[start:start + batch_size]], spec.input_size)
+        yield render_maps([s.sim for s in samples[start:start + batch_size]], spec.input_size)
 
 
 def _entropy_calibrator(trt, feed: CalibrationFeed):

@@ -52,9 +52,10 @@ def import_tensorrt():
     """The ``tensorrt`` module; ImportError with one line saying what to do when it is not importable."""
     try:
         import tensorrt
-    except ImportError:
-        raise ImportError("TensorRT is not importable in this environment (no 'tensorrt' Python package); "
-                          "install TensorRT 10 for this CUDA version, or use the onnxruntime backend") from None
+    except Exception as exc:  # missing, or a broken install (e.g. a stub package whose libraries never arrived)
+        reason = "no 'tensorrt' Python package" if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
+        raise ImportError(f"TensorRT is not importable in this environment ({reason}); install TensorRT 10 for "
+                          "this CUDA version, or use ONNX (`--format onnx`, the onnxruntime backend)") from None
     return tensorrt
 
 
