@@ -40,10 +40,8 @@ def test_atomic_write_rejects_read_mode(tmp_path):
 def test_atomic_write_uses_normal_file_permissions(tmp_path):
     import os
 
-    umask = os.umask(0o022)
-    try:
-        with atomic_write(tmp_path / "out.json") as f:
-            f.write("{}")
-    finally:
-        os.umask(umask)
-    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o644
+    from vcl_fast.atomic import _process_umask
+
+    with atomic_write(tmp_path / "out.json") as f:
+        f.write("{}")
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o666 & ~_process_umask()

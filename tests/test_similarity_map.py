@@ -27,7 +27,7 @@ def cuda_test(fn):
 
 
 def features(rng, frames, tokens, dim, dtype=np.float32):
-    return rng.standard_normal((frames, tokens, dim)).astype(dtype)
+    return rng.standard_normal((frames, tokens, dim), dtype=np.float32).astype(dtype, copy=False)
 
 
 @pytest.fixture(params=SIMD_LEVELS)
@@ -154,6 +154,18 @@ def test_pairwise_with_repeated_query_objects(simd_level):
     maps = similarity_maps([a, a, b, a], references)
     for got, query, reference in zip(maps, [a, a, b, a], references):
         np.testing.assert_allclose(got, similarity_map_reference(query, reference), rtol=0, atol=FP32_ATOL)
+
+
+def test_batches_larger_than_one_packing_group(simd_level):
+    # the CPU kernel packs pairs in groups of about 64 MB of panels: 70 x 520 reference frames make two
+    rng = np.random.default_rng(13)
+    query = features(rng, 7, 2, 256)
+    references = [features(rng, 0 if i % 9 == 4 else 520, 2, 256) for i in range(70)]
+    for got, reference in zip(similarity_maps(query, references), references):
+        np.testing.assert_allclose(got, similarity_map_reference(query, reference), rtol=0, atol=FP32_ATOL)
+    queries = [features(rng, 5, 1, 256) for _ in references]
+    for got, q, reference in zip(similarity_maps(queries, references), queries, references):
+        np.testing.assert_allclose(got, similarity_map_reference(q, reference), rtol=0, atol=FP32_ATOL)
 
 
 def test_empty_batch():

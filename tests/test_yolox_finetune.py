@@ -31,7 +31,8 @@ def videos(tmp_path):
 def test_choose_fraction_is_deterministic_and_at_least_one():
     pairs = [(f"q{i}", f"r{i}") for i in range(100)]
     assert choose_fraction(pairs, 0.05, 1) == choose_fraction(pairs, 0.05, 1)
-    assert len(choose_fraction(pairs, 0.05, 1)) == 5 and choose_fraction(pairs, 0.05, 1) != choose_fraction(pairs, 0.05, 2)
+    assert len(choose_fraction(pairs, 0.05, 1)) == 5
+    assert choose_fraction(pairs, 0.05, 1) != choose_fraction(pairs, 0.05, 2)
     assert len(choose_fraction(pairs, 0.001, 0)) == 1 and choose_fraction(pairs, 1.0, 0) == pairs
     with pytest.raises(ValueError):
         choose_fraction(pairs, 0.0, 0)

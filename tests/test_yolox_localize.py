@@ -11,7 +11,8 @@ ANCHORS = anchor_points(S)
 
 def encode(cx, cy, w, h, obj_logit=6.0, cls_logit=6.0):
     """Raw outputs of the stride-8 anchor holding (cx, cy) that decode to the box [cx, cy, w, h] (pixels)."""
-    index = int(np.nonzero((ANCHORS[:, 2] == 8) & (ANCHORS[:, 0] == int(cx // 8)) & (ANCHORS[:, 1] == int(cy // 8)))[0][0])
+    on_anchor = (ANCHORS[:, 2] == 8) & (ANCHORS[:, 0] == int(cx // 8)) & (ANCHORS[:, 1] == int(cy // 8))
+    index = int(np.nonzero(on_anchor)[0][0])
     gx, gy = ANCHORS[index, :2]
     return index, [cx / 8 - gx, cy / 8 - gy, np.log(w / 8), np.log(h / 8), obj_logit, cls_logit]
 

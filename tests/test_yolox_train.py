@@ -237,6 +237,9 @@ def test_resume_refuses_another_config(tmp_path, small_maps):
     run_micro(small_maps, tmp_path / "run")
     with pytest.raises(ValueError, match="belongs to another run"):
         train_detector(train_config("micro", {"seed": 5}), small_maps, tmp_path / "run", progress=False)
+    # runtime settings may change between runs
+    train_detector(train_config("micro", {"checkpoint_every": 5, "batch_size": 4, "device": "cpu"}), small_maps,
+                   tmp_path / "run", progress=False)
     train_detector(train_config("micro", {"seed": 5, "epochs": 1, "no_aug_epochs": 0}), small_maps,
                    tmp_path / "run", progress=False, resume=False)
 

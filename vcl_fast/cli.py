@@ -19,6 +19,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vcl_fast.localize_commands",
     "vcl_fast.export.commands",
     "vcl_fast.bench_commands",
+    "vcl_fast.data.commands",
+    "vcl_fast.data.pair_commands",
+    "vcl_fast.search.commands",
 )
 
 

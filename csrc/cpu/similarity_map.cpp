@@ -52,11 +52,21 @@ struct Generic4 {
   static float sum(reg a) { return (a[0] + a[1]) + (a[2] + a[3]); }
 };
 
+struct GenericTranspose {
+  // dst[kk * dst_stride + i] = src[i * src_stride + kk] * scale[i] for i < 8, kk < count <= 8.
+  static void transpose8(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, const float* scale,
+                         int count) {
+    for (int kk = 0; kk < count; ++kk) {
+      for (int i = 0; i < 8; ++i) dst[kk * dst_stride + i] = src[i * src_stride + kk] * scale[i];
+    }
+  }
+};
+
 }  // namespace
 
 void similarity_map_scalar(const SimilarityPair* pairs, int64_t num_pairs, const SimilarityLayout& layout,
                            int32_t* flags) {
-  SimilarityKernel<Generic4, 6, 2>::run(pairs, num_pairs, layout, flags);
+  SimilarityKernel<Generic4, GenericTranspose, 6, 2>::run(pairs, num_pairs, layout, flags);
 }
 
 }  // namespace cpu

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cpu/similarity_map_kernel.h"
+#include "cpu/transpose8_avx.h"
 
 namespace vcl_fast::cpu {
 namespace {
@@ -33,7 +34,7 @@ struct Avx2 {
 
 void similarity_map_avx2(const SimilarityPair* pairs, int64_t num_pairs, const SimilarityLayout& layout,
                          int32_t* flags) {
-  SimilarityKernel<Avx2, 6, 2>::run(pairs, num_pairs, layout, flags);
+  SimilarityKernel<Avx2, Transpose8Avx, 6, 2>::run(pairs, num_pairs, layout, flags);
 }
 
 }  // namespace vcl_fast::cpu

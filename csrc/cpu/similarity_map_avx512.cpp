@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cpu/similarity_map_kernel.h"
+#include "cpu/transpose8_avx.h"
 
 namespace vcl_fast::cpu {
 namespace {
@@ -29,7 +30,7 @@ struct Avx512 {
 
 void similarity_map_avx512(const SimilarityPair* pairs, int64_t num_pairs, const SimilarityLayout& layout,
                            int32_t* flags) {
-  SimilarityKernel<Avx512, 12, 2>::run(pairs, num_pairs, layout, flags);
+  SimilarityKernel<Avx512, Transpose8Avx, 12, 2>::run(pairs, num_pairs, layout, flags);
 }
 
 }  // namespace vcl_fast::cpu

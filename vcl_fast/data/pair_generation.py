@@ -6,7 +6,9 @@ indexing (temporal resampling = picking source frames at the segment's speed). P
 
 - ``vanilla``: (copy video, source video), GT = where the segment sits in each;
 - ``transitivity``: two copy videos sharing an overlapping source interval, GT = the intersection mapped
-  through both time warps (the rest of both segments is high-similarity context, not GT);
+  through both time warps (the rest of both segments is high-similarity context, not GT). Two copy videos
+  that also show frames of one video elsewhere (the same background, or one's background inserted into the
+  other) are not paired: those frames would match outside the ground truth;
 - ``negative``: (copy video, a video none of its segments came from), no GT.
 
 Boxes are ``[q_start, r_start, q_end, r_end]`` in frames at the sampling rate of the input frames.
@@ -69,6 +71,13 @@ def _copy_features(copy: CopyVideo, base: dict[str, np.ndarray], clips: list[np.
     return out
 
 
+def shares_unlabelled_frames(a: CopyVideo, b: CopyVideo) -> bool:
+    """Whether copy videos ``a`` and ``b`` show frames of one video outside their inserted segments: the same
+    background, or the background of one inserted as a source into the other."""
+    a_sources, b_sources = {s.source_id for s in a.segments}, {s.source_id for s in b.segments}
+    return a.background_id == b.background_id or a.background_id in b_sources or b.background_id in a_sources
+
+
 def generate_copy_pairs(
     videos: dict[str, np.ndarray],
     embed: Embedder,
@@ -106,7 +115,8 @@ def generate_copy_pairs(
         for i in rng.permutation(len(unrelated))[: config.negatives_per_copy]:
             generated.pairs.append(GeneratedPair(copy.copy_id, unrelated[i], "negative", np.zeros((0, 4))))
     if config.transitivity:
-        linked = transitivity_pairs(generated.copies)
+        linked = [(i, j) for i, j in transitivity_pairs(generated.copies)
+                  if not shares_unlabelled_frames(generated.copies[i], generated.copies[j])]
         if config.max_transitivity_pairs is not None and len(linked) > config.max_transitivity_pairs:
             keep = np.sort(rng.choice(len(linked), size=config.max_transitivity_pairs, replace=False))
             linked = [linked[i] for i in keep]

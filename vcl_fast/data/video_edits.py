@@ -1,14 +1,18 @@
 """Video-style copy edits applied consistently to a whole clip (one parameter draw per clip).
 
-Every edit takes frames uint8 ``(N, H, W, 3)`` RGB and returns frames of the same shape and dtype.
-Frame-level copy edits (crop, colour, blur, overlays...) come from ``vcl_fast.data.augment``; these add
-what only exists across time: the clip played inside another video, blurred-background framing and text
-that moves from frame to frame.
+Every edit takes frames uint8 ``(N, H, W, 3)`` RGB and returns frames of the same shape and dtype (except
+``overlay_on_video``, which takes the host's frame size).
+Frame-level copy edits (crop, colour, blur, overlays...) come from ``vcl_fast.data.augment``;
+``copy_edit_clip`` applies them to a clip with one parameter draw. The others add what only exists across
+time: the clip played inside another video, blurred-background framing and text that moves from frame to
+frame. ``clip_augmenter`` chains both into the ``ClipAugmenter`` of ``vcl_fast.data.pair_generation``.
 """
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from vcl_fast.data.augment import TRAIN_EDITS, EditSpace, copy_edit
 
 
 def _check_clip(frames: np.ndarray, name: str = "frames") -> None:
@@ -19,6 +23,30 @@ def _check_clip(frames: np.ndarray, name: str = "frames") -> None:
 
 def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
+
+
+def _resize_clip(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    if frames.shape[1:3] == (height, width):
+        return frames
+    return np.stack([_resize(frame, width, height) for frame in frames])
+
+
+def copy_edit_clip(rng: np.random.Generator, frames: np.ndarray, space: EditSpace = TRAIN_EDITS) -> np.ndarray:
+    """The image copy edits of ``vcl_fast.data.augment.copy_edit`` with ONE draw for the whole clip.
+
+    One seed is drawn from ``rng`` and every frame is edited with a generator made from it. The chain draws
+    its parameters from the frame size only, never from pixel values, so every frame gets the same edits
+    with the same crop window, colour factors, overlay positions and JPEG quality. Frames are resized back
+    to the clip's size (a cropped or padded copy shown at the original resolution).
+    """
+    _check_clip(frames)
+    seed = int(rng.integers(0, 2**63 - 1))
+    h, w = frames.shape[1:3]
+    out = np.empty_like(frames)
+    for i, frame in enumerate(frames):
+        edited, _ = copy_edit(Image.fromarray(frame), np.random.default_rng(seed), space)
+        out[i] = np.asarray(edited.resize((w, h), Image.BILINEAR) if edited.size != (w, h) else edited)
+    return out
 
 
 def overlay_on_video(frames: np.ndarray, host: np.ndarray, scale: float, x: float, y: float) -> np.ndarray:
@@ -87,3 +115,13 @@ def random_video_edit(rng: np.random.Generator, frames: np.ndarray, other_videos
         return moving_text(frames, text, (float(rng.random()), float(rng.random())), velocity, colour,
                            font_size=max(8, frames.shape[1] // 8))
     return frames
+
+
+def clip_augmenter(other_videos: list[np.ndarray], space: EditSpace = TRAIN_EDITS):
+    """A ``ClipAugmenter`` ``(rng, clip) -> clip``: :func:`copy_edit_clip` then :func:`random_video_edit`
+    (picture-in-picture hosts drawn from ``other_videos``), resized back to the clip's frame size."""
+    def augment(rng: np.random.Generator, frames: np.ndarray) -> np.ndarray:
+        edited = random_video_edit(rng, copy_edit_clip(rng, frames, space), other_videos)
+        return _resize_clip(edited, *frames.shape[1:3])
+
+    return augment

@@ -2,10 +2,12 @@
 lengths, replicate it to 3 channels and resize it to S x S with bicubic interpolation; the raw cosine values
 go in (no normalisation).
 
-The resize is torch-free: ``W_q @ map @ W_r^T`` with precomputed separable matrices that reproduce
-``torch.nn.functional.interpolate(mode="bicubic", align_corners=False, antialias=False)`` exactly: source
+The resize is torch-free and separable, ``W_q @ map @ W_r^T``, with precomputed interpolation matrices that
+reproduce ``torch.nn.functional.interpolate(mode="bicubic", align_corners=False, antialias=False)``: source
 coordinate ``(i + 0.5) * in / out - 0.5`` (not clamped), Keys cubic kernel with a = -0.75 over the 4 nearest
-source samples, indices clamped to the border. ``render_maps_reference`` is the torch reference.
+source samples, indices clamped to the border. Each matrix row has 4 non-zeros, so they are stored and
+applied as 4 taps (gathers) per output sample (``bicubic_taps``); ``bicubic_matrix`` is the dense form and
+``render_maps_reference`` the torch reference.
 """
 from __future__ import annotations
 
@@ -58,6 +60,12 @@ def bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
     return matrix
 
 
+def _resize_rows(x: np.ndarray, out_size: int) -> np.ndarray:
+    """(n, m) -> (out_size, m) float32: bicubic resize along axis 0 (one gather of the 4 taps)."""
+    indices, weights = bicubic_taps(x.shape[0], out_size)
+    return np.einsum("sk,skm->sm", weights, x[indices])
+
+
 def _as_map_list(maps, lengths) -> list[np.ndarray]:
     if isinstance(maps, np.ndarray) and maps.ndim == 3:
         if lengths is None:
@@ -94,13 +102,8 @@ def render_maps(maps: Sequence[np.ndarray] | np.ndarray, input_size: int,
         m = m.astype(np.float32, copy=False)
         if not np.isfinite(m).all():
             raise ValueError(f"map {b} contains NaN or infinite values")
-        w_q = bicubic_matrix(m.shape[0], input_size)
-        w_r = bicubic_matrix(m.shape[1], input_size)
-        # Multiply in the cheaper order: (W_q @ m) @ W_r^T costs less when R < Q.
-        if m.shape[1] < m.shape[0]:
-            out[b, 0] = (w_q @ m) @ w_r.T
-        else:
-            out[b, 0] = w_q @ (m @ w_r.T)
+        rows_resized = np.ascontiguousarray(_resize_rows(m, input_size).T)  # (R, S)
+        out[b, 0] = _resize_rows(rows_resized, input_size).T
     out[:, 1] = out[:, 0]
     out[:, 2] = out[:, 0]
     return out

@@ -225,8 +225,8 @@ class YOLOXHead(nn.Module):
         self.stems = nn.ModuleList()
         for channels in in_channels:
             self.stems.append(BaseConv(int(channels * width), hidden, 1, 1, act))
-            self.cls_convs.append(nn.Sequential(BaseConv(hidden, hidden, 3, 1, act), BaseConv(hidden, hidden, 3, 1, act)))
-            self.reg_convs.append(nn.Sequential(BaseConv(hidden, hidden, 3, 1, act), BaseConv(hidden, hidden, 3, 1, act)))
+            for branch in (self.cls_convs, self.reg_convs):
+                branch.append(nn.Sequential(BaseConv(hidden, hidden, 3, 1, act), BaseConv(hidden, hidden, 3, 1, act)))
             self.cls_preds.append(nn.Conv2d(hidden, num_classes, 1))
             self.reg_preds.append(nn.Conv2d(hidden, 4, 1))
             self.obj_preds.append(nn.Conv2d(hidden, 1, 1))
@@ -241,7 +241,8 @@ class YOLOXHead(nn.Module):
             x = self.stems[k](x)
             cls_feat = self.cls_convs[k](x)
             reg_feat = self.reg_convs[k](x)
-            out = torch.cat([self.reg_preds[k](reg_feat), self.obj_preds[k](reg_feat), self.cls_preds[k](cls_feat)], 1)
+            out = torch.cat([self.reg_preds[k](reg_feat), self.obj_preds[k](reg_feat), self.cls_preds[k](cls_feat)],
+                            dim=1)
             outputs.append(out.flatten(start_dim=2))
         return torch.cat(outputs, dim=2).permute(0, 2, 1)
 

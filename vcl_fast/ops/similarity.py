@@ -10,6 +10,7 @@ are tested against, and the op falls back to them (with one warning) when the co
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Sequence
 
 import numpy as np
@@ -135,8 +136,8 @@ def _unit_vectors(x: np.ndarray) -> np.ndarray:
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
 
 
-def _check_features(x: Any, name: str) -> str:
-    """The array kind of one feature array after checking its dtype and shape."""
+def _check_features(x: Any, name: str) -> tuple[str, str, str]:
+    """(kind, dtype name, where it lives) of one feature array after checking its dtype and shape."""
     kind = _arrays.array_kind(x, name)
     dtype = _arrays.dtype_name(x)
     if dtype not in ACCEPTED_DTYPES:
@@ -149,30 +150,26 @@ def _check_features(x: Any, name: str) -> str:
         )
     if shape[1] == 0 or shape[2] == 0:
         raise ValueError(f"{name} has shape {shape}: every frame needs at least one token and dim must be >= 1")
-    return kind
-
-
-def _where(x: Any, kind: str) -> str:
     if kind in (_arrays.TORCH_CUDA, _arrays.CUPY):
-        return f"a {_KIND_NAMES[kind]} on cuda:{_arrays.device_index(x, kind)}"
-    return f"a {_KIND_NAMES[kind]}"
+        return kind, dtype, f"a {_KIND_NAMES[kind]} on cuda:{_arrays.device_index(x, kind)}"
+    return kind, dtype, f"a {_KIND_NAMES[kind]}"
 
 
 def _check_all(queries: list[Any], references: list[Any], query_names: list[str], reference_names: list[str]) -> str:
     """Checks every array and that they agree (kind, device, dtype, dim, tokens); returns their kind."""
     arrays, names = queries + references, query_names + reference_names
-    kinds = [_check_features(x, name) for x, name in zip(arrays, names)]
-    first, first_name, first_kind = arrays[0], names[0], kinds[0]
-    for x, name, kind in zip(arrays, names, kinds):
-        if _where(x, kind) != _where(first, first_kind):
+    described = [_check_features(x, name) for x, name in zip(arrays, names)]
+    (kind, dtype, where), first, first_name = described[0], arrays[0], names[0]
+    for x, name, (_, x_dtype, x_where) in zip(arrays, names, described):
+        if x_where != where:
             raise TypeError(
-                f"{name} is {_where(x, kind)} but {first_name} is {_where(first, first_kind)}; "
+                f"{name} is {x_where} but {first_name} is {where}; "
                 "pass every feature array as the same kind of array on the same device"
             )
-        if _arrays.dtype_name(x) != _arrays.dtype_name(first):
+        if x_dtype != dtype:
             raise TypeError(
-                f"{name} is {_arrays.dtype_name(x)} but {first_name} is {_arrays.dtype_name(first)}; "
-                "pass every feature array in one dtype (float32 or float16)"
+                f"{name} is {x_dtype} but {first_name} is {dtype}; pass every feature array in one dtype "
+                "(float32 or float16)"
             )
         if x.shape[2] != first.shape[2]:
             raise ValueError(
@@ -186,7 +183,7 @@ def _check_all(queries: list[Any], references: list[Any], query_names: list[str]
                     f"{name} has {x.shape[1]} tokens per frame but {group_names[0]} has {group[0].shape[1]}; "
                     "the queries (and the references) of one call must have the same number of tokens"
                 )
-    return first_kind
+    return kind
 
 
 def _compute(queries: list[Any], references: list[Any], query_names: list[str], reference_names: list[str],
@@ -218,9 +215,9 @@ def _maps(queries: list[Any], references: list[Any], query_names: list[str], ref
 
 
 def _layout(queries: list[Any], references: list[Any]) -> tuple[list[int], int]:
-    """Offsets of each pair's map in the shared output buffer, and its total size."""
-    sizes = [int(q.shape[0]) * int(r.shape[0]) for q, r in zip(queries, references)]
-    offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).tolist()
+    """Offsets of each pair's map in the shared output buffer (one more at the end), and its total size."""
+    offsets = list(itertools.accumulate((int(q.shape[0]) * int(r.shape[0]) for q, r in zip(queries, references)),
+                                        initial=0))
     return offsets, offsets[-1]
 
 

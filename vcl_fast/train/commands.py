@@ -69,12 +69,14 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_icd_build(args: argparse.Namespace) -> int:
+    from vcl_fast.data.augment import HELDOUT_EDITS, TRAIN_EDITS
     from vcl_fast.data.images import list_images
     from vcl_fast.eval.icd import build_icd_set
 
     icd = build_icd_set(
         list_images(args.images), args.out, args.positives, args.negatives, args.distractors,
-        queries_per_positive=args.queries_per_positive, pip_fraction=args.pip_fraction, max_side=args.max_side, seed=args.seed,
+        queries_per_positive=args.queries_per_positive, pip_fraction=args.pip_fraction,
+        space=HELDOUT_EDITS if args.edits == "heldout" else TRAIN_EDITS, max_side=args.max_side, seed=args.seed,
     )
     print(f"{args.out}: {len(icd.queries)} queries, {len(icd.references)} references, "
           f"{len(icd.ground_truth)} ground-truth pairs")
@@ -127,6 +129,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distractors", type=int, default=0, help="references no query copies")
     p.add_argument("--queries-per-positive", type=int, default=1, help="edited queries made from each positive")
     p.add_argument("--pip-fraction", type=float, default=0.4, help="share of positive queries that are PiP")
+    p.add_argument("--edits", choices=["heldout", "train"], default="heldout",
+                   help="edit parameter space: held-out ranges (default) or training's")
     p.add_argument("--max-side", type=int, default=384)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_icd_build)

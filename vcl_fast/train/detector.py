@@ -8,8 +8,8 @@ boxes converted to input pixels (x = reference axis, y = query axis).
 Determinism: the sample order of epoch e comes from ``(seed, e)``, the augmentation of sample i in epoch e
 from ``(seed, e, i)``, the initial weights from ``seed``; nothing depends on how often training was resumed.
 ``out/checkpoint.pt`` (model, EMA, optimizer, scaler, position) is written atomically at every epoch end and
-every ``checkpoint_every`` iterations; a run started again with the same config, data and ``out`` continues
-from it. The result, ``out/model.safetensors`` + ``out/config.json``, holds the EMA weights.
+every ``checkpoint_every`` iterations; a run started again with the same config (``workers``, ``threads``,
+``device`` and ``checkpoint_every`` may differ), data and ``out`` continues from it. The result, ``out/model.safetensors`` + ``out/config.json``, holds the EMA weights.
 
 On CUDA, ``amp`` trains in float16 autocast with gradient scaling; under ``torchrun`` (WORLD_SIZE > 1) the
 model is wrapped in DistributedDataParallel and every global batch is split across the processes.
@@ -36,6 +36,7 @@ from vcl_fast.train.detector_config import DetectorTrainConfig
 from vcl_fast.train.yolox_loss import YOLOXLoss
 
 CHECKPOINT_FILE = "checkpoint.pt"
+RUNTIME_FIELDS = ("workers", "threads", "device", "checkpoint_every")  # may change when resuming
 LOSS_NAMES = ("loss", "iou", "obj", "cls", "l1")
 
 
@@ -130,29 +131,44 @@ class ModelEMA:
                 value.copy_(current[name])
 
 
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device={name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but CUDA is not available; use device=cpu or auto")
+    return device
+
+
 def _distributed_context(config: DetectorTrainConfig) -> tuple[torch.device, int, int]:
-    """(device, rank, world size); initialises the process group under torchrun."""
+    """(device, rank, world size); under torchrun (WORLD_SIZE > 1) initialises the process group (NCCL on
+    CUDA, one GPU per process at LOCAL_RANK; gloo on CPU)."""
+    device = _resolve_device(config.device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    want_cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={config.device!r} but CUDA is not available; use device=cpu or auto")
     if world == 1:
-        return torch.device("cuda" if config.device == "auto" and want_cuda else
-                            ("cpu" if config.device == "auto" else config.device)), 0, 1
+        return device, 0, 1
     import torch.distributed as dist
 
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if want_cuda:
-        torch.cuda.set_device(local_rank)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if want_cuda else "gloo")
-    device = torch.device("cuda", local_rank) if want_cuda else torch.device("cpu")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device, dist.get_rank(), dist.get_world_size()
+
+
+def _run_settings(config: DetectorTrainConfig) -> dict:
+    """The config fields that define a run (everything but where and how fast it executes)."""
+    return {k: v for k, v in config.to_dict().items() if k not in RUNTIME_FIELDS}
 
 
 def _load_checkpoint(path: Path, config: DetectorTrainConfig, num_samples: int) -> dict:
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if state["config"] != config.to_dict() or state["num_samples"] != num_samples:
+    if _run_settings(DetectorTrainConfig.from_dict(state["config"])) != _run_settings(config) \
+            or state["num_samples"] != num_samples:
         raise ValueError(f"{path} belongs to another run (different config or dataset size); resume with the "
                          "same settings, or use a new output directory")
     return state
@@ -205,7 +221,8 @@ def train_detector(config: DetectorTrainConfig, dataset, out_dir: str | os.PathL
 
     train_model = model
     if world > 1:
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.index is not None else None)
+        device_ids = [device] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     training_set = RenderedMaps(dataset, config.model.input_size, config.augment, config.seed)
     iters_per_epoch = len(epoch_batches(len(dataset), config.batch_size, config.seed, 0))
 

@@ -12,6 +12,7 @@ longer than the GOP (bench/README.md, "Video decoding"). ``seek=False`` decodes 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 import os
 import sys
@@ -28,6 +29,20 @@ from vcl_fast.video.sampling import TIME_TOLERANCE, TimestampSampler
 # A video whose frames end this much before the length its header declares is reported as truncated.
 TRUNCATION_SLACK_S = 1.0
 TRUNCATION_SLACK_FRACTION = 0.05
+
+_frame_counters: list[list[int]] = []  # open count_decoded_frames() blocks
+
+
+@contextlib.contextmanager
+def count_decoded_frames() -> Iterator[list[int]]:
+    """Count the frames the decoder produces inside the block, in ``counter[0]`` (the cost of a read that
+    does not depend on the machine's load; for tests and benchmarks)."""
+    counter = [0]
+    _frame_counters.append(counter)
+    try:
+        yield counter
+    finally:
+        _frame_counters.remove(counter)
 
 
 def probe(source: str | os.PathLike, *, image_fps: float | None = None) -> VideoInfo:
@@ -254,6 +269,8 @@ def _decode_times(path: Path, container, stream, origin: int, default_interval: 
                 time = float((ts - origin) * time_base)
             else:
                 time = 0.0 if time is None else time + default_interval
+            for counter in _frame_counters:
+                counter[0] += 1
             yield time, frame, float(frame.duration * time_base) if frame.duration else 0.0
     except av.FFmpegError as exc:
         if strict:

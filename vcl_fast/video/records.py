@@ -14,6 +14,9 @@ class VideoDecodeError(ValueError):
         self.path = str(path)
         self.reason = reason
 
+    def __reduce__(self):  # picklable, so errors cross DataLoader worker processes intact
+        return type(self), (self.path, self.reason)
+
 
 @dataclass(frozen=True)
 class VideoInfo:
