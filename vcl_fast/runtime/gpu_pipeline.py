@@ -47,7 +47,8 @@ TILE_COLUMNS = 5  # tile table: pair, q0, r0, q_len, r_len
 
 
 def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A host array on ``device`` without synchronising the stream (pinned staging, asynchronous copy)."""
+    """A host array on ``device`` without synchronising the stream: pinned staging, asynchronous copy on the
+    current stream (for tensors used on that stream only)."""
     tensor = torch.from_numpy(np.ascontiguousarray(array))
     if device.type == "cpu":
         return tensor
@@ -56,11 +57,12 @@ def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 @lru_cache(maxsize=32)
 def _bilinear_matrix(in_size: int, out_size: int, device: torch.device) -> torch.Tensor:
-    """(out_size, in_size) float32 on ``device``: the extractor's resize filter as a matrix."""
+    """(out_size, in_size) float32 on ``device``: the extractor's resize filter as a matrix (uploaded once,
+    synchronously, so any stream may use the cached tensor)."""
     index, weight = bilinear_taps(in_size, out_size)
     matrix = np.zeros((out_size, in_size), np.float32)
     np.add.at(matrix, (np.repeat(np.arange(out_size), index.shape[1]), index.ravel()), weight.ravel())
-    return to_device(matrix, device)
+    return torch.from_numpy(matrix).to(device)
 
 
 def preprocess_frames_device(frames: torch.Tensor, spec: ExtractorSpec) -> torch.Tensor:
