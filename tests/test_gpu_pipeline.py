@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from localize_fixtures import micro_model_dir  # noqa: F401  (fixture)
 from vcl_fast._ext import cuda_available
 from vcl_fast.detect.decode import anchor_points
 from vcl_fast.detect.localizer import DetectionSettings, localize_maps
 from vcl_fast.detect.render import bicubic_matrix, render_maps
 from vcl_fast.runtime.gpu_pipeline import (
     GpuPipeline,
-    TorchRunner,
     bicubic_matrices,
     localize_maps_device,
     preprocess_frames_device,
@@ -277,5 +277,3 @@ def test_pipeline_onnxruntime_cuda_matches_cpu(micro_model_dir, torch_one_thread
     assert len(found) == len(expected.segments) > 0
     np.testing.assert_allclose(found, segment_rows(expected, 1.0), atol=GPU_BOX_TOLERANCE, rtol=0)
 
-
-from localize_fixtures import micro_model_dir  # noqa: E402,F401  (fixture)

@@ -81,8 +81,9 @@ def test_metadata_round_trip_and_a_matching_engine_passes(engine_dir):
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"device": A100}, r"engine built for sm_90 \(NVIDIA H100 80GB HBM3\) with TensorRT 10\.3\.0, this is sm_80 "
-                       r"\(NVIDIA A100-SXM4-40GB\) with TensorRT 10\.3\.0: rebuild with `vcl-fast export --format trt`"),
+    ({"device": A100}, r"engine built for sm_90 \(NVIDIA H100 80GB HBM3\) with TensorRT 10\.3\.0, this is "
+                       r"sm_80 \(NVIDIA A100-SXM4-40GB\) with TensorRT 10\.3\.0: rebuild with "
+                       r"`vcl-fast export --format trt`"),
     ({"tensorrt_version": "10.8.0"}, r"built for sm_90 .* with TensorRT 10\.3\.0, this is sm_90 .* with TensorRT "
                                      r"10\.8\.0: rebuild"),
     ({"onnx_sha256": "b" * 64}, r"built from another extractor\.onnx .* re-exported\); rebuild"),
@@ -365,7 +366,8 @@ def test_engines_match_onnxruntime(engines, micro_model_dir, precision, toleranc
         maps = rng.uniform(-1, 1, (n, 3, 64, 64)).astype(np.float32)
         np.testing.assert_allclose(detector.run(maps), ort_detector.run(maps), atol=tolerance, rtol=0)
     meta = read_engine_metadata(engine_paths(engines / precision, "extractor")[1])
-    assert meta.precision == precision and meta.compute_capability == tensorrt_runtime.current_device().compute_capability
+    assert meta.precision == precision
+    assert meta.compute_capability == tensorrt_runtime.current_device().compute_capability
     assert (engines / precision / "timing.cache").stat().st_size > 0
 
 

@@ -97,14 +97,14 @@ def measured_peaks(min_time: float = 0.2) -> tuple[float, float]:
     a = torch.randn(n, n, device="cuda", dtype=torch.float16)
     b = torch.randn(n, n, device="cuda", dtype=torch.float16)
     matmul = np.median(time_callable(synchronized(lambda: a @ b), min_time))
-    del a, b
     src = torch.empty(2**30, dtype=torch.uint8, device="cuda")
     dst = torch.empty_like(src)
     copy = np.median(time_callable(synchronized(lambda: dst.copy_(src)), min_time))
     return 2.0 * n**3 / matmul, 2.0 * src.numel() / copy
 
 
-def _random_features(frames: int, generator, dtype) -> "torch.Tensor":
+def _random_features(frames: int, generator, dtype):
+    """(frames, T, D) standard normal features on the GPU."""
     import torch
 
     return torch.randn(frames, SIM_TOKENS, SIM_DIM, device="cuda", generator=generator).to(dtype)
@@ -124,6 +124,7 @@ class GpuSuite:
         self.preset, self.workdir, self.min_time = preset, Path(workdir), min_time
         self.rooflines: dict[str, Roofline] = {}
         self.peaks: tuple[float, float] | None = None
+        self.ort_stream = None
 
     def cases(self) -> list[BenchCase]:
         import torch
@@ -186,7 +187,7 @@ class GpuSuite:
         import torch
 
         from vcl_fast.export.onnx import export_onnx
-        from vcl_fast.runtime.gpu_pipeline import GpuPipeline, OrtCudaRunner, TensorRTRunner, TorchRunner
+        from vcl_fast.runtime.gpu_pipeline import GpuPipeline, OrtCudaRunner, TensorRTRunner, TorchDeviceRunner
         from vcl_fast.runtime.manifest import load_component
 
         device = torch.device("cuda", 0)
@@ -204,14 +205,14 @@ class GpuSuite:
         import onnxruntime as ort
 
         if "CUDAExecutionProvider" in ort.get_available_providers():
-            stream = torch.cuda.current_stream(device).cuda_stream
-            runners = [OrtCudaRunner(load_component(onnx_dir, name), device, stream)
+            self.ort_stream = torch.cuda.Stream(device)  # its own stream: every timed call ends in a device sync
+            runners = [OrtCudaRunner(load_component(onnx_dir, name), device, self.ort_stream.cuda_stream)
                        for name in ("extractor", "detector")]
             engines["ONNX Runtime CUDA"] = (*runners, lambda: GpuPipeline.from_onnx(onnx_dir))
-        engines["torch fp16 autocast"] = (TorchRunner(extractor, device, amp=True),
-                                          TorchRunner(detector, device, amp=True),
+        engines["torch fp16 autocast"] = (TorchDeviceRunner(extractor, device, amp=True),
+                                          TorchDeviceRunner(detector, device, amp=True),
                                           lambda: GpuPipeline.from_torch(extractor, detector, amp=True))
-        engines[TORCH_EAGER] = (TorchRunner(extractor, device), TorchRunner(detector, device),
+        engines[TORCH_EAGER] = (TorchDeviceRunner(extractor, device), TorchDeviceRunner(detector, device),
                                 lambda: GpuPipeline.from_torch(extractor, detector))
         return engines
 

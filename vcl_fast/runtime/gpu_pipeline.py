@@ -24,7 +24,7 @@ number of detections above the threshold and the NMS kept count.
 caller's stream wait for it on exit). Its model runners (``runner(images float32 (B, 3, S, S)) -> output``
 on the device, attribute ``max_batch``): :class:`TensorRTRunner` (engines of ``vcl-fast export --format trt``,
 optional CUDA graphs), :class:`OrtCudaRunner` (exported ONNX files on ONNX Runtime's CUDA execution provider,
-IO binding on the pipeline's stream) and :class:`TorchRunner` (trained modules, for training users).
+IO binding on the pipeline's stream) and :class:`TorchDeviceRunner` (trained modules, for training users).
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from vcl_fast.config import replace_fields
+from vcl_fast.detect.decode import STRIDES
 from vcl_fast.detect.localizer import DetectionSettings, chunk_spans
 from vcl_fast.detect.render import bicubic_taps
 from vcl_fast.runtime.preprocess import bilinear_taps
@@ -184,7 +185,7 @@ def localize_maps_device(maps: Sequence[torch.Tensor], run: DeviceRunner,
     return [found[pair_of_kept == pair] for pair in range(len(maps))]
 
 
-class TorchRunner:
+class TorchDeviceRunner:
     """A torch module as a device runner (float32 eager, or float16 autocast on CUDA with ``amp``)."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, amp: bool = False, max_batch: int = 64):
@@ -264,7 +265,7 @@ def _output_item_shape(spec) -> tuple[int, ...]:
 class GpuPipeline:
     """Frames (or features) of a query and its references -> copied segments, everything on one device.
 
-    extractor, detector: device runners (``TorchRunner``, ``TensorRTRunner``, ``OrtCudaRunner``);
+    extractor, detector: device runners (``TorchDeviceRunner``, ``TensorRTRunner``, ``OrtCudaRunner``);
     spec: the extractor's preprocessing; settings: detection settings (``batch_size`` is capped by the
     detector's ``max_batch``); device: where everything runs (``cuda[:N]``; CPU works too, for tests);
     batch_size: frames preprocessed and embedded per extractor call (capped by its ``max_batch``).
@@ -307,7 +308,10 @@ class GpuPipeline:
         """(N, H, W, 3) uint8 RGB frames (torch on any device, or numpy) -> (N, T, D) float32 features on the
         pipeline's device."""
         with self._on_stream():
-            return self._features(self._as_device(frames, "frames"))
+            features = self._features(self._as_device(frames, "frames"))
+        if self.stream is not None:
+            features.record_stream(torch.cuda.current_stream(self.device))  # the caller frees it on its stream
+        return features
 
     def _features(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[3] != 3 or 0 in frames.shape[1:3]:
@@ -388,8 +392,8 @@ class GpuPipeline:
         config = extractor.config
         spec = ExtractorSpec(config.img_size, config.mean, config.std, config.num_tokens, config.out_dim)
         detector_spec = DetectorSpec(detector.config.input_size, detector.head.strides, detector.config.num_classes)
-        return cls(TorchRunner(extractor, torch_device, amp), TorchRunner(detector, torch_device, amp), spec,
-                   _settings(detector_spec, settings), torch_device)
+        return cls(TorchDeviceRunner(extractor, torch_device, amp), TorchDeviceRunner(detector, torch_device, amp),
+                   spec, _settings(detector_spec, settings), torch_device)
 
 
 def _cuda_device(device: str) -> torch.device:
@@ -400,6 +404,8 @@ def _cuda_device(device: str) -> torch.device:
 
 
 def _settings(spec, overrides: dict) -> DetectionSettings:
+    if tuple(spec.strides) != STRIDES:
+        raise ValueError(f"the detector's strides {tuple(spec.strides)} are not {STRIDES}")
     if "input_size" in overrides:
         raise ValueError("input_size is the detector's own; it cannot be overridden")
     return replace_fields(DetectionSettings(input_size=spec.input_size), **overrides)

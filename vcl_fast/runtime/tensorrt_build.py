@@ -69,7 +69,8 @@ class BatchRange:
 
     def __post_init__(self) -> None:
         values = (self.min, self.opt, self.max)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values) or not 1 <= self.min <= self.opt <= self.max:
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        if not ints or not 1 <= self.min <= self.opt <= self.max:
             raise ValueError(f"batch sizes must be ints with 1 <= min <= opt <= max, got min={self.min}, "
                              f"opt={self.opt}, max={self.max}")
 
@@ -278,7 +279,8 @@ class EngineBuilder:
             config.set_flag(trt.BuilderFlag.FP16)  # int8: layers without INT8 kernels fall back to FP16
         if precision == "int8":
             config.set_flag(trt.BuilderFlag.INT8)
-            config.int8_calibrator = _entropy_calibrator(trt, calibration)
+            calibrator = _entropy_calibrator(trt, calibration)  # referenced here until the build returns
+            config.int8_calibrator = calibrator
             config.set_calibration_profile(profile)
         timing_cache = Path(timing_cache)
         cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
