@@ -39,7 +39,9 @@ GPU_BOX_TOLERANCE = 1e-3
 
 
 def devices():
-    return ["cpu"] + (["cuda"] if cuda_available() and torch.cuda.is_available() else [])
+    """"cpu", and "cuda" (marked ``cuda``) where a GPU and the CUDA build of the extension are present."""
+    gpu = cuda_available() and torch.cuda.is_available()
+    return ["cpu"] + ([pytest.param("cuda", marks=pytest.mark.cuda)] if gpu else [])
 
 
 def needs_cuda():

@@ -70,10 +70,6 @@ class EngineMetadata:
     def device(self) -> DeviceInfo:
         return DeviceInfo(self.gpu_name, self.compute_capability)
 
-    @property
-    def max_batch(self) -> int:
-        return self.profile["max"][0]
-
     def to_dict(self) -> dict:
         values = asdict(self)
         values["compute_capability"] = list(self.compute_capability)

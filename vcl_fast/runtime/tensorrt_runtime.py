@@ -173,7 +173,7 @@ class TrtEngine:
         trt = import_tensorrt()
         rt = cudart()
         cuda_call(rt.cudaSetDevice(device_index))
-        self._trt, self.metadata, self.device_index, self.cuda_graphs = trt, metadata, device_index, cuda_graphs
+        self.metadata, self.device_index, self.cuda_graphs = metadata, device_index, cuda_graphs
         self._logger = trt_logger(trt)
         self._runtime = trt.Runtime(self._logger)
         self.engine = self._runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
