@@ -94,3 +94,20 @@ def test_icd_build_and_eval(photos, tmp_path, capsys):
     assert set(result) >= {"overall", "cls_only", "per_edit", "hit_rate"}
     assert main(["icd", "build", "--images", str(photos), "--out", str(icd), "--positives", "30"]) == 2
     assert "need 30 distinct images" in _error_line(capsys)
+
+
+def test_extract_from_a_video_file(tmp_path, capsys):
+    from vcl_fast.video.encode import write_video
+
+    frames = np.random.default_rng(0).integers(0, 255, size=(12, 48, 64, 3), dtype=np.uint8)
+    video = tmp_path / "clip.mp4"
+    write_video(video, frames, fps=4.0)
+    save_extractor(build_extractor("micro", 1), tmp_path / "w")
+    out = tmp_path / "clip.npy"
+    assert main(["extract", str(video), "-o", str(out), "--model", str(tmp_path / "w"), "--fps", "2"]) == 0
+    array = np.load(out)
+    assert array.shape == (6, 2, 16) and array.dtype == np.float32
+    assert json.loads(out.with_suffix(".json").read_text())["timestamps"] == [i / 2 for i in range(6)]
+    assert main(["extract", str(tmp_path / "w" / "config.json"), "-o", str(tmp_path / "x.npy"),
+                 "--model", str(tmp_path / "w")]) == 2
+    assert "config.json" in _error_line(capsys) and not (tmp_path / "x.npy").exists()

@@ -104,11 +104,10 @@ def _queries(args: argparse.Namespace) -> list:
 
 
 def _localizer(args: argparse.Namespace):
-    from vcl_fast.eval.localizers import get_localizer, localizer_params, parse_overrides
+    from vcl_fast.eval.localizers import localizer_params
     from vcl_fast.search.localize import ClassicalAligner, MapLocalizer
 
-    overrides = parse_overrides(get_localizer(args.method).preset, args.param)
-    return MapLocalizer(ClassicalAligner(args.method, localizer_params(args.method, **overrides)))
+    return MapLocalizer(ClassicalAligner(args.method, localizer_params(args.method, args.param)))
 
 
 def _print_results(results) -> None:

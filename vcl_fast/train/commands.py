@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from vcl_fast.cli import command_group
+
 MODEL_ENV = "VCL_FAST_RTR_MODEL"
 
 
@@ -37,29 +39,39 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     import numpy as np
 
     from vcl_fast.atomic import atomic_write
-    from vcl_fast.data.images import list_images, load_image
-    from vcl_fast.models.extract import extract_features
-    from vcl_fast.models.weights import load_extractor
 
     if args.fps <= 0:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
     source = Path(args.input)
-    if source.is_file():
-        raise ValueError(f"{source} is a file; video decoding is not available yet: pass a folder of frames")
-    frames = list_images(source, recursive=False)
-    model = load_extractor(_model_dir(args.model))
-    loaders = [lambda p=p: load_image(p, 2 * model.config.img_size) for p in frames]
-    features = extract_features(model, loaders, args.batch_size)
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist")
+    model_dir = _model_dir(args.model)
+    if source.is_dir():  # photos or frames of any sizes, each resized like in training
+        from vcl_fast.data.images import list_images, load_image
+        from vcl_fast.models.extract import extract_features
+        from vcl_fast.models.weights import load_extractor
+
+        frames = list_images(source, recursive=False)
+        model = load_extractor(model_dir)
+        loaders = [lambda p=p: load_image(p, 2 * model.config.img_size) for p in frames]
+        features = extract_features(model, loaders, args.batch_size)
+        timestamps = np.arange(len(frames)) / args.fps
+    else:  # a video file, decoded in chunks at --fps
+        from vcl_fast.api import Localizer
+
+        backend = "onnxruntime" if (model_dir / "manifest.json").is_file() else "torch"
+        video = Localizer(extractor=model_dir, backend=backend, method="tn", fps=args.fps,
+                          batch_size=args.batch_size).features(source)
+        features, timestamps = video.features, video.timestamps
     out = Path(args.output)
     with atomic_write(out, "wb") as handle:
         np.save(handle, features)
     sidecar = {
         "source": str(source),
         "fps": args.fps,
-        "timestamps": [i / args.fps for i in range(len(frames))],
-        "frames": [p.name for p in frames],
-        "num_regional_tokens": model.config.num_regional_tokens,
-        "cls_index": model.cls_index,
+        "timestamps": timestamps.tolist(),
+        "num_regional_tokens": features.shape[1] - 1,
+        "cls_index": features.shape[1] - 1,  # CLS is the last token
         "shape": list(features.shape),
     }
     with atomic_write(out.with_suffix(".json")) as handle:
@@ -100,8 +112,7 @@ def _cmd_icd_eval(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="train a model")
-    train_sub = train.add_subparsers(dest="what", required=True, metavar="MODEL")
+    train_sub = command_group(sub, "train", help="train a model")
     p = train_sub.add_parser("extractor", help="self-supervised RTR feature extractor (resumes when --out has a checkpoint)")
     p.add_argument("--preset", default="tiny_cpu", help="paper | tiny_cpu | micro (default tiny_cpu)")
     p.add_argument("--data", required=True, help="image folder, or a DISC21 folder with train/")
@@ -112,10 +123,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train_extractor)
 
     p = sub.add_parser("extract", help="frame features (L, k+1, D) float32 .npy (+ .json timestamps)")
-    p.add_argument("input", help="folder of frames (sorted by name)")
+    p.add_argument("input", help="video file, or folder of frames (sorted by name)")
     p.add_argument("-o", "--output", required=True, help="output .npy; the sidecar .json goes beside it")
-    p.add_argument("--fps", type=float, default=1.0, help="frame rate the frames were sampled at (default 1)")
-    p.add_argument("--model", help=f"extractor weights folder (default: ${MODEL_ENV})")
+    p.add_argument("--fps", type=float, default=1.0,
+                   help="frames sampled per second of video; for a frame folder, the rate its frames were taken at")
+    p.add_argument("--model", help=f"extractor weights folder, or an ONNX export folder (default: ${MODEL_ENV})")
     p.add_argument("--batch-size", type=int, default=32)
     p.set_defaults(func=_cmd_extract)
 
@@ -136,7 +148,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_icd_build)
     p = icd_sub.add_parser("eval", help="muAP, recall@P90 (overall, per edit) and Regional Token Hit Rate")
     p.add_argument("--data", required=True, help="ICD set folder (vcl-fast icd build, or DISC21 dev layout)")
-    p.add_argument("--model", help=f"extractor weights folder (default: ${MODEL_ENV})")
+    p.add_argument("--model", help=f"extractor weights folder, or an ONNX export folder (default: ${MODEL_ENV})")
     p.add_argument("--top-k", type=int, default=10, help="predictions per query")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--json", help="also write the result here")
