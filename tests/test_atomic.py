@@ -35,3 +35,13 @@ def test_atomic_write_rejects_read_mode(tmp_path):
     with pytest.raises(ValueError, match="write mode"):
         with atomic_write(tmp_path / "x", "r"):
             pass
+
+
+def test_atomic_write_uses_normal_file_permissions(tmp_path):
+    import os
+
+    from vcl_fast.atomic import _process_umask
+
+    with atomic_write(tmp_path / "out.json") as f:
+        f.write("{}")
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o666 & ~_process_umask()

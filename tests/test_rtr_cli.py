@@ -29,7 +29,7 @@ def _error_line(capsys):
         (["--preset", "micro", "colour=red"], "unknown TrainConfig key 'colour'"),
         (["--preset", "micro", "steps=many"], "steps must be int"),
         (["--preset", "micro", "model.depth=1.5"], "depth must be int"),
-        (["--preset", "micro", "amp=maybe"], "amp must be a bool"),
+        (["--preset", "micro", "amp=maybe"], "amp must be bool"),
         (["--preset", "micro", "steps"], "not of the form key=value"),
     ],
 )

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vcl_fast.config import apply_overrides, parse_overrides
+from vcl_fast.config import ConfigError, apply_overrides, parse_overrides
 from vcl_fast.models.rtr import PRESETS, RTRConfig, build_extractor, extractor_config
 
 
@@ -74,13 +74,13 @@ def test_config_overrides_are_type_checked():
     config = extractor_config("micro", 2, depth="3", mlp_ratio="2.5")
     assert (config.depth, config.mlp_ratio, config.num_regional_tokens) == (3, 2.5, 2)
     assert apply_overrides(config, {"mean": "0.5,0.5,0.5"}).mean == (0.5, 0.5, 0.5)
-    with pytest.raises(KeyError, match="unknown RTRConfig key 'width'"):
+    with pytest.raises(ConfigError, match="unknown RTRConfig key 'width'"):
         extractor_config("micro", width=3)
-    with pytest.raises(TypeError, match="depth must be int"):
+    with pytest.raises(ConfigError, match="depth must be int"):
         extractor_config("micro", depth="deep")
     with pytest.raises(TypeError, match="depth must be int"):
         extractor_config("micro", depth=True)
-    with pytest.raises(KeyError, match="unknown preset"):
+    with pytest.raises(ConfigError, match="unknown preset"):
         extractor_config("huge")
     with pytest.raises(ValueError, match="multiple of patch_size"):
         extractor_config("micro", img_size=40)

@@ -3,6 +3,7 @@ import pytest
 import torch
 from rtr_fixtures import write_photos
 
+from vcl_fast.config import ConfigError
 from vcl_fast.train.batches import (
     hard_negative_batches,
     hard_negative_batches_reference,
@@ -123,7 +124,7 @@ def test_random_batches_shard_and_reshuffle():
 def test_train_config_and_data_errors(photos, tmp_path):
     config, model_overrides = train_config("micro", {"model.depth": "2", "steps": "7"})
     assert config.steps == 7 and model_overrides == {"depth": "2"}
-    with pytest.raises(KeyError, match="unknown RTRConfig key"):
+    with pytest.raises(ConfigError, match="unknown RTRConfig key"):
         train_config("micro", {"model.width": "2"})
     with pytest.raises(ValueError, match="schedule"):
         train_config("micro", {"schedule": "sideways"})

@@ -2,43 +2,34 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
+
+
+@functools.lru_cache(maxsize=1)
+def _process_umask() -> int:
+    """The process umask, read once (reading it means setting it, which is not thread-safe to repeat)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
+def _temporary_sibling(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``.
 
     On an exception the temporary file is removed and ``path`` is left untouched.
     """
-    if not any(c in mode for c in "wx"):
-        raise ValueError(f"atomic_write needs a write mode ('w' or 'wb'), got {mode!r}")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, mode.replace("x", "w"), **open_kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_save(path: str | os.PathLike, write: "callable[[str], None]") -> None:
-    """Atomically produce ``path`` with a writer that takes a file path (e.g. ``safetensors.save_file``)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_process_umask())  # mkstemp makes 0600; give the file the permissions open() would
     try:
-        write(tmp)
+        yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -46,3 +37,18 @@ def atomic_save(path: str | os.PathLike, write: "callable[[str], None]") -> None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
+    """``open(path, mode)`` that replaces ``path`` only when the block finishes without an exception."""
+    if not any(c in mode for c in "wx"):
+        raise ValueError(f"atomic_write needs a write mode ('w' or 'wb'), got {mode!r}")
+    with _temporary_sibling(path) as tmp, open(tmp, mode.replace("x", "w"), **open_kwargs) as handle:
+        yield handle
+
+
+def atomic_save(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Atomically produce ``path`` with a writer that takes a file path (e.g. ``safetensors.save_file``)."""
+    with _temporary_sibling(path) as tmp:
+        write(tmp)

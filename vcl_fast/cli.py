@@ -11,12 +11,32 @@ import sys
 
 # Modules that add subcommands: each defines ``add_commands(subparsers)``; one line per area.
 COMMAND_MODULES: tuple[str, ...] = (
-    "vcl_fast.train.commands",
+    "vcl_fast.eval.commands",
+    "vcl_fast.eval.localizers.commands",
+    "vcl_fast.train.commands",  # creates the ``train`` group; the detector module below adds to it
+    "vcl_fast.train.detector_commands",
+    "vcl_fast.detect.commands",
+    "vcl_fast.localize_commands",
+    "vcl_fast.export.commands",
+    "vcl_fast.bench_commands",
+    "vcl_fast.data.commands",
+    "vcl_fast.data.pair_commands",
+    "vcl_fast.search.commands",
 )
 
 
 class CliError(Exception):
     """An error to report to the user as one line (exit status 2)."""
+
+
+def command_group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """The subcommands of group ``name`` (e.g. ``train``: ``vcl-fast train detector``), created on first use,
+    so several areas can add commands to one group."""
+    if name not in sub.choices:
+        group = sub.add_parser(name, help=help)
+        group.add_subparsers(dest="what", required=True, metavar="WHAT")
+    parser = sub.choices[name]
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

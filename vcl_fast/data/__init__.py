@@ -1,1 +1,1 @@
-"""Data: image lists and loading, copy-edit augmentations, dataset layouts."""
+"""Data: dataset formats, typed feature records and stores, image sources, copy-edit augmentations, pseudo-videos and generated copy pairs."""

@@ -134,3 +134,77 @@ def gpu_contiguous(x: Any, kind: str) -> Any:
     if not device_view(x).is_c_contiguous:
         raise ValueError("non-contiguous __cuda_array_interface__ inputs are not supported; pass torch or CuPy")
     return x
+
+
+_DTYPE_NAMES: dict[Any, str] = {}  # numpy's dtype.name is slow (microseconds); memoised per dtype
+
+
+def dtype_name(x: Any) -> str:
+    """The element type of any supported array as a plain name: 'float32', 'float16', 'bfloat16', ..."""
+    if _is_torch(x):
+        return str(x.dtype).removeprefix("torch.")
+    dtype = x.dtype if isinstance(x, np.ndarray) or _is_cupy(x) else np.dtype(x.__cuda_array_interface__["typestr"])
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = dtype.name
+    return name
+
+
+def device_index(x: Any, kind: str) -> int:
+    """The CUDA device index of a torch CUDA tensor or CuPy array."""
+    if kind == TORCH_CUDA:
+        return int(x.device.index)
+    if kind == CUPY:
+        return int(x.device.id)
+    raise TypeError("the CUDA device of generic __cuda_array_interface__ inputs is unknown; pass torch or CuPy arrays")
+
+
+def gpu_concat(arrays: list[Any], kind: str) -> Any:
+    """The torch/CuPy GPU arrays joined along their first axis (one new C-contiguous array)."""
+    if kind == TORCH_CUDA:
+        return sys.modules["torch"].cat(arrays)
+    if kind == CUPY:
+        cupy = sys.modules["cupy"]
+        with cupy.cuda.Device(arrays[0].device.id):
+            return cupy.concatenate(arrays)
+    raise TypeError("generic __cuda_array_interface__ inputs cannot be joined; pass torch or CuPy arrays")
+
+
+def gpu_from_host(host: np.ndarray, like: Any, kind: str) -> Any:
+    """A copy of a (small) host array on the device and framework of ``like``, ordered on its current stream."""
+    if kind == TORCH_CUDA:
+        return sys.modules["torch"].from_numpy(np.ascontiguousarray(host)).to(like.device)
+    if kind == CUPY:
+        cupy = sys.modules["cupy"]
+        with cupy.cuda.Device(like.device.id):
+            return cupy.asarray(host)
+    raise TypeError("generic __cuda_array_interface__ inputs have no framework to copy with; pass torch or CuPy arrays")
+
+
+def gpu_to_host(x: Any, kind: str) -> np.ndarray:
+    """A numpy copy of a torch/CuPy GPU array (waits for the work that produces it)."""
+    if kind == TORCH_CUDA:
+        return x.cpu().numpy()
+    if kind == CUPY:
+        return sys.modules["cupy"].asnumpy(x)
+    raise TypeError("generic __cuda_array_interface__ inputs cannot be copied back; pass torch or CuPy arrays")
+
+
+def gpu_as_contiguous(x: Any, dtype: Any, kind: str) -> Any:
+    """A C-contiguous ``dtype`` version of a torch/CuPy GPU array (no copy when it already is one)."""
+    if kind == TORCH_CUDA:
+        torch = sys.modules["torch"]
+        torch_dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.int64): torch.int64}[np.dtype(dtype)]
+        return x.detach().to(torch_dtype).contiguous()
+    if kind == CUPY:
+        return sys.modules["cupy"].ascontiguousarray(x, dtype=dtype)
+    raise TypeError("only torch and CuPy GPU arrays can be converted; pass one of those")
+
+
+def array_module(x: Any, kind: str) -> Any:
+    """The numpy-compatible module of a numpy or CuPy array (numpy or cupy)."""
+    if kind == NUMPY:
+        return np
+    if kind == CUPY:
+        return sys.modules["cupy"]
+    raise TypeError(f"{kind} arrays have no numpy-compatible module; use numpy or CuPy arrays")

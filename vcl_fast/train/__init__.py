@@ -1,1 +1,1 @@
-"""Training: the RTR feature extractor (``extractor``), its losses and the ``vcl-fast train`` commands."""
+"""Training (PyTorch): the RTR feature extractor and the YOLOX detector, their losses and the `vcl-fast train` commands."""

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from vcl_fast.cli import command_group
+
 MODEL_ENV = "VCL_FAST_RTR_MODEL"
 
 
@@ -100,8 +102,7 @@ def _cmd_icd_eval(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="train a model")
-    train_sub = train.add_subparsers(dest="what", required=True, metavar="MODEL")
+    train_sub = command_group(sub, "train", help="train a model")
     p = train_sub.add_parser("extractor", help="self-supervised RTR feature extractor (resumes when --out has a checkpoint)")
     p.add_argument("--preset", default="tiny_cpu", help="paper | tiny_cpu | micro (default tiny_cpu)")
     p.add_argument("--data", required=True, help="image folder, or a DISC21 folder with train/")

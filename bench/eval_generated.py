@@ -1,0 +1,112 @@
+"""Detectors vs classical localizers on a generated-pair set (``vcl-fast generate-pairs`` output).
+
+Every method runs on the set's own similarity maps (same features for all); predictions and ground truth
+are in frames at 1 fps (= seconds) and scored with ``evaluate_vcsl`` (segment and video R/P/F, false
+alarms) over all pairs, negatives included. Predictions are counted as each method outputs them
+(``conf=None``: the detector has already applied its confidence threshold, 0.1 by default).
+
+    python bench/eval_generated.py --data HELDOUT_DIR --detector "YOLOX (TP)=RUN_DIR" \
+        --detector "YOLOX (vanilla)=RUN_DIR2" [--methods hv,tn,dp,dtw] [--json OUT.json]
+
+A detector is a trained model directory (torch) or an exported directory with ``detector.onnx``
+(ONNX Runtime).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vcl_fast.atomic import atomic_write
+from vcl_fast.data.map_dataset import MapDataset
+from vcl_fast.data.pair_commands import read_pair_index
+from vcl_fast.detect.localizer import DetectionSettings, localize_maps
+from vcl_fast.eval.localizers import align
+from vcl_fast.eval.vcsl_metrics import evaluate_vcsl
+
+CLASSICAL = ("hv", "tn", "dp", "dtw")
+COLUMNS = ("segment_recall", "segment_precision", "segment_f1", "video_recall", "video_precision", "video_f1",
+           "false_alarms", "false_rejections")
+
+
+def load_detector(path: str):
+    """A runtime ``Detector`` (``.run`` + ``.spec.input_size``): ONNX Runtime for exported directories,
+    torch for trained model directories."""
+    from vcl_fast.runtime import get_backend
+
+    backend = "onnxruntime" if (Path(path) / "manifest.json").is_file() else "torch"
+    return get_backend(backend).load_detector(path)
+
+
+def detect(detector, maps: list[np.ndarray], conf: float = 0.1) -> list[np.ndarray]:
+    """(N, 5) frame boxes per map from a runtime detector at its own input size."""
+    settings = DetectionSettings(input_size=detector.spec.input_size, conf_threshold=conf)
+    return localize_maps(maps, detector.run, settings)
+
+
+def score(labels: dict, predictions: dict, pairs: list) -> dict:
+    """The ``evaluate_vcsl`` figures of ``COLUMNS`` for one method (all predictions counted)."""
+    metrics = evaluate_vcsl(labels, predictions, pairs, conf=None).to_dict()
+    return {key: metrics[key] for key in COLUMNS}
+
+
+def markdown_table(results: dict[str, dict]) -> str:
+    """Rows = methods, columns = segment R/P/F, video R/P/F, false alarms / rejections, seconds per pair."""
+    head = "| method | seg R | seg P | seg F | video R | video P | video F | FA | FR | s/pair |"
+    lines = [head, "|" + "---|" * 10]
+    for name, r in results.items():
+        cells = [f"{r[k]:.3f}" for k in COLUMNS[:6]] + [str(r["false_alarms"]), str(r["false_rejections"]),
+                                                         f"{r['seconds_per_pair']:.4f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="generated-pair directory (vcl-fast generate-pairs)")
+    parser.add_argument("--detector", action="append", default=[], metavar="NAME=DIR",
+                        help="a detector to evaluate (repeatable)")
+    parser.add_argument("--methods", default=",".join(CLASSICAL), help="classical localizers (default hv,tn,dp,dtw)")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+
+    index = read_pair_index(args.data)
+    dataset = MapDataset(args.data)
+    maps = [dataset[i].sim for i in range(len(dataset))]
+    pairs = [(p["query"], p["reference"]) for p in index["pairs"]]
+    labels = {pair: np.asarray(p["boxes"], np.float64).reshape(-1, 4)
+              for pair, p in zip(pairs, index["pairs"]) if p["boxes"]}
+    kinds = {kind: sum(p["kind"] == kind for p in index["pairs"]) for kind in ("vanilla", "transitivity", "negative")}
+    print(f"{args.data}: {len(pairs)} pairs {kinds}", file=sys.stderr)
+
+    runs = []
+    for spec in args.detector:
+        name, _, path = spec.partition("=")
+        if not path:
+            parser.error(f"--detector takes NAME=DIR, got {spec!r}")
+        detector = load_detector(path)
+        runs.append((name, lambda d=detector: detect(d, maps)))
+    for method in filter(None, args.methods.split(",")):
+        runs.append((method.upper(), lambda m=method: [align(sim, m) for sim in maps]))
+
+    results = {}
+    for name, run in runs:
+        start = time.perf_counter()
+        found = run()
+        seconds = time.perf_counter() - start
+        predictions = {pair: boxes.astype(np.float64) for pair, boxes in zip(pairs, found)}
+        results[name] = {**score(labels, predictions, pairs), "seconds_per_pair": seconds / len(pairs)}
+        print(f"{name}: segment F {results[name]['segment_f1']:.3f}", file=sys.stderr)
+    print(markdown_table(results))
+    if args.json:
+        with atomic_write(args.json) as handle:
+            json.dump({"data": args.data, "pairs": kinds, "results": results}, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

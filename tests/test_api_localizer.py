@@ -1,0 +1,245 @@
+"""vcl_fast.Localizer end to end on tiny generated videos: the planted copy found at the right seconds (TN),
+ONNX Runtime vs torch, batching, the default-model loader, bad inputs and thread safety."""
+import math
+import wave
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("torch")
+
+from localize_fixtures import (  # noqa: E402,F401 (micro_model_dir and planted_videos are fixtures)
+    PLANTED, QUERY_PHOTOS, micro_detector, micro_extractor, micro_model_dir, photo_frames, planted_videos,
+)
+from vcl_fast import LocalizationResult, Localizer, Segment  # noqa: E402
+from vcl_fast.api import STAGES  # noqa: E402
+from vcl_fast.data.features import VideoFeatures  # noqa: E402
+
+# TN settings for the micro extractor's random features: only near-identical frames (cosine >= 0.9) join a
+# path, one candidate per query frame, steps of one frame (the defaults are tuned for trained features).
+TN_PARAMS = {"top_k": 1, "max_step": 2, "min_sim": 0.9}
+# Random detector weights put every objectness near 0.01: threshold 0 keeps boxes to compare backends on.
+YOLOX_PARAMS = {"conf_threshold": 0.0}
+# ONNX Runtime and torch outputs differ by < 1e-4 (raw); segments must agree to 1e-3 s and scores to 1e-5.
+SECONDS_TOL, SCORE_TOL = 1e-3, 1e-5
+
+
+@pytest.fixture(scope="module")
+def tn_localizer(micro_model_dir):
+    return Localizer(micro_model_dir, method="tn", method_params=TN_PARAMS, threads=1)
+
+
+def test_planted_copy_found_at_the_right_seconds(tn_localizer, planted_videos):
+    query, reference = planted_videos
+    result = tn_localizer.localize(query, reference, return_map=True)
+    assert isinstance(result, LocalizationResult)
+    assert result.query == str(query) and result.reference == str(reference)
+    assert result.copied and len(result.segments) == 1
+    segment = result.segments[0]
+    assert (segment.q_start, segment.q_end, segment.r_start, segment.r_end) == pytest.approx(PLANTED, abs=1e-6)
+    assert result.score == segment.score > 0.9
+    assert result.similarity.shape == (12, 9) and result.similarity.dtype == np.float32
+    assert set(result.timings) == set(STAGES) and all(v >= 0 for v in result.timings.values())
+    assert result.timings["total"] >= result.timings["decode"] > 0
+    assert result.boxes().tolist() == [[3.0, 1.0, 10.0, 8.0, pytest.approx(segment.score)]]
+
+
+def test_result_dict_schema(tn_localizer, planted_videos):
+    data = tn_localizer.localize(*planted_videos).to_dict()
+    assert list(data) == ["query", "reference", "copied", "score", "segments", "timings"]
+    assert list(data["segments"][0]) == ["q_start", "q_end", "r_start", "r_end", "score"]
+    assert all(isinstance(v, float) for v in data["segments"][0].values())
+    assert isinstance(data["copied"], bool) and isinstance(data["score"], float)
+
+
+def test_features_from_path_frames_and_arrays(tn_localizer, planted_videos):
+    from vcl_fast.video import read_frames
+
+    query, _ = planted_videos
+    from_path = tn_localizer.features(query)
+    assert from_path.video_id == "query" and from_path.fps == 1.0
+    np.testing.assert_array_equal(from_path.timestamps, np.arange(12.0))
+    assert from_path.features.shape == (12, 2, 16) and from_path.features.dtype == np.float32
+    decoded = read_frames(query)
+    from_frames = tn_localizer.features(decoded.frames, video_id="q")
+    np.testing.assert_array_equal(from_frames.features, from_path.features)
+    assert from_frames.video_id == "q"
+    assert tn_localizer.features(from_path) is from_path
+    as_array = tn_localizer.features(from_path.features.astype(np.float64))
+    np.testing.assert_array_equal(as_array.features, from_path.features)
+    assert tn_localizer.features(from_path.features[:, 0]).features.shape == (12, 1, 16)
+
+
+def test_streaming_chunks_do_not_change_features(micro_model_dir, tn_localizer, planted_videos):
+    small_batches = Localizer(micro_model_dir, method="tn", batch_size=5, threads=1)
+    np.testing.assert_array_equal(small_batches.features(planted_videos[0]).features,
+                                  tn_localizer.features(planted_videos[0]).features)
+
+
+def test_image_folder_and_timestamps_in_seconds(tn_localizer, tmp_path):
+    from PIL import Image
+
+    frames = photo_frames(QUERY_PHOTOS, repeat=1)
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(tmp_path / f"frame{i}.png")
+    features = tn_localizer.features(tmp_path)
+    assert features.num_frames == len(frames) and features.video_id == tmp_path.name
+    np.testing.assert_array_equal(features.features, tn_localizer.features(frames).features)
+    # The same features sampled at 2 fps: frame positions map to half seconds.
+    twice = VideoFeatures.from_fps("q", features.features, 2.0)
+    segment = tn_localizer.localize(twice, twice).segments[0]
+    assert (segment.q_start, segment.q_end, segment.r_start, segment.r_end) == (0.0, 6.0, 0.0, 6.0)
+
+
+def test_localize_many_matches_single_calls(tn_localizer, planted_videos):
+    query, reference = planted_videos
+    other = tn_localizer.features(photo_frames(QUERY_PHOTOS[::-1], repeat=1), video_id="other")
+    many = tn_localizer.localize_many(query, [reference, other, query], return_map=True)
+    assert [r.reference for r in many] == [str(reference), "other", str(query)]
+    for result, ref in zip(many, [reference, other, query]):
+        single = tn_localizer.localize(query, ref, return_map=True)
+        assert result.segments == single.segments
+        np.testing.assert_array_equal(result.similarity, single.similarity)
+    assert tn_localizer.localize_many(query, []) == []
+
+
+def _assert_same_segments(found: list[Segment], expected: list[Segment]) -> None:
+    assert len(found) == len(expected)
+    for a, b in zip(found, expected):
+        assert (a.q_start, a.q_end, a.r_start, a.r_end) == pytest.approx(
+            (b.q_start, b.q_end, b.r_start, b.r_end), abs=SECONDS_TOL)
+        assert a.score == pytest.approx(b.score, abs=SCORE_TOL)
+
+
+def test_onnxruntime_and_torch_localize_alike(micro_model_dir, planted_videos):
+    ort_loc = Localizer(micro_model_dir, micro_model_dir, method_params=YOLOX_PARAMS, threads=1)
+    torch_loc = Localizer(micro_extractor(), micro_detector(), backend="torch", method_params=YOLOX_PARAMS)
+    for query, reference in (planted_videos, planted_videos[::-1]):
+        a, b = ort_loc.localize(query, reference), torch_loc.localize(query, reference)
+        assert a.segments, "threshold 0 must keep boxes"
+        _assert_same_segments(a.segments, b.segments)
+        assert a.score == max(s.score for s in a.segments)
+
+
+def test_yolox_localize_many_is_one_batched_detector_pass(micro_model_dir, planted_videos):
+    loc = Localizer(micro_model_dir, micro_model_dir, method_params=YOLOX_PARAMS, threads=1)
+    calls = []
+    run = loc.detector.run
+    loc.detector.run = lambda images: calls.append(len(images)) or run(images)
+    query, reference = planted_videos
+    many = loc.localize_many(query, [reference, query, reference])
+    assert calls == [3]
+    for result, ref in zip(many, [reference, query, reference]):
+        _assert_same_segments(result.segments, loc.localize(query, ref).segments)
+
+
+def test_default_model_loader(micro_model_dir, monkeypatch, tmp_path):
+    import vcl_fast.runtime.manifest as manifest
+
+    monkeypatch.setattr(manifest, "DEFAULT_MODEL_DIR", tmp_path / "absent")
+    with pytest.raises(ValueError, match="no embedded default model in this build: pass extractor=/detector= "
+                                         "paths or run `vcl-fast export`"):
+        Localizer()
+    monkeypatch.setattr(manifest, "DEFAULT_MODEL_DIR", micro_model_dir)
+    loc = Localizer(threads=1)
+    assert loc.extractor.spec.dim == 16 and loc.detector.spec.input_size == 64
+    with pytest.raises(ValueError, match="torch backend needs extractor="):
+        Localizer(backend="torch")
+
+
+def _write_audio_only(path):
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(8000)
+        handle.writeframes((np.sin(np.arange(8000) / 5) * 3000).astype(np.int16).tobytes())
+
+
+def test_bad_planted_videos_name_the_file(tn_localizer, planted_videos, tmp_path):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(4096))
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    audio = tmp_path / "audio.wav"
+    _write_audio_only(audio)
+    for path, reason in ((tmp_path / "missing.mp4", "no such file"), (corrupt, "cannot open"),
+                         (empty, "empty file"), (audio, "audio-only")):
+        with pytest.raises(ValueError, match=reason) as info:
+            tn_localizer.localize(planted_videos[0], path)
+        assert str(path) in str(info.value)
+
+
+def test_bad_arguments(micro_model_dir, tn_localizer):
+    features = np.ones((5, 2, 16), np.float32)
+    with pytest.raises(ValueError, match="8 dims but the query's.*16"):
+        tn_localizer.localize(features, np.ones((5, 2, 8), np.float32))
+    with pytest.raises(TypeError, match="a video is a path"):
+        tn_localizer.localize(features, [1, 2, 3])
+    with pytest.raises(ValueError, match="frames .* uint8 or features"):
+        tn_localizer.localize(features, np.ones((5, 2), np.int32))
+    with pytest.raises(ValueError, match="NaN|finite"):
+        tn_localizer.localize(features, np.full((5, 2, 16), np.nan, np.float32))
+    with pytest.raises(TypeError, match="references must be a list"):
+        tn_localizer.localize_many(features, features)
+    with pytest.raises(ValueError, match="unknown method 'sift'"):
+        Localizer(micro_model_dir, method="sift")
+    for fps in (0, -1, math.nan, True):
+        with pytest.raises(ValueError, match="fps must be a positive"):
+            Localizer(micro_model_dir, method="tn", fps=fps)
+    with pytest.raises(ValueError, match="unknown backend"):
+        Localizer(micro_model_dir, backend="tensorrt")
+    with pytest.raises(ValueError, match="min_sim"):
+        Localizer(micro_model_dir, method="tn", method_params={"min_simm": 0.5})
+    with pytest.raises(ValueError, match="input_size"):
+        Localizer(micro_model_dir, micro_model_dir, method_params={"input_size": 128})
+    with pytest.raises(ValueError, match="conf_threshold"):
+        Localizer(micro_model_dir, micro_model_dir, method_params={"conf_threshold": 2.0})
+    with pytest.raises(FileNotFoundError):
+        Localizer(micro_model_dir / "nothing")
+
+
+def test_empty_features_give_no_segments(tn_localizer):
+    result = tn_localizer.localize(np.zeros((0, 2, 16), np.float32), np.ones((4, 2, 16), np.float32))
+    assert result.segments == [] and not result.copied and result.score == 0.0
+
+
+@pytest.mark.parametrize("method", ["yolox", "tn"])
+def test_concurrent_calls_equal_sequential_ones(micro_model_dir, planted_videos, method):
+    params = YOLOX_PARAMS if method == "yolox" else TN_PARAMS
+    loc = Localizer(micro_model_dir, micro_model_dir, method=method, method_params=params, threads=1)
+    query, reference = planted_videos
+    jobs = [(query, reference), (reference, query), (query, query), (reference, reference)] * 2
+    sequential = [loc.localize(q, r, return_map=True) for q, r in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(lambda job: loc.localize(*job, return_map=True), jobs))
+    for a, b in zip(concurrent, sequential):
+        assert a.segments == b.segments
+        np.testing.assert_array_equal(a.similarity, b.similarity)
+
+
+@pytest.mark.cuda
+def test_torch_backend_on_cuda_matches_cpu(micro_model_dir, planted_videos):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cpu = Localizer(micro_extractor(), micro_detector(), backend="torch", method_params=YOLOX_PARAMS)
+    gpu = Localizer(micro_extractor(), micro_detector(), backend="torch", device="cuda", method_params=YOLOX_PARAMS)
+    np.testing.assert_allclose(gpu.features(planted_videos[0]).features, cpu.features(planted_videos[0]).features,
+                               atol=1e-4)
+    _assert_same_segments(gpu.localize(*planted_videos).segments, cpu.localize(*planted_videos).segments)
+
+
+@pytest.mark.cuda
+def test_onnxruntime_cuda_provider_matches_cpu(micro_model_dir, planted_videos):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has no CUDA execution provider")
+    cpu = Localizer(micro_model_dir, micro_model_dir, method_params=YOLOX_PARAMS)
+    gpu = Localizer(micro_model_dir, micro_model_dir, device="cuda", method_params=YOLOX_PARAMS)
+    np.testing.assert_allclose(gpu.features(planted_videos[0]).features, cpu.features(planted_videos[0]).features,
+                               atol=1e-4)
+    _assert_same_segments(gpu.localize(*planted_videos).segments, cpu.localize(*planted_videos).segments)

@@ -1,0 +1,165 @@
+"""Runtime backends: numpy preprocessing vs Pillow, ONNX Runtime vs torch features, registry and devices,
+and the torch-free ONNX Runtime path (checked in a subprocess with torch's import blocked)."""
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vcl_fast.runtime import BACKENDS, available_backends, get_backend
+from vcl_fast.runtime.base import parse_device
+from vcl_fast.runtime.preprocess import bilinear_taps, preprocess_frames, preprocess_frames_reference
+
+REPO = Path(__file__).resolve().parents[1]
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# Pillow rounds to uint8 after each of its two passes: at most one grey level apart from the float result.
+GREY_LEVEL_TOLERANCE = 1.01 / 255 / min(STD)
+
+
+@pytest.mark.parametrize("in_size, out_size", itertools.product([1, 2, 7, 32, 33, 100, 257], [1, 4, 32, 112]))
+def test_bilinear_taps_are_normalised_and_in_range(in_size, out_size):
+    index, weight = bilinear_taps(in_size, out_size)
+    assert index.shape == weight.shape and index.shape[0] == out_size
+    np.testing.assert_allclose(weight.sum(axis=1), 1, atol=1e-6)
+    assert index.min() >= 0 and index.max() < in_size
+    if in_size == out_size:
+        np.testing.assert_array_equal(index[np.arange(out_size), weight.argmax(axis=1)], np.arange(out_size))
+
+
+@pytest.mark.parametrize("n, height, width, size", itertools.product(
+    [0, 1, 3], [1, 17, 32, 48, 360], [1, 32, 64, 641], [4, 32, 112]))
+def test_preprocess_matches_pillow(n, height, width, size):
+    frames = np.random.default_rng(height * width + n).integers(0, 256, (n, height, width, 3), dtype=np.uint8)
+    found = preprocess_frames(frames, size, MEAN, STD)
+    expected = preprocess_frames_reference(frames, size, MEAN, STD)
+    assert found.shape == expected.shape == (n, 3, size, size) and found.dtype == np.float32
+    if n:
+        assert np.abs(found - expected).max() <= GREY_LEVEL_TOLERANCE
+
+
+def test_preprocess_non_contiguous_and_exact_size():
+    frames = np.random.default_rng(0).integers(0, 256, (4, 40, 64, 3), dtype=np.uint8)
+    view = frames[::2, :, ::2]  # (2, 40, 32, 3), strided
+    np.testing.assert_allclose(preprocess_frames(view, 32, MEAN, STD),
+                               preprocess_frames(np.ascontiguousarray(view), 32, MEAN, STD))
+    square = frames[:, :32, :32]
+    expected = (square.transpose(0, 3, 1, 2) / 255 - np.array(MEAN)[:, None, None]) / np.array(STD)[:, None, None]
+    np.testing.assert_allclose(preprocess_frames(square, 32, MEAN, STD), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("frames, error, message", [
+    ([[1]], TypeError, "numpy array"),
+    (np.zeros((2, 8, 8, 3), np.float32), TypeError, "uint8"),
+    (np.zeros((8, 8, 3), np.uint8), ValueError, r"\(N, H, W, 3\)"),
+    (np.zeros((2, 8, 8, 4), np.uint8), ValueError, r"\(N, H, W, 3\)"),
+    (np.zeros((2, 0, 8, 3), np.uint8), ValueError, "H, W >= 1"),
+])
+def test_preprocess_rejects_bad_frames(frames, error, message):
+    with pytest.raises(error, match=message):
+        preprocess_frames(frames, 32, MEAN, STD)
+
+
+def test_registry_and_devices():
+    assert set(BACKENDS) == {"onnxruntime", "torch"}
+    assert set(available_backends()) <= set(BACKENDS)
+    with pytest.raises(ValueError, match="unknown backend 'tensorflow'"):
+        get_backend("tensorflow")
+    assert parse_device("cpu") == ("cpu", 0) and parse_device("CUDA:1") == ("cuda", 1)
+    assert parse_device("auto") == ("auto", 0)
+    for bad in ("gpu", "cuda:x", "cpu:0"):
+        with pytest.raises(ValueError, match="unknown device"):
+            parse_device(bad)
+    with pytest.raises(TypeError):
+        parse_device(0)
+
+
+def test_missing_backend_package_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ImportError, match="needs the 'onnxruntime' package"):
+        get_backend("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    from localize_fixtures import exported_micro_model
+
+    return exported_micro_model(tmp_path_factory)
+
+
+def test_ort_and_torch_backends_agree(model_dir):
+    from localize_fixtures import micro_detector, micro_extractor
+
+    ort_backend, torch_backend = get_backend("onnxruntime"), get_backend("torch")
+    frames = np.random.default_rng(1).integers(0, 256, (7, 48, 64, 3), dtype=np.uint8)
+    a = ort_backend.load_extractor(model_dir, "cpu", 1, batch_size=3)
+    b = torch_backend.load_extractor(micro_extractor(), "cpu", None, batch_size=5)
+    assert a.spec == b.spec
+    fa, fb = a.embed(frames), b.embed(frames)
+    assert fa.shape == (7, 2, 16) and fa.dtype == np.float32
+    assert np.abs(fa - fb).max() < 1e-4
+    assert a.embed(frames[:0]).shape == (0, 2, 16)
+
+    images = np.random.default_rng(2).uniform(-1, 1, (3, 3, 64, 64)).astype(np.float32)
+    c = ort_backend.load_detector(model_dir / "detector.onnx", "cpu", 1)
+    d = torch_backend.load_detector(micro_detector(), "cpu")
+    assert c.spec == d.spec
+    assert np.abs(c.run(images) - d.run(images)).max() < 1e-4
+
+
+def test_backend_argument_errors(model_dir):
+    import onnxruntime
+
+    ort_backend = get_backend("onnxruntime")
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(ValueError, match="no CUDA execution provider"):
+            ort_backend.load_extractor(model_dir, "cuda")
+    with pytest.raises(ValueError, match="threads must be a positive int"):
+        ort_backend.load_extractor(model_dir, "cpu", 0)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        ort_backend.load_extractor(model_dir, "cpu", 1, batch_size=0)
+    torch_backend = get_backend("torch")
+    with pytest.raises(TypeError, match="RegionalTokenViT"):
+        torch_backend.load_extractor(object())
+    from vcl_fast.models.yolox import build_detector
+
+    with pytest.raises(ValueError, match="raw outputs"):
+        torch_backend.load_detector(build_detector("micro", decode_in_inference=True))
+
+
+NO_TORCH_SCRIPT = """
+import json, sys
+sys.modules["torch"] = None  # any import of torch now fails
+from vcl_fast import Localizer
+from vcl_fast.cli import build_parser
+
+build_parser()  # every command module loads without torch
+model, query, reference = sys.argv[1:4]
+yolox = Localizer(model, model, threads=1, method_params={"conf_threshold": 0.0})
+tn = Localizer(model, method="tn", threads=1)
+out = {"yolox": yolox.localize(query, reference).to_dict(), "tn": tn.localize(query, reference).to_dict()}
+loaded = sorted(name for name, module in sys.modules.items() if name.split(".")[0] == "torch" and module)
+print(json.dumps({"results": out, "torch_modules": loaded}))
+"""
+
+
+def test_onnxruntime_path_runs_without_torch(model_dir, tmp_path):
+    from localize_fixtures import write_planted_pair
+    from vcl_fast.api import Localizer
+
+    query, reference = write_planted_pair(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", NO_TORCH_SCRIPT, str(model_dir), str(query), str(reference)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["torch_modules"] == []
+    here = Localizer(model_dir, model_dir, threads=1, method_params={"conf_threshold": 0.0}).localize(query, reference)
+    assert len(report["results"]["yolox"]["segments"]) == len(here.segments) > 0
+    for found, expected in zip(report["results"]["yolox"]["segments"], here.segments):
+        assert found == pytest.approx(expected.to_dict(), abs=1e-6)

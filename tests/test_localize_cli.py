@@ -1,0 +1,149 @@
+"""``vcl-fast localize`` (one pair, many pairs scored by ``vcl-fast eval``) and ``vcl-fast bench``."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("torch")
+
+from localize_fixtures import PLANTED, micro_model_dir, planted_videos  # noqa: E402,F401 (fixtures)
+from vcl_fast.cli import main  # noqa: E402
+from vcl_fast.localize_commands import format_time  # noqa: E402
+
+TN = ["--method", "tn", "--param", "top_k=1", "--param", "max_step=2", "--param", "min_sim=0.9", "--threads", "1"]
+
+
+def test_format_time():
+    assert format_time(0) == "00:00:00.0"
+    assert format_time(3.04) == "00:00:03.0"
+    assert format_time(59.96) == "00:01:00.0"
+    assert format_time(3723.46) == "01:02:03.5"
+
+
+def test_one_pair_json_table_and_plot(micro_model_dir, planted_videos, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    query, reference = planted_videos
+    out, plot = tmp_path / "out.json", tmp_path / "map.png"
+    assert main(["localize", str(query), str(reference), "--model", str(micro_model_dir), *TN, "--json", str(out),
+                 "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out
+    assert "00:00:03.0" in printed and "00:00:10.0" in printed and "00:00:08.0" in printed
+    assert "copied: yes" in printed and "timings:" in printed
+    data = json.loads(out.read_text())
+    assert list(data) == ["query", "reference", "copied", "score", "segments", "timings"]
+    assert data["query"] == str(query) and data["reference"] == str(reference) and data["copied"] is True
+    (segment,) = data["segments"]
+    assert list(segment) == ["q_start", "q_end", "r_start", "r_end", "score"]
+    assert [segment[k] for k in ("q_start", "q_end", "r_start", "r_end")] == pytest.approx(PLANTED)
+    assert data["score"] == segment["score"]
+    assert set(data["timings"]) == {"decode", "extract", "similarity", "localize", "total"}
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_copy_verdict(micro_model_dir, planted_videos, capsys):
+    query, _ = planted_videos
+    assert main(["localize", str(query), str(query), "--model", str(micro_model_dir), *TN,
+                 "--param", "min_sim=1.5"]) == 0
+    assert "copied: no" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "empty", "bad_model", "both_modes", "pairs_only"])
+def test_errors_are_one_line_and_write_nothing(micro_model_dir, planted_videos, tmp_path, capsys, problem):
+    query, reference = planted_videos
+    out = tmp_path / "out.json"
+    bad = tmp_path / "bad.mp4"
+    args = ["localize", str(query), str(reference), "--model", str(micro_model_dir), *TN, "--json", str(out)]
+    if problem == "missing":
+        args[2] = str(tmp_path / "missing.mp4")
+        expected = "missing.mp4: no such file"
+    elif problem == "corrupt":
+        bad.write_bytes(np.random.default_rng(0).bytes(2048))
+        args[2], expected = str(bad), "bad.mp4: cannot open"
+    elif problem == "empty":
+        bad.write_bytes(b"")
+        args[2], expected = str(bad), "bad.mp4: empty file"
+    elif problem == "bad_model":
+        args[4], expected = str(tmp_path), "no manifest"
+    elif problem == "both_modes":
+        args += ["--pairs", "p.csv", "--videos", str(tmp_path)]
+        expected = "not both"
+    else:
+        args = ["localize", "--pairs", "p.csv"]
+        expected = "--pairs and --videos go together"
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.startswith("vcl-fast localize: error:") and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_plot_without_matplotlib_fails_before_work(micro_model_dir, planted_videos, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "out.json"
+    assert main(["localize", *map(str, planted_videos), "--model", str(micro_model_dir), *TN, "--json", str(out),
+                 "--plot", str(tmp_path / "p.png")]) == 2
+    assert "--plot needs matplotlib" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_pairs_scored_by_eval(micro_model_dir, planted_videos, tmp_path, capsys):
+    from vcl_fast.data.formats import read_predictions, write_labels, write_pairs
+
+    query, reference = planted_videos
+    folder = query.parent
+    pairs = [("query", "reference"), ("reference", "query"), ("query", "query")]
+    write_pairs(tmp_path / "pairs.csv", pairs)
+    q_s, q_e, r_s, r_e = PLANTED
+    write_labels(tmp_path / "labels.json", {
+        ("query", "reference"): np.array([[q_s, r_s, q_e, r_e]]),
+        ("reference", "query"): np.array([[r_s, q_s, r_e, q_e]]),
+        ("query", "query"): np.array([[0.0, 0.0, 12.0, 12.0]]),
+    })
+    preds, vsc = tmp_path / "preds.json", tmp_path / "matches.csv"
+    assert main(["localize", "--pairs", str(tmp_path / "pairs.csv"), "--videos", str(folder), "--model",
+                 str(micro_model_dir), *TN, "-o", str(preds), "--vsc", str(vsc)]) == 0
+    assert "3 pairs, 3 with copied segments" in capsys.readouterr().out
+    predicted = read_predictions(preds, pairs)
+    assert predicted[("query", "reference")][:, :4].tolist() == [[q_s, r_s, q_e, r_e]]
+    assert predicted[("reference", "query")][:, :4].tolist() == [[r_s, q_s, r_e, q_e]]
+    for path in (preds, vsc):
+        report = tmp_path / f"report_{path.suffix[1:]}.json"
+        assert main(["eval", "--labels", str(tmp_path / "labels.json"), "--pairs", str(tmp_path / "pairs.csv"),
+                     "--pred", str(path), "--json", str(report)]) == 0
+        assert json.loads(report.read_text())["segment_f1"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_pairs_with_a_missing_video(micro_model_dir, planted_videos, tmp_path, capsys):
+    from vcl_fast.data.formats import write_pairs
+
+    write_pairs(tmp_path / "pairs.csv", [("query", "reference"), ("query", "ghost")])
+    preds = tmp_path / "preds.json"
+    assert main(["localize", "--pairs", str(tmp_path / "pairs.csv"), "--videos", str(planted_videos[0].parent),
+                 "--model", str(micro_model_dir), *TN, "-o", str(preds)]) == 2
+    assert "no video for id 'ghost'" in capsys.readouterr().err
+    assert not preds.exists()
+
+
+def test_bench_suites(micro_model_dir, tmp_path, capsys, monkeypatch):
+    import vcl_fast.bench_commands as bench
+
+    monkeypatch.setattr(bench, "SIM_SIZES", (8,))
+    monkeypatch.setattr(bench, "NMS_SIZES", (20,))
+    monkeypatch.setattr(bench, "EXTRACT_FRAMES", 2)
+    monkeypatch.setattr(bench, "LOCALIZE_FRAMES", 6)
+    monkeypatch.setattr(bench, "METHODS", ("yolox", "tn"))
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--suite", "all", "--preset", "micro", "--min-time", "0", "--threads", "1",
+                 "--json", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    impls = {(r["suite"], r["impl"]) for r in results}
+    assert {("ops", "vcl_fast"), ("ops", "numpy reference"), ("ops", "torch reference"), ("ops", "torchvision"),
+            ("ops", "sgemm same FLOPs"), ("extract", "onnxruntime"), ("extract", "torch"),
+            ("localize", "onnxruntime"), ("localize", "torch")} <= impls
+    assert {r["rate_unit"] for r in results} == {"FLOP/s", "boxes/s", "frames/s", "pairs/s"}
+    assert all(r["median_s"] > 0 for r in results)
+    assert "segment_nms N=20" in capsys.readouterr().out
+    assert main(["bench", "--suite", "extract", "--model", str(micro_model_dir), "--min-time", "0",
+                 "--threads", "1"]) == 0

@@ -1,0 +1,341 @@
+"""Video decoding: frames sampled by timestamp, checked against the frame index painted into each frame."""
+import contextlib
+import itertools
+import pickle
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from vcl_fast.video import DecodedFrames, VideoDecodeError, iter_frames, probe, read_frames, write_video
+from vcl_fast.video import decode
+from vcl_fast.video.sampling import TimestampSampler, num_samples, sample_times, select_frames
+
+FORMATS = [".mp4", ".mkv", ".webm", ".avi", ".gif"]
+NUM_FRAMES = 120
+WIDTH, HEIGHT = 96, 64
+
+
+def painted(index: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    """A frame showing ``index`` (< 256) as 8 black/white vertical bars, least significant bit on the left."""
+    image = np.zeros((height, width, 3), np.uint8)
+    for bit in range(8):
+        if (index >> bit) & 1:
+            image[:, bit * width // 8:(bit + 1) * width // 8] = 255
+    return image
+
+
+def read_index(image: np.ndarray) -> int:
+    """Inverse of :func:`painted` (reads the middle of each bar, robust to compression and resizing)."""
+    width = image.shape[1]
+    bars = [image[:, (2 * bit + 1) * width // 16 - width // 64:(2 * bit + 1) * width // 16 + width // 64 + 1]
+            for bit in range(8)]
+    return sum(1 << bit for bit, bar in enumerate(bars) if bar.mean() > 128)
+
+
+def shown_indices(decoded: DecodedFrames) -> np.ndarray:
+    return np.array([read_index(frame) for frame in decoded.frames])
+
+
+VFR_TIMES = np.cumsum(np.r_[0, np.random.default_rng(0).integers(20, 200, NUM_FRAMES - 1)]) / 1000
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """{(suffix, "cfr" | "vfr"): (path, intended frame times in seconds)}, GOP of 10 frames."""
+    folder = tmp_path_factory.mktemp("clips")
+    out = {}
+    for suffix, rate in itertools.product(FORMATS, ["cfr", "vfr"]):
+        path = folder / f"{rate}{suffix}"
+        times = VFR_TIMES if rate == "vfr" else np.arange(NUM_FRAMES) / 25
+        write_video(path, (painted(i) for i in range(NUM_FRAMES)), 25.0,
+                    timestamps=times if rate == "vfr" else None, gop_size=10)
+        if suffix == ".gif":  # GIF delays are whole centiseconds
+            times = np.round(times * 100) / 100
+        out[suffix, rate] = (path, times)
+    return out
+
+
+# --- the sampling rule ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("num_frames,fps,duplicates", itertools.product([1, 2, 17], [0.3, 1.0, 7.5, 60.0], [False, True]))
+def test_sampler_matches_reference(num_frames, fps, duplicates):
+    rng = np.random.default_rng(num_frames)
+    times = np.sort(rng.uniform(0.0, 5.0, num_frames))
+    times[0] = 0.0
+    if duplicates and num_frames > 1:
+        times[1] = times[0]
+    end = times[-1] + 0.2
+    sampler = TimestampSampler(fps)
+    samples = [s for i, t in enumerate(times) for s in sampler.push(float(t), i)] + sampler.finish(end)
+    expected_times = sample_times(end, fps)
+    assert [t for t, _ in samples] == pytest.approx(expected_times.tolist())
+    assert [i for _, i in samples] == select_frames(times, expected_times).tolist()
+
+
+def test_sampling_edges():
+    assert num_samples(2.0, 1.0) == 2  # t = 0, 1; t = 2 is the end
+    assert num_samples(2.0 + 1e-9, 1.0) == 2
+    assert num_samples(2.01, 1.0) == 3
+    assert num_samples(1e-9, 1.0) == 1 and num_samples(0.0, 1.0) == 0
+    # a frame exactly at a sample time is shown at that time; times before the first frame show it
+    assert select_frames([0.5, 1.0, 2.0], [0.0, 0.999, 1.0, 3.0]).tolist() == [0, 0, 1, 2]
+    with pytest.raises(ValueError, match="non-empty"):
+        select_frames([], [0.0])
+    sampler = TimestampSampler(1.0)
+    assert sampler.finish(1.0) == []  # nothing pushed
+    sampler.push(0.0, "only")
+    assert sampler.finish(0.0) == [(0.0, "only")]  # a single frame of unknown length is one sample
+
+
+# --- decoding by timestamp, every container, constant and variable frame rate ------------------------
+
+@pytest.mark.parametrize("suffix,rate,fps,seek",
+                         itertools.product(FORMATS, ["cfr", "vfr"], [0.7, 3.0, 30.0], [True, False]))
+def test_samples_show_the_frame_on_screen(clips, suffix, rate, fps, seek):
+    path, times = clips[suffix, rate]
+    decoded = read_frames(path, fps, seek=seek)
+    assert decoded.frames.dtype == np.uint8 and decoded.frames.shape[1:] == (HEIGHT, WIDTH, 3)
+    assert decoded.timestamps.dtype == np.float64
+    np.testing.assert_allclose(decoded.timestamps, np.arange(len(decoded)) / fps)
+    # the samples cover the last frame and stop within a frame interval after it
+    assert decoded.timestamps[-1] + 1 / fps > times[-1] - 1e-6
+    assert decoded.timestamps[-1] < times[-1] + np.diff(times).max() + 1e-6
+    np.testing.assert_array_equal(shown_indices(decoded), select_frames(times, decoded.timestamps))
+    assert decoded.fps == fps and decoded.source.width == WIDTH and decoded.source.height == HEIGHT
+
+
+def test_seek_skips_gops_and_gives_the_same_frames(tmp_path):
+    path = tmp_path / "long.mp4"
+    write_video(path, (painted(i % 256) for i in range(500)), 25.0, gop_size=12)  # 20 s
+    with decode.count_decoded_frames() as in_order:
+        sequential = read_frames(path, 0.5, seek=False)
+    with decode.count_decoded_frames() as with_seeks:
+        seeking = read_frames(path, 0.5, seek=True)
+    assert in_order[0] == 500
+    assert with_seeks[0] < 500 / 2
+    np.testing.assert_array_equal(seeking.timestamps, sequential.timestamps)
+    np.testing.assert_array_equal(shown_indices(seeking), shown_indices(sequential))
+    np.testing.assert_array_equal(shown_indices(seeking) , (np.arange(10) * 50) % 256)
+
+
+class _MisSeekingContainer:
+    """A container whose seek fails (``mode="raise"``) or lands ``mode`` ticks later than asked."""
+
+    def __init__(self, container, mode):
+        self._container, self._mode = container, mode
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def seek(self, offset, **kwargs):
+        if self._mode == "raise":
+            raise av.FFmpegError(38, "Function not implemented")
+        self._container.seek(offset + self._mode, **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["raise", 50, 10**9, -10**9])
+def test_failed_seeks_fall_back_to_decoding_in_order(tmp_path, monkeypatch, mode):
+    path = tmp_path / "long.mkv"  # time base 1/1000: 50 ticks lands late, 10**9 past the end, -10**9 at the start
+    write_video(path, (painted(i) for i in range(200)), 25.0, gop_size=10)
+    reference = read_frames(path, 0.5, seek=False)
+    real_open = decode.open_input
+
+    @contextlib.contextmanager
+    def mis_seeking_open(p):
+        with real_open(p) as container:
+            yield _MisSeekingContainer(container, mode)
+
+    monkeypatch.setattr(decode, "open_input", mis_seeking_open)
+    decoded = read_frames(path, 0.5, seek=True)
+    np.testing.assert_array_equal(shown_indices(decoded), shown_indices(reference))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 1000])
+def test_streaming_chunks_join_to_the_whole_video(clips, chunk_size):
+    path, _ = clips[".mkv", "vfr"]
+    whole = read_frames(path, 3.0)
+    chunks = list(iter_frames(path, 3.0, chunk_size=chunk_size))
+    assert all(len(c) <= chunk_size for c in chunks) and all(len(c) == chunk_size for c in chunks[:-1])
+    np.testing.assert_array_equal(np.concatenate([c.timestamps for c in chunks]), whole.timestamps)
+    np.testing.assert_array_equal(np.concatenate([c.frames for c in chunks]), whole.frames)
+
+
+@pytest.mark.parametrize("size,expected", [(None, (64, 96)), (32, (32, 48)), (48, (48, 72)), ((40, 30), (30, 40))])
+def test_resize_on_the_fly(clips, size, expected):
+    path, times = clips[".mp4", "cfr"]
+    decoded = read_frames(path, 2.0, size=size)
+    assert decoded.frames.shape[1:] == (*expected, 3)
+    np.testing.assert_array_equal(shown_indices(decoded), select_frames(times, decoded.timestamps))
+
+
+def test_stream_without_timestamps(tmp_path):
+    """A raw H.264 stream has no timestamps: frames are spaced by the stream's frame rate."""
+    path = tmp_path / "raw.h264"
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for i in range(100):
+            frame = av.VideoFrame.from_ndarray(painted(i), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    decoded = read_frames(path, 1.0)
+    assert shown_indices(decoded).tolist() == [0, 25, 50, 75]
+
+
+def test_probe(clips):
+    path, _ = clips[".mp4", "cfr"]
+    info = probe(path)
+    assert (info.width, info.height, info.codec) == (WIDTH, HEIGHT, "h264")
+    assert info.fps == pytest.approx(25.0) and info.duration == pytest.approx(NUM_FRAMES / 25, abs=0.05)
+
+
+# --- image folders -----------------------------------------------------------------------------------
+
+def _save_png(path, image):
+    from PIL import Image
+
+    Image.fromarray(image).save(path)
+
+
+def test_image_folder_in_natural_order(tmp_path):
+    for i in range(12):
+        _save_png(tmp_path / f"frame{i + 1}.png", painted(i))
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "sub").mkdir()
+    decoded = read_frames(tmp_path, 1.0)  # one sample per image by default
+    assert shown_indices(decoded).tolist() == list(range(12))
+    assert decoded.source.codec == "images" and decoded.source.duration == 12.0
+    decoded = read_frames(tmp_path, 1.0, image_fps=4.0, size=(48, 32))
+    assert shown_indices(decoded).tolist() == [0, 4, 8] and decoded.frames.shape == (3, 32, 48, 3)
+    assert probe(tmp_path).width == WIDTH and np.isnan(probe(tmp_path).fps)
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(VideoDecodeError, match="no image files"):
+        read_frames(tmp_path)
+    _save_png(tmp_path / "a.png", painted(1))
+    _save_png(tmp_path / "b.png", painted(2, width=48, height=32))
+    with pytest.raises(VideoDecodeError, match=r"b\.png: image is 48x32 but the sequence starts at 96x64"):
+        read_frames(tmp_path)
+    assert read_frames(tmp_path, size=(24, 16)).frames.shape == (2, 16, 24, 3)
+    (tmp_path / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(VideoDecodeError, match=r"c\.png: "):
+        read_frames(tmp_path, size=(24, 16))
+    with pytest.raises(ValueError, match="image_fps"):
+        read_frames(tmp_path, image_fps=-1.0)
+
+
+# --- unreadable inputs -------------------------------------------------------------------------------
+
+def _audio_only(path):
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=16000)
+        samples = (0.3 * np.sin(np.arange(16000) / 10)).astype(np.float32)[None]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 16000, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def _check_error(path, reason, **kwargs):
+    with pytest.raises(VideoDecodeError) as info:
+        read_frames(path, **kwargs)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert reason in message
+    assert isinstance(info.value, ValueError)
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert str(copy) == message and copy.path == str(path)
+
+
+def test_unreadable_inputs(tmp_path, clips):
+    _check_error(tmp_path / "missing.mp4", "no such file")
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    _check_error(tmp_path / "zero.mp4", "empty file (0 bytes)")
+    (tmp_path / "text.mp4").write_text("this is a text file, not a video\n" * 40)
+    _check_error(tmp_path / "text.mp4", "cannot open")
+    _audio_only(tmp_path / "query.mp4")
+    _check_error(tmp_path / "query.mp4", "no video stream (audio-only file)")
+    data = clips[".mp4", "cfr"][0].read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: lost
+    _check_error(tmp_path / "cut.mp4", "cannot open")
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".avi"])
+def test_truncated_files(tmp_path, suffix):
+    full = tmp_path / f"full{suffix}"
+    write_video(full, (painted(i) for i in range(250)), 25.0)  # 10 s
+    data = full.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    _check_error(cut, "truncated: video frames end at")
+    partial = read_frames(cut, 5.0, strict=False)
+    whole = read_frames(full, 5.0)
+    assert 0 < len(partial) < len(whole) * 0.7
+    # the last sample may show a partly decoded frame
+    np.testing.assert_array_equal(shown_indices(partial)[:-1], shown_indices(whole)[: len(partial) - 1])
+
+
+def test_corrupt_data(tmp_path, clips):
+    data = bytearray(clips[".mkv", "cfr"][0].read_bytes())
+    for k in np.random.default_rng(0).integers(len(data) // 4, 3 * len(data) // 4, 300):
+        data[k] = 0
+    (tmp_path / "corrupt.mkv").write_bytes(bytes(data))
+    _check_error(tmp_path / "corrupt.mkv", "corrupt video data")
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"fps": 0.0}, ValueError, "fps"), ({"fps": float("nan")}, ValueError, "fps"),
+    ({"fps": "1"}, TypeError, "fps"), ({"size": 0}, ValueError, "short side"),
+    ({"size": (0, 10)}, TypeError, "size"), ({"size": (1.5, 2)}, TypeError, "size"),
+    ({"size": "big"}, TypeError, "size"), ({"chunk_size": 0}, ValueError, "chunk_size"),
+])
+def test_bad_arguments(clips, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        next(iter_frames(clips[".mp4", "cfr"][0], **kwargs))
+
+
+def test_bad_source_type():
+    with pytest.raises(TypeError, match="path"):
+        read_frames(123)
+
+
+# --- the encoder -------------------------------------------------------------------------------------
+
+def test_write_video_rejects_bad_input(tmp_path):
+    frames = np.zeros((3, 64, 96, 3), np.uint8)
+    with pytest.raises(ValueError, match="suffix"):
+        write_video(tmp_path / "a.xyz", frames)
+    with pytest.raises(ValueError, match="even"):
+        write_video(tmp_path / "a.mp4", np.zeros((2, 63, 96, 3), np.uint8))
+    with pytest.raises(ValueError, match="increasing"):
+        write_video(tmp_path / "a.mp4", frames, timestamps=[0.0, 0.5, 0.5])
+    with pytest.raises(ValueError, match="3 frames but 4 timestamps"):
+        write_video(tmp_path / "a.mp4", frames, timestamps=[0.0, 0.5, 1.0, 1.5])
+    with pytest.raises(ValueError, match="uint8"):
+        write_video(tmp_path / "a.mp4", frames.astype(np.float32))
+    assert list(tmp_path.iterdir()) == []  # nothing partial left behind
+
+
+def test_write_video_frame_rate(tmp_path):
+    path = tmp_path / "a.mkv"
+    write_video(path, np.stack([painted(i) for i in range(30)]), Fraction(30000, 1001))
+    info = probe(path)
+    assert info.fps == pytest.approx(30000 / 1001) and info.duration == pytest.approx(30 * 1001 / 30000, abs=2e-3)
+
+
+def test_sample_videos_seek_and_sequential_agree():
+    """Real codecs (MS-MPEG4, Cinepak, MPEG-4, H.264) from the evaluation videos when they are in the data
+    cache (`vcl-fast data fetch`; $VCL_FAST_DATA_CACHE): seeking gives the frames decoding in order gives."""
+    from vcl_fast.data.sources import find_reserved_videos
+
+    videos = find_reserved_videos()
+    if not videos:
+        pytest.skip("no sample videos in the data cache (run `vcl-fast data fetch`)")
+    for path in videos:
+        seeking, in_order = read_frames(path, 1.0, size=48), read_frames(path, 1.0, size=48, seek=False)
+        np.testing.assert_array_equal(seeking.frames, in_order.frames)
+        assert abs(len(seeking) - probe(path).duration) <= 1  # one sample per second of the declared length

@@ -1,0 +1,157 @@
+"""Detection in similarity maps: chunking, decoding, thresholds, NMS, offsets (with fake runners)."""
+import numpy as np
+import pytest
+
+from vcl_fast.detect.decode import anchor_points
+from vcl_fast.detect.localizer import DetectionSettings, chunk_spans, localize_maps, to_seconds
+
+S = 64
+ANCHORS = anchor_points(S)
+
+
+def encode(cx, cy, w, h, obj_logit=6.0, cls_logit=6.0):
+    """Raw outputs of the stride-8 anchor holding (cx, cy) that decode to the box [cx, cy, w, h] (pixels)."""
+    on_anchor = (ANCHORS[:, 2] == 8) & (ANCHORS[:, 0] == int(cx // 8)) & (ANCHORS[:, 1] == int(cy // 8))
+    index = int(np.nonzero(on_anchor)[0][0])
+    gx, gy = ANCHORS[index, :2]
+    return index, [cx / 8 - gx, cy / 8 - gy, np.log(w / 8), np.log(h / 8), obj_logit, cls_logit]
+
+
+def bright_region_runner(images):
+    """Fake detector: one box around the pixels above 0.5 of each image, if any."""
+    raw = np.full((len(images), len(ANCHORS), 6), -12.0, np.float32)
+    for b, image in enumerate(images):
+        ys, xs = np.nonzero(image[0] > 0.5)
+        if len(ys):
+            x1, x2, y1, y2 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+            index, values = encode((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
+            raw[b, index] = values
+    return raw
+
+
+def constant_runner(rows):
+    """Fake detector returning the same hand-made raw rows {anchor: values} for every image."""
+    def run(images):
+        raw = np.full((len(images), len(ANCHORS), 6), -12.0, np.float32)
+        for index, values in rows.items():
+            raw[:, index] = values
+        return raw
+    return run
+
+
+def test_chunk_spans():
+    assert chunk_spans(0) == []
+    assert chunk_spans(1) == [(0, 1)]
+    assert chunk_spans(1200) == [(0, 1200)]
+    assert chunk_spans(2500) == [(0, 1200), (1200, 2400), (2400, 2500)]
+    assert chunk_spans(7, 3) == [(0, 3), (3, 6), (6, 7)]
+
+
+def test_planted_box_found_through_chunks():
+    sim = np.zeros((2500, 1300), np.float32)
+    sim[1500:1800, 300:600] = 1.0  # query chunk 1, reference chunk 0
+    sim[2420:2480, 1210:1290] = 1.0  # the remainder chunks of both axes
+    calls = []
+
+    def run(images):
+        calls.append(len(images))
+        return bright_region_runner(images)
+
+    found = localize_maps([sim], run, DetectionSettings(input_size=S, batch_size=4))[0]
+    assert sum(calls) == 6 and max(calls) == 4  # 3 x 2 tiles in batches of 4
+    boxes = found[np.argsort(found[:, 0])]
+    np.testing.assert_allclose(boxes[:, :4], [[1500, 300, 1800, 600], [2420, 1210, 2480, 1290]], atol=1.0)
+
+
+def test_many_pairs_batched_keep_their_own_detections():
+    maps = []
+    for k in range(5):
+        sim = np.zeros((100 + 10 * k, 80), np.float32)
+        sim[10 * k:10 * k + 30, 20:50] = 1.0
+        maps.append(sim)
+    maps.append(np.zeros((0, 40), np.float32))
+    found = localize_maps(maps, bright_region_runner, DetectionSettings(input_size=S, batch_size=2))
+    assert len(found) == 6 and found[5].shape == (0, 5)
+    for k in range(5):
+        assert found[k].shape == (1, 5)
+        np.testing.assert_allclose(found[k][0, :4], [10 * k, 20, 10 * k + 30, 50], atol=1.5)
+
+
+def test_decode_scaling_axes_and_objectness_score():
+    # x (columns) = reference, y (rows) = query: a box at x 8..24, y 16..48 px of a 64 x 64 input
+    index, values = encode(16, 32, 16, 32, obj_logit=1.0, cls_logit=3.0)
+    run = constant_runner({index: values})
+    found = localize_maps([np.zeros((128, 32), np.float32)], run, DetectionSettings(input_size=S))[0]
+    # query scale 128 / 64 = 2, reference scale 32 / 64 = 0.5
+    np.testing.assert_allclose(found[:, :4], [[32, 4, 96, 12]], rtol=1e-5)
+    np.testing.assert_allclose(found[0, 4], 1 / (1 + np.exp(-1.0)), rtol=1e-6)  # objectness, not obj x cls
+
+
+def test_confidence_threshold_uses_objectness_times_class():
+    i1, v1 = encode(20, 20, 8, 8, obj_logit=0.0, cls_logit=-1.0)  # 0.5 * 0.269 = 0.134
+    i2, v2 = encode(44, 44, 8, 8, obj_logit=0.0, cls_logit=-2.0)  # 0.5 * 0.119 = 0.060
+    run = constant_runner({i1: v1, i2: v2})
+    found = localize_maps([np.zeros((64, 64), np.float32)], run, DetectionSettings(input_size=S))[0]
+    assert len(found) == 1 and found[0, 0] == pytest.approx(16)
+    found = localize_maps([np.zeros((64, 64), np.float32)], run,
+                          DetectionSettings(input_size=S, conf_threshold=0.05))[0]
+    assert len(found) == 2
+
+
+def test_nms_within_a_tile_keeps_the_most_confident():
+    i1, v1 = encode(20, 20, 16, 16, cls_logit=2.0)
+    i2, v2 = encode(21, 21, 16, 16, cls_logit=4.0)  # IoU ~0.78 with the first, more confident
+    i3, v3 = encode(50, 50, 8, 8, cls_logit=0.0)
+    found = localize_maps([np.zeros((64, 64), np.float32)], constant_runner({i1: v1, i2: v2, i3: v3}),
+                          DetectionSettings(input_size=S))[0]
+    np.testing.assert_allclose(found[:, :2], [[13, 13], [46, 46]], atol=1e-4)  # ordered by confidence
+
+
+def test_no_nms_across_tiles_and_boxes_clipped_to_tiles():
+    index, values = encode(60, 60, 40, 40)  # runs past the bottom-right corner of every tile
+    found = localize_maps([np.zeros((128, 64), np.float32)], constant_runner({index: values}),
+                          DetectionSettings(input_size=S, chunk_length=64))[0]
+    found = found[np.argsort(found[:, 0])]
+    np.testing.assert_allclose(found[:, :4], [[40, 40, 64, 64], [104, 40, 128, 64]], atol=1e-4)
+
+
+def test_runner_with_wrong_output_is_an_error():
+    with pytest.raises(ValueError, match="returned shape"):
+        localize_maps([np.zeros((10, 10), np.float32)], lambda images: np.zeros((2, 84, 6), np.float32),
+                      DetectionSettings(input_size=S))
+    with pytest.raises(ValueError, match="raw outputs must have shape"):
+        localize_maps([np.zeros((10, 10), np.float32)], lambda images: np.zeros((1, 99, 6), np.float32),
+                      DetectionSettings(input_size=S))
+
+
+@pytest.mark.parametrize("kwargs", [{"input_size": 100}, {"conf_threshold": 1.5}, {"nms_threshold": -0.1},
+                                    {"chunk_length": 0}, {"batch_size": 0}])
+def test_bad_settings(kwargs):
+    with pytest.raises(ValueError):
+        DetectionSettings(**kwargs)
+
+
+def test_to_seconds():
+    frames = np.array([[10, 20, 30, 40, 0.5]], np.float32)
+    np.testing.assert_allclose(to_seconds(frames, 2.0), [[5, 10, 15, 20, 0.5]])
+    np.testing.assert_allclose(to_seconds(frames, 1.0, 4.0), [[10, 5, 30, 10, 0.5]])
+    assert to_seconds(np.zeros((0, 5), np.float32), 1.0).shape == (0, 5)
+    with pytest.raises(ValueError):
+        to_seconds(frames, 0.0)
+
+
+def test_torch_runner_runs_a_detector(torch_one_thread):
+    torch = pytest.importorskip("torch")
+    from vcl_fast.detect.torch_runner import TorchRunner
+    from vcl_fast.models import build_detector
+
+    torch.manual_seed(0)
+    model = build_detector("micro")
+    runner = TorchRunner(model)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 3, S, S)).astype(np.float32)
+    raw = runner(images)
+    with torch.no_grad():
+        np.testing.assert_allclose(raw, model.eval()(torch.from_numpy(images)).numpy(), rtol=1e-5, atol=1e-5)
+    found = localize_maps([np.zeros((30, 40), np.float32)], runner,
+                          DetectionSettings(input_size=runner.input_size, conf_threshold=0.0))[0]
+    assert found.shape[1] == 5 and (found[:, 2] <= 30).all() and (found[:, 3] <= 40).all()

@@ -1,0 +1,253 @@
+"""Video copy localization in a few lines::
+
+    from vcl_fast import Localizer
+
+    loc = Localizer()                        # the embedded default model, ONNX Runtime on the CPU
+    result = loc.localize("query.mp4", "reference.mp4")
+    for s in result.segments:                # seconds
+        print(s.q_start, s.q_end, s.r_start, s.r_end, s.score)
+
+Videos (files or image folders) are sampled at ``fps`` frames per second and streamed through the decoder
+in chunks of ``batch_size`` frames (so memory stays bounded for long videos: about ``batch_size`` decoded
+frames at the source resolution), then resized and normalised in numpy exactly as frame arrays are
+(:mod:`vcl_fast.runtime.preprocess`), so a file and its decoded frames give the same features. Each
+sampled frame becomes T feature vectors; the similarity map of
+two videos is the max cosine over token pairs (:func:`vcl_fast.ops.similarity_maps`); copied segments are
+found in it by the YOLOX detector (:func:`vcl_fast.detect.localizer.localize_maps`) or a classical localizer
+(``method="tn"``, ``"dp"``, ``"hv"``, ``"dtw"``; :mod:`vcl_fast.eval.localizers`).
+
+Thread safety: a :class:`Localizer` keeps no per-call state, and its backends' sessions/modules may be run
+from several threads at once, so one instance can serve concurrent ``features`` / ``localize`` /
+``localize_many`` calls (each call decodes its own videos).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence, Union
+
+import numpy as np
+
+from vcl_fast.config import replace_fields
+from vcl_fast.data.features import VideoFeatures
+from vcl_fast.detect.decode import STRIDES
+from vcl_fast.detect.localizer import DetectionSettings, localize_maps
+from vcl_fast.eval.localizers import LOCALIZERS, get_localizer, localizer_params
+from vcl_fast.runtime import BACKENDS, get_backend
+from vcl_fast.runtime.manifest import default_model_dir
+
+METHODS = ("yolox", *LOCALIZERS)
+STAGES = ("decode", "extract", "similarity", "localize", "total")
+
+# A video: a file or image folder path, frames (L, H, W, 3) uint8, features (L, T, D) / (L, D) float,
+# or a VideoFeatures record.
+VideoInput = Union[str, os.PathLike, np.ndarray, VideoFeatures]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A copied segment: query ``[q_start, q_end)`` matches reference ``[r_start, r_end)``, seconds."""
+
+    q_start: float
+    q_end: float
+    r_start: float
+    r_end: float
+    score: float
+
+    def to_dict(self) -> dict:
+        return {"q_start": self.q_start, "q_end": self.q_end, "r_start": self.r_start, "r_end": self.r_end,
+                "score": self.score}
+
+
+@dataclass(frozen=True)
+class LocalizationResult:
+    """Copies of ``query`` in ``reference``: segments (seconds, by decreasing score), the video-level verdict
+    ``copied`` (any segment found) and ``score`` (best segment score, 0 when none), the (Q, R) float32
+    similarity map when asked for, and seconds spent per stage (``STAGES``; for ``localize_many`` the stages
+    run batched, so every result carries the timings of the whole call)."""
+
+    query: str
+    reference: str
+    segments: list[Segment]
+    copied: bool
+    score: float
+    timings: dict[str, float]
+    similarity: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def boxes(self) -> np.ndarray:
+        """Segments as (N, 5) float64 ``[q_start, r_start, q_end, r_end, score]`` seconds (prediction files)."""
+        rows = [[s.q_start, s.r_start, s.q_end, s.r_end, s.score] for s in self.segments]
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+
+    def to_dict(self) -> dict:
+        """The JSON form: ``{"query", "reference", "copied", "score", "segments": [...], "timings"}``."""
+        return {"query": self.query, "reference": self.reference, "copied": self.copied, "score": self.score,
+                "segments": [s.to_dict() for s in self.segments], "timings": dict(self.timings)}
+
+
+class Localizer:
+    """Finds copied segments between videos.
+
+    extractor, detector: for ``backend="onnxruntime"`` exported model directories (``vcl-fast export``) or
+    their ONNX files; for ``backend="torch"`` weight directories, checkpoints or modules. None takes the
+    embedded default model (onnxruntime only). The detector is loaded only for ``method="yolox"``.
+    device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``. fps: frames sampled per second of video (and
+    the rate assumed for feature arrays). method: ``"yolox"`` or a classical localizer (``tn``, ``dp``,
+    ``hv``, ``dtw``). method_params: overrides of :class:`~vcl_fast.detect.localizer.DetectionSettings`
+    (``conf_threshold``, ``nms_threshold``, ``chunk_length``, ``batch_size``) for yolox, or of the classical
+    method's VCSL-tuned parameters. batch_size: frames decoded and embedded per step. threads: intra-op
+    threads of the backend (None: its default).
+
+    One instance may serve concurrent calls from several threads (see the module docstring).
+    """
+
+    def __init__(self, extractor: Any = None, detector: Any = None, *, backend: str = "onnxruntime",
+                 device: str = "cpu", fps: float = 1.0, method: str = "yolox",
+                 method_params: Mapping[str, Any] | None = None, batch_size: int = 16, threads: int | None = None):
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0:
+            raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
+        if not isinstance(method, str) or method.lower() not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+        self.fps = float(fps)
+        self.method = method.lower()
+        self.backend = backend
+        runtime = get_backend(backend)
+        self.extractor = runtime.load_extractor(self._source(extractor, "extractor"), device, threads, batch_size)
+        params = dict(method_params or {})
+        if self.method == "yolox":
+            self.detector = runtime.load_detector(self._source(detector, "detector"), device, threads)
+            if tuple(self.detector.spec.strides) != STRIDES:
+                raise ValueError(f"the detector's strides {self.detector.spec.strides} are not {STRIDES}")
+            if "input_size" in params:
+                raise ValueError("input_size is the detector's own; it cannot be overridden")
+            self.params = replace_fields(DetectionSettings(input_size=self.detector.spec.input_size), **params)
+        else:
+            self.detector = None
+            self.params = localizer_params(self.method, params)
+
+    def _source(self, given: Any, component: str) -> Any:
+        if given is not None:
+            return given
+        if self.backend != "onnxruntime":
+            raise ValueError(f"the {self.backend} backend needs {component}= ({BACKENDS[self.backend].sources}); "
+                             "the embedded default model is for the onnxruntime backend")
+        return default_model_dir()
+
+    # ------------------------------------------------------------------------------------------ features
+
+    def features(self, video: VideoInput, video_id: str | None = None) -> VideoFeatures:
+        """Features of one video (see ``VideoInput``), with timestamps in seconds."""
+        return self._features(video, video_id, _new_timings())[0]
+
+    def _features(self, video: VideoInput, video_id: str | None, timings: dict[str, float]
+                  ) -> tuple[VideoFeatures, str]:
+        """(features, name of the video for results); adds the decode/extract seconds to ``timings``."""
+        if isinstance(video, VideoFeatures):
+            return video, video.video_id
+        if isinstance(video, (str, os.PathLike)):
+            return self._stream_features(Path(video), video_id, timings), str(video)
+        if not isinstance(video, np.ndarray):
+            raise TypeError(f"a video is a path, a frame array (L, H, W, 3) uint8, a feature array (L, T, D) "
+                            f"or VideoFeatures; got {type(video).__name__}")
+        name = video_id or "video"
+        if video.dtype == np.uint8:
+            start = time.perf_counter()
+            features = self.extractor.embed(video)
+            timings["extract"] += time.perf_counter() - start
+        elif np.issubdtype(video.dtype, np.floating) and video.ndim in (2, 3):
+            features = video[:, None, :] if video.ndim == 2 else video
+            if features.dtype not in (np.float32, np.float16):
+                features = features.astype(np.float32)
+        else:
+            raise ValueError(f"{name}: an array must be frames (L, H, W, 3) uint8 or features (L, T, D) float, "
+                             f"got {video.dtype} {video.shape}")
+        return VideoFeatures.from_fps(name, features, self.fps), name
+
+    def _stream_features(self, path: Path, video_id: str | None, timings: dict[str, float]) -> VideoFeatures:
+        from vcl_fast.video import iter_frames
+
+        chunks = iter_frames(path, self.fps, chunk_size=self.extractor.batch_size)
+        parts, stamps = [], []
+        while True:
+            start = time.perf_counter()
+            chunk = next(chunks, None)
+            timings["decode"] += time.perf_counter() - start
+            if chunk is None:
+                break
+            start = time.perf_counter()
+            parts.append(self.extractor.embed(chunk.frames))
+            timings["extract"] += time.perf_counter() - start
+            stamps.append(chunk.timestamps)
+        return VideoFeatures(video_id or path.stem or path.name, np.concatenate(parts), np.concatenate(stamps),
+                             self.fps)
+
+    # ---------------------------------------------------------------------------------------- localize
+
+    def localize(self, query: VideoInput, reference: VideoInput, return_map: bool = False) -> LocalizationResult:
+        """Copied segments of ``query`` in ``reference`` (seconds); ``return_map`` keeps the similarity map."""
+        return self._localize(query, [reference], return_map, ["reference"])[0]
+
+    def localize_many(self, query: VideoInput, references: Sequence[VideoInput], return_map: bool = False
+                      ) -> list[LocalizationResult]:
+        """One query against many references: one batched similarity call, one batched detector pass."""
+        if not isinstance(references, (list, tuple)):
+            raise TypeError(f"references must be a list or tuple of videos, got {type(references).__name__}")
+        return self._localize(query, list(references), return_map,
+                              [f"references[{i}]" for i in range(len(references))])
+
+    def _localize(self, query: VideoInput, references: list[VideoInput], return_map: bool,
+                  roles: list[str]) -> list[LocalizationResult]:
+        from vcl_fast.ops import similarity_maps
+
+        timings = _new_timings()
+        begin = time.perf_counter()
+        q, q_name = self._features(query, "query", timings)
+        refs = [self._features(r, role, timings) for r, role in zip(references, roles)]
+        for (r, r_name), role in zip(refs, roles):
+            if r.num_frames and q.num_frames and r.dim != q.dim:
+                raise ValueError(f"{r_name}: {role} features have {r.dim} dims but the query's ({q_name}) have "
+                                 f"{q.dim}; both must come from the same extractor")
+        videos = [q, *(r for r, _ in refs)]
+        dtype = np.float16 if all(v.features.dtype == np.float16 for v in videos) else np.float32
+        start = time.perf_counter()
+        maps = similarity_maps(q.features.astype(dtype, copy=False),
+                               [r.features.astype(dtype, copy=False) for r, _ in refs])
+        timings["similarity"] += time.perf_counter() - start
+        start = time.perf_counter()
+        boxes = self._detect(maps)
+        timings["localize"] += time.perf_counter() - start
+        timings["total"] = time.perf_counter() - begin
+        return [_result(q, q_name, r, r_name, found, sim if return_map else None, timings)
+                for (r, r_name), found, sim in zip(refs, boxes, maps)]
+
+    def _detect(self, maps: list[np.ndarray]) -> list[np.ndarray]:
+        """(N, 5) boxes ``[q_s, r_s, q_e, r_e, score]`` in frames per map."""
+        if self.method == "yolox":
+            return localize_maps(maps, self.detector.run, self.params)
+        run = get_localizer(self.method).run
+        return [run(m, self.params) for m in maps]
+
+
+def _new_timings() -> dict[str, float]:
+    return {stage: 0.0 for stage in STAGES}
+
+
+def frames_to_seconds(positions: np.ndarray, video: VideoFeatures) -> np.ndarray:
+    """Frame positions (fractional; frame i spans [i, i + 1)) -> seconds on ``video``'s timestamps
+    (frame i starts at ``timestamps[i]``, the last lasts ``1 / fps``)."""
+    edges = np.append(video.timestamps, video.timestamps[-1] + 1 / video.fps)
+    return np.interp(positions, np.arange(len(edges), dtype=np.float64), edges)
+
+
+def _result(q: VideoFeatures, q_name: str, r: VideoFeatures, r_name: str, boxes: np.ndarray,
+            similarity: np.ndarray | None, timings: dict[str, float]) -> LocalizationResult:
+    segments = []
+    if len(boxes):
+        boxes = np.asarray(boxes, dtype=np.float64)
+        q_s, q_e = frames_to_seconds(boxes[:, [0, 2]], q).T
+        r_s, r_e = frames_to_seconds(boxes[:, [1, 3]], r).T
+        segments = [Segment(*(float(v) for v in row)) for row in zip(q_s, q_e, r_s, r_e, boxes[:, 4])]
+    score = max((s.score for s in segments), default=0.0)
+    return LocalizationResult(q_name, r_name, segments, bool(segments), score, dict(timings), similarity)

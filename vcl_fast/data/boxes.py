@@ -1,0 +1,52 @@
+"""Copied-segment boxes ``[q_start, r_start, q_end, r_end]`` (seconds), optionally with a ``score`` column.
+
+One convention everywhere: x1 = query start, y1 = reference start, x2 = query end, y2 = reference end;
+lengths are ``end - start`` (no +1). Arrays are float64 ``(N, 4)`` (ground truth) or ``(N, 5)`` (predictions).
+
+Reversed boxes (an end before its start) are errors, except in ground truth where ``allow_reversed`` keeps
+them: the real VCSL test labels hold one (``7133109c...-4934267c...``, ``[19, 126, 34, 121]``) and the VCSL
+metric keeps it (its negative length lowers the recall denominator; it never intersects anything).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# Dictionary of boxes per video pair, keyed by (query_id, reference_id).
+PairBoxes = dict[tuple[str, str], np.ndarray]
+
+
+def box_problem(boxes: np.ndarray, allow_reversed: bool = False) -> str | None:
+    """First problem of a float64 ``(N, C)`` box array as text (non-finite value, end before start), or None."""
+    if boxes.size == 0:
+        return None
+    finite = np.isfinite(boxes).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        return f"box {row} has a non-finite value {boxes[row].tolist()}"
+    if allow_reversed:
+        return None
+    reversed_ = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    if reversed_.any():
+        row = int(np.argmax(reversed_))
+        return f"box {row} ends before it starts {boxes[row].tolist()} (expected [q_start, r_start, q_end, r_end])"
+    return None
+
+
+def as_boxes(boxes, what: str, columns: tuple[int, ...] = (4, 5), allow_reversed: bool = False) -> np.ndarray:
+    """Validate and convert to a float64 ``(N, C)`` array with C in ``columns``; ValueError names ``what``."""
+    try:
+        array = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what}: boxes must be numbers shaped (N, {' or '.join(map(str, columns))}): {exc}") from None
+    if array.size == 0:
+        width = array.shape[1] if array.ndim == 2 and array.shape[1] in columns else columns[0]
+        return np.zeros((0, width), dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] not in columns:
+        raise ValueError(
+            f"{what}: boxes must be shaped (N, {' or '.join(map(str, columns))}) as [q_start, r_start, q_end, r_end"
+            f"{', score' if 5 in columns else ''}], got shape {array.shape}"
+        )
+    problem = box_problem(array, allow_reversed)
+    if problem is not None:
+        raise ValueError(f"{what}: {problem}")
+    return array

@@ -1,0 +1,129 @@
+"""Copied-segment detection in similarity maps with YOLOX, as the paper's inference code does it.
+
+A (Q, R) map longer than ``chunk_length`` frames on an axis is cut into chunks of ``chunk_length`` frames
+(the last chunk holds the remainder); every query-chunk x reference-chunk tile is rendered to S x S
+(``vcl_fast.detect.render``), run through the detector and decoded: x = reference axis (columns),
+y = query axis (rows), x scaled by R_tile / S and y by Q_tile / S, then the tile offsets are added back.
+
+Detections are kept when objectness x class probability >= ``conf_threshold`` and go through class-agnostic
+NMS (``nms_threshold``) per tile, ranked by that confidence, as in the reference. The reported score is the
+objectness, as in the reference code (``output[:, :5]`` of YOLOX's ``postprocess``). One deviation: boxes
+are clipped to their tile (the reference lets them run past the map ends, where nothing can match).
+
+Everything here is in frame units; ``to_seconds`` converts at the features' frame rate. Torch-free: the
+model is any callable ``run(images float32 (B, 3, S, S)) -> raw outputs (B, A, 5 + C)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from vcl_fast.detect.decode import STRIDES, decode_raw_outputs
+from vcl_fast.detect.render import render_maps
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """Inference settings; defaults are the paper's (640 input, 1,200-frame chunks, conf 0.1, NMS 0.3)."""
+
+    input_size: int = 640
+    conf_threshold: float = 0.1
+    nms_threshold: float = 0.3
+    chunk_length: int = 1200
+    batch_size: int = 16  # tiles rendered and run per call of the runner
+
+    def __post_init__(self) -> None:
+        if self.input_size <= 0 or self.input_size % max(STRIDES) != 0:
+            raise ValueError(f"input_size must be a positive multiple of {max(STRIDES)}, got {self.input_size}")
+        if not 0.0 <= self.conf_threshold <= 1.0 or not 0.0 <= self.nms_threshold <= 1.0:
+            raise ValueError(f"conf_threshold and nms_threshold must lie in [0, 1], got "
+                             f"{self.conf_threshold} and {self.nms_threshold}")
+        if self.chunk_length < 1 or self.batch_size < 1:
+            raise ValueError(f"chunk_length and batch_size must be >= 1, got {self.chunk_length}, {self.batch_size}")
+
+
+def chunk_spans(length: int, chunk_length: int = 1200) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(length)`` with full chunks and the remainder last."""
+    return [(start, min(start + chunk_length, length)) for start in range(0, length, chunk_length)]
+
+
+@dataclass(frozen=True)
+class _Tile:
+    pair: int
+    q0: int
+    r0: int
+    view: np.ndarray  # (q_len, r_len) slice of the pair's map
+
+
+def _tiles(maps: Sequence[np.ndarray], chunk_length: int) -> list[_Tile]:
+    tiles = []
+    for pair, m in enumerate(maps):
+        if m.ndim != 2:
+            raise ValueError(f"map {pair} must be a 2-D (Q, R) array, got shape {m.shape}")
+        for q0, q1 in chunk_spans(m.shape[0], chunk_length):
+            for r0, r1 in chunk_spans(m.shape[1], chunk_length):
+                tiles.append(_Tile(pair, q0, r0, m[q0:q1, r0:r1]))
+    return tiles
+
+
+def _tile_detections(raw: np.ndarray, tiles: Sequence[_Tile], settings: DetectionSettings
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Thresholded detections of one batch: boxes (N, 4) frames within their tile, confidence (N,),
+    objectness (N,), index of the tile in the batch (N,)."""
+    boxes, obj, cls = decode_raw_outputs(raw, settings.input_size)
+    conf = obj * cls.max(axis=-1)
+    tile_idx, anchor_idx = np.nonzero(conf >= settings.conf_threshold)
+    cx, cy, w, h = np.moveaxis(boxes[tile_idx, anchor_idx], -1, 0)
+    sizes = np.array([t.view.shape for t in tiles], dtype=np.float32).reshape(-1, 2)[tile_idx]
+    q_len, r_len = sizes[:, 0], sizes[:, 1]
+    q_scale, r_scale = q_len / settings.input_size, r_len / settings.input_size
+    frames = np.stack([(cy - h / 2) * q_scale, (cx - w / 2) * r_scale,
+                       (cy + h / 2) * q_scale, (cx + w / 2) * r_scale], axis=1)
+    np.clip(frames, 0, np.stack([q_len, r_len, q_len, r_len], axis=1), out=frames)
+    ok = (frames[:, 2] > frames[:, 0]) & (frames[:, 3] > frames[:, 1])
+    return frames[ok], conf[tile_idx, anchor_idx][ok], obj[tile_idx, anchor_idx][ok], tile_idx[ok]
+
+
+def localize_maps(maps: Sequence[np.ndarray], run: Runner, settings: DetectionSettings = DetectionSettings()
+                  ) -> list[np.ndarray]:
+    """Detect copies in similarity maps (rows = query frames, columns = reference frames).
+
+    Returns one float32 array (N_b, 5) per map: ``[q_start, r_start, q_end, r_end, score]`` in frames,
+    ordered by decreasing confidence. All tiles of all maps are batched together (``settings.batch_size``).
+    """
+    from vcl_fast.ops import segment_nms
+
+    maps = [np.asarray(m) for m in maps]
+    tiles = _tiles(maps, settings.chunk_length)
+    parts = []
+    for start in range(0, len(tiles), settings.batch_size):
+        batch = tiles[start:start + settings.batch_size]
+        raw = np.asarray(run(render_maps([t.view for t in batch], settings.input_size)))
+        if raw.ndim != 3 or raw.shape[0] != len(batch):
+            raise ValueError(f"the detector returned shape {raw.shape} for {len(batch)} images; "
+                             "expected raw outputs (B, A, 5 + num_classes)")
+        frames, conf, obj, idx = _tile_detections(raw, batch, settings)
+        parts.append((frames, conf, obj, idx + start))
+    if not parts:
+        return [np.zeros((0, 5), np.float32) for _ in maps]
+    frames, conf, obj, tile_ids = (np.concatenate(p) for p in zip(*parts))
+    keep = np.asarray(segment_nms(frames, conf, settings.nms_threshold, groups=tile_ids), dtype=np.int64)
+    keep = keep[np.argsort(-conf[keep], kind="stable")]
+    offsets = np.array([(t.q0, t.r0, t.q0, t.r0) for t in tiles], dtype=np.float32)[tile_ids[keep]]
+    found = np.concatenate([frames[keep] + offsets, obj[keep, None]], axis=1).astype(np.float32)
+    pair_of_kept = np.array([t.pair for t in tiles], dtype=np.int64)[tile_ids[keep]]
+    return [found[pair_of_kept == pair] for pair in range(len(maps))]
+
+
+def to_seconds(detections: np.ndarray, query_fps: float, reference_fps: float | None = None) -> np.ndarray:
+    """(N, 5) frame-unit detections -> seconds: query columns / query_fps, reference columns /
+    reference_fps (default: query_fps); the score column is unchanged. Frame i starts at i / fps."""
+    reference_fps = query_fps if reference_fps is None else reference_fps
+    if query_fps <= 0 or reference_fps <= 0:
+        raise ValueError(f"frame rates must be positive, got query {query_fps}, reference {reference_fps}")
+    scale = np.array([1 / query_fps, 1 / reference_fps, 1 / query_fps, 1 / reference_fps, 1], dtype=np.float64)
+    return np.asarray(detections, dtype=np.float64) * scale

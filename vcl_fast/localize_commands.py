@@ -1,0 +1,267 @@
+"""``vcl-fast localize``: copied segments between two videos, or over a list of pairs.
+
+One pair: ``vcl-fast localize QUERY REFERENCE [--json OUT] [--plot OUT.png]`` prints the segments
+(hh:mm:ss.s), the verdict and the seconds spent per stage. Many pairs: ``vcl-fast localize --pairs
+pairs.csv --videos DIR -o preds.json`` (VCSL prediction JSON) or ``--vsc matches.csv`` (VSC22 match CSV),
+files that ``vcl-fast eval`` scores; every video's features are computed once and kept only while a pair
+still needs them. Outputs are written atomically, only when everything succeeded.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+from vcl_fast.api import METHODS
+from vcl_fast.atomic import atomic_write
+from vcl_fast.cli import CliError
+from vcl_fast.config import parse_overrides
+from vcl_fast.runtime import BACKENDS
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".mpg", ".mpeg", ".m4v", ".ts", ".gif")
+
+
+def format_time(seconds: float) -> str:
+    """``hh:mm:ss.s``."""
+    tenths = round(seconds * 10)
+    hours, rest = divmod(tenths, 36000)
+    minutes, rest = divmod(rest, 600)
+    return f"{hours:02d}:{minutes:02d}:{rest / 10:04.1f}"
+
+
+def build_localizer(args: argparse.Namespace):
+    """The :class:`~vcl_fast.api.Localizer` the command-line options describe."""
+    from vcl_fast.api import Localizer
+
+    extractor = args.extractor or args.model
+    detector = args.detector or args.model
+    try:
+        return Localizer(extractor, detector, backend=args.backend, device=args.device, fps=args.fps,
+                         method=args.method, method_params=parse_overrides(args.param), batch_size=args.batch_size,
+                         threads=args.threads)
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------------- one pair
+
+
+def _print_result(result) -> None:
+    """Segments table, verdict and timings (rich when installed, plain text otherwise)."""
+    rows = [(str(i + 1), format_time(s.q_start), format_time(s.q_end), format_time(s.r_start), format_time(s.r_end),
+             f"{s.score:.3f}") for i, s in enumerate(result.segments)]
+    header = ("#", "query start", "query end", "reference start", "reference end", "score")
+    verdict = (f"copied: yes ({len(result.segments)} segment{'s' * (len(result.segments) != 1)}, "
+               f"score {result.score:.3f})" if result.copied else "copied: no (no copied segment found)")
+    timings = "  ".join(f"{stage} {seconds:.3f}s" for stage, seconds in result.timings.items())
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        for row in [header, *rows]:
+            print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+        print(verdict)
+        print(f"timings: {timings}")
+        return
+    console = Console()
+    table = Table(title=f"{result.query} vs {result.reference}")
+    for name in header:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(verdict)
+    console.print(f"timings: {timings}")
+
+
+def require_matplotlib() -> None:
+    """CliError unless matplotlib can be imported (checked before any work for --plot)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CliError("--plot needs matplotlib: pip install 'vcl_fast[plot]'") from None
+
+
+def render_plot(result, fps: float) -> bytes:
+    """PNG of the similarity map (query down, reference across, seconds) with the segments drawn on it."""
+    require_matplotlib()
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    sim = result.similarity
+    figure = Figure(figsize=(7, 6), dpi=100)
+    axes = figure.add_subplot()
+    extent = (0, sim.shape[1] / fps, sim.shape[0] / fps, 0)
+    image = axes.imshow(sim, cmap="viridis", vmin=-1, vmax=1, extent=extent, aspect="auto", interpolation="nearest")
+    figure.colorbar(image, ax=axes, label="similarity")
+    for s in result.segments:
+        axes.add_patch(Rectangle((s.r_start, s.q_start), s.r_end - s.r_start, s.q_end - s.q_start, fill=False,
+                                 edgecolor="red", linewidth=1.5))
+        axes.annotate(f"{s.score:.2f}", (s.r_start, s.q_start), color="red", fontsize=8,
+                      xytext=(2, -2), textcoords="offset points")
+    axes.set_xlabel(f"reference: {Path(result.reference).name} (s)")
+    axes.set_ylabel(f"query: {Path(result.query).name} (s)")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _localize_pair(args: argparse.Namespace) -> int:
+    if args.plot:
+        require_matplotlib()
+    loc = build_localizer(args)
+    result = loc.localize(args.query, args.reference, return_map=bool(args.plot))
+    plot = render_plot(result, loc.fps) if args.plot else None
+    if args.json:
+        with atomic_write(args.json) as handle:
+            json.dump(result.to_dict(), handle, indent=2)
+            handle.write("\n")
+    if plot is not None:
+        with atomic_write(args.plot, "wb") as handle:
+            handle.write(plot)
+    _print_result(result)
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- many pairs
+
+
+def find_video(directory: Path, video_id: str) -> Path:
+    """The video of ``video_id`` in ``directory``: ``<id>.<video suffix>`` or an image folder ``<id>/``."""
+    candidates = [directory / f"{video_id}{suffix}" for suffix in VIDEO_SUFFIXES]
+    candidates = [p for p in candidates if p.is_file()]
+    if (directory / video_id).is_dir():
+        candidates.append(directory / video_id)
+    if not candidates:
+        raise ValueError(f"{directory}: no video for id {video_id!r} (expected {video_id}.mp4 or another video "
+                         f"suffix, or a folder of images named {video_id})")
+    if len(candidates) > 1:
+        raise ValueError(f"{directory}: several videos for id {video_id!r}: "
+                         + ", ".join(p.name for p in candidates))
+    return candidates[0]
+
+
+def _progress(total: int):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="pair", desc="localize", disable=None)
+
+
+def localize_pairs(loc, pairs: list[tuple[str, str]], paths: dict[str, Path], progress=None) -> dict:
+    """``{(query_id, reference_id): (N, 5) float64 boxes in seconds}`` for every pair. Pairs are grouped by
+    query (one ``localize_many`` call each); a video's features are computed once and dropped when no
+    remaining pair needs them."""
+    from collections import Counter
+
+    by_query: dict[str, list[str]] = {}
+    for query_id, reference_id in pairs:
+        by_query.setdefault(query_id, []).append(reference_id)
+    remaining = Counter(video for pair in pairs for video in pair)
+    cache = {}
+
+    def features(video_id: str):
+        if video_id not in cache:
+            cache[video_id] = loc.features(paths[video_id], video_id)
+        return cache[video_id]
+
+    predictions = {}
+    for query_id, reference_ids in by_query.items():
+        results = loc.localize_many(features(query_id), [features(r) for r in reference_ids])
+        for reference_id, result in zip(reference_ids, results):
+            predictions[(query_id, reference_id)] = result.boxes()
+        for video_id in [query_id, *reference_ids]:
+            remaining[video_id] -= 1
+            if not remaining[video_id]:
+                cache.pop(video_id, None)
+        if progress is not None:
+            progress.update(len(reference_ids))
+    return {pair: predictions[pair] for pair in pairs}
+
+
+def _localize_pairs(args: argparse.Namespace) -> int:
+    from vcl_fast.data.formats import read_pairs, write_predictions, write_vsc_matches
+
+    if not (args.output or args.vsc):
+        raise CliError("--pairs needs an output: -o preds.json (VCSL JSON) and/or --vsc matches.csv (VSC22 CSV)")
+    if args.plot or args.json:
+        raise CliError("--plot and --json are for one pair; with --pairs use -o / --vsc")
+    videos = Path(args.videos)
+    if not videos.is_dir():
+        raise ValueError(f"{videos}: --videos must be a directory of videos named <id>.<suffix>")
+    pairs = read_pairs(args.pairs)
+    if not pairs:
+        raise ValueError(f"{args.pairs}: no pairs listed")
+    paths = {video: find_video(videos, video) for pair in pairs for video in pair}
+    loc = build_localizer(args)
+    progress = _progress(len(pairs))
+    try:
+        predictions = localize_pairs(loc, pairs, paths, progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    if args.output:
+        write_predictions(args.output, predictions)
+    if args.vsc:
+        write_vsc_matches(args.vsc, predictions)
+    copied = sum(1 for boxes in predictions.values() if len(boxes))
+    written = " and ".join(str(p) for p in (args.output, args.vsc) if p)
+    print(f"{len(pairs)} pairs, {copied} with copied segments -> {written}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- parser
+
+
+def _cmd_localize(args: argparse.Namespace) -> int:
+    if args.pairs or args.videos:
+        if args.query or args.reference:
+            raise CliError("give either QUERY REFERENCE or --pairs CSV --videos DIR, not both")
+        if not (args.pairs and args.videos):
+            raise CliError("--pairs and --videos go together")
+        return _localize_pairs(args)
+    if not (args.query and args.reference):
+        raise CliError("give QUERY and REFERENCE videos (or --pairs CSV --videos DIR)")
+    if args.output or args.vsc:
+        raise CliError("-o / --vsc are for --pairs; for one pair use --json")
+    return _localize_pair(args)
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Options choosing the models and how they run."""
+    p.add_argument("--model", metavar="DIR", help="exported model directory (`vcl-fast export`); default: the "
+                   "embedded model")
+    p.add_argument("--extractor", metavar="PATH", help="extractor only (torch backend: a weight directory)")
+    p.add_argument("--detector", metavar="PATH", help="detector only (torch backend: a directory or checkpoint)")
+    p.add_argument("--backend", default="onnxruntime", choices=list(BACKENDS), help="default: onnxruntime")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's)")
+    p.add_argument("--batch-size", type=int, default=16, help="frames decoded and embedded per step (default 16)")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "localize", help="find copied segments between videos (one pair, or a pair list)",
+        description="Copied segments of QUERY in REFERENCE (video files or image folders), in seconds. With "
+        "--pairs CSV --videos DIR: every listed pair, written as VCSL prediction JSON (-o) and/or VSC22 match "
+        "CSV (--vsc) for `vcl-fast eval`.",
+    )
+    p.add_argument("query", nargs="?", metavar="QUERY", help="query video")
+    p.add_argument("reference", nargs="?", metavar="REFERENCE", help="reference video")
+    p.add_argument("--json", metavar="OUT.json", help="write the result as JSON")
+    p.add_argument("--plot", metavar="OUT.png", help="draw the similarity map with the segments (matplotlib)")
+    p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
+    p.add_argument("--method", default="yolox", choices=METHODS,
+                   help="yolox (detector) or a classical localizer (default: yolox)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting of the method (yolox: conf_threshold, nms_threshold, chunk_length, "
+                   "batch_size; classical: its VCSL-tuned parameters), repeatable")
+    _add_model_arguments(p)
+    p.add_argument("--pairs", metavar="CSV", help="pair list (query_id,reference_id)")
+    p.add_argument("--videos", metavar="DIR", help="directory holding <id>.<suffix> videos for --pairs")
+    p.add_argument("-o", "--output", metavar="PREDS.json", help="--pairs: VCSL prediction JSON")
+    p.add_argument("--vsc", metavar="MATCHES.csv", help="--pairs: VSC22 match CSV")
+    p.set_defaults(func=_cmd_localize)

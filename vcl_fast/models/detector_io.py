@@ -1,0 +1,78 @@
+"""Saving and loading YOLOX detectors.
+
+A model directory holds ``model.safetensors`` (the state dict, reference key names) and ``config.json``
+(``{"format": "vcl_fast.yolox", "model": YOLOXConfig fields, ...}``). A plain PyTorch checkpoint in the
+reference layout (``.pth``/``.pt``, as the paper's release: the state dict itself or under ``"model"``;
+a DataParallel ``module.`` prefix is stripped) loads too, strictly: every mismatch is listed.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from vcl_fast.atomic import atomic_save, atomic_write
+from vcl_fast.models.weights import check_state_dict
+from vcl_fast.models.yolox import YOLOX, YOLOXConfig, build_yolox, model_config
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT = "vcl_fast.yolox"
+
+
+def save_detector(model: YOLOX, directory: str | Path, extra: dict | None = None) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` (plus ``extra`` entries) atomically; returns the dir."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_save(directory / WEIGHTS_FILE, lambda path: save_file(state, path, metadata={"format": FORMAT}))
+    with atomic_write(directory / CONFIG_FILE) as f:
+        json.dump({"format": FORMAT, "model": model.config.to_dict(), **(extra or {})}, f, indent=2)
+    return directory
+
+
+def _read_torch_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated files, non-weights pickles
+        raise ValueError(f"{path}: not a readable PyTorch weights file ({type(exc).__name__}: {exc})") from exc
+    for key in ("model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: expected a state dict (name -> tensor), optionally under 'model'")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_detector(path: str | Path, config: YOLOXConfig | None = None) -> YOLOX:
+    """A detector in eval mode from a model directory, or from a reference-layout ``.pth``/``.pt`` file whose
+    architecture is ``config`` (default: the paper's YOLOX-s). For a directory, ``config`` (when given) must
+    equal the saved one."""
+    path = Path(path)
+    if path.is_dir():
+        config_path = path / CONFIG_FILE
+        if not config_path.is_file() or not (path / WEIGHTS_FILE).is_file():
+            raise FileNotFoundError(f"{path}: a detector directory needs {CONFIG_FILE} and {WEIGHTS_FILE}")
+        info = json.loads(config_path.read_text())
+        if info.get("format") != FORMAT:
+            raise ValueError(f"{config_path}: format is {info.get('format')!r}, expected {FORMAT!r}")
+        saved = YOLOXConfig.from_dict(info["model"])
+        if config is not None and config != saved:
+            raise ValueError(f"{path}: the saved detector is {saved}, not the requested {config}; "
+                             "choose the matching preset or model.* overrides")
+        config = saved
+        from safetensors.torch import load_file
+
+        state = load_file(str(path / WEIGHTS_FILE))
+    elif path.is_file():
+        config = config or model_config("paper")
+        state = _read_torch_checkpoint(path)
+    else:
+        raise FileNotFoundError(f"{path}: no such detector directory or checkpoint file")
+    model = build_yolox(config)
+    check_state_dict(model.state_dict(), state, str(path),
+                     hint="Check the preset (e.g. paper = YOLOX-s with 1 class) or pass matching config overrides.")
+    model.load_state_dict(state, strict=True)
+    return model.eval()

@@ -1,0 +1,124 @@
+"""The manifest of an exported model directory, and the embedded default model's location.
+
+An exported model directory holds ``extractor.onnx`` and/or ``detector.onnx`` and ``manifest.json``::
+
+    {"format": "vcl_fast.exported_model", "format_version": 1, "opset": 17, "simplifier": "onnxsim 0.4.36",
+     "versions": {"vcl_fast": ..., "torch": ..., "onnx": ...},
+     "extractor": {"file": "extractor.onnx", "sha256": ..., "input": "images", "output": "features",
+                   "input_size": S, "mean": [3], "std": [3], "num_tokens": T, "dim": D, "preprocessing": text,
+                   "max_abs_diff": torch-vs-ONNX-Runtime difference measured at export},
+     "detector": {"file": "detector.onnx", "sha256": ..., "input": "images", "output": "raw",
+                  "input_size": S, "strides": [8, 16, 32], "num_classes": 1, "outputs": text, "max_abs_diff": ...}}
+
+Loading checks every key, the format version and each file's SHA-256; any problem is a
+:class:`ManifestError` that says to re-export. Torch-free.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vcl_fast.runtime.specs import DetectorSpec, ExtractorSpec
+
+MANIFEST_FILE = "manifest.json"
+FORMAT = "vcl_fast.exported_model"
+FORMAT_VERSION = 1
+COMPONENTS = ("extractor", "detector")
+TOP_KEYS = ("format", "format_version", "opset", "simplifier", "versions")
+COMPONENT_KEYS = {
+    "extractor": ("file", "sha256", "input", "output", "input_size", "mean", "std", "num_tokens", "dim"),
+    "detector": ("file", "sha256", "input", "output", "input_size", "strides", "num_classes"),
+}
+# Where the package's own model lives (absent until a default model is exported into it).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "default_model"
+REEXPORT = "re-export it with `vcl-fast export --format onnx`"
+
+
+class ManifestError(ValueError):
+    """An exported model directory that cannot be used as it is (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class ExportedComponent:
+    """One model of an exported directory: its ONNX file, tensor names and spec."""
+
+    path: Path
+    input_name: str
+    output_name: str
+    spec: ExtractorSpec | DetectorSpec
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(directory: str | os.PathLike) -> dict:
+    """``DIR/manifest.json`` checked for the format, its version and the top-level keys."""
+    path = Path(directory) / MANIFEST_FILE
+    if not path.is_file():
+        raise ManifestError(f"{path}: no manifest; {Path(directory)} is not an exported model directory "
+                            f"({REEXPORT})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc}); {REEXPORT}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ManifestError(f"{path}: not a vcl_fast exported-model manifest (format must be {FORMAT!r}); {REEXPORT}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ManifestError(f"{path}: format_version {manifest.get('format_version')!r} is not the version this "
+                            f"vcl_fast reads ({FORMAT_VERSION}); {REEXPORT}")
+    missing = [key for key in TOP_KEYS if key not in manifest]
+    if missing:
+        raise ManifestError(f"{path}: missing keys {missing}; {REEXPORT}")
+    return manifest
+
+
+def load_component(source: str | os.PathLike, component: str) -> ExportedComponent:
+    """The ``extractor`` or ``detector`` of an exported directory (``source``: the directory, or the
+    component's ONNX file in it), with its file's SHA-256 verified."""
+    if component not in COMPONENTS:
+        raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such exported model directory or file")
+    directory = source.parent if source.is_file() else source
+    manifest = read_manifest(directory)
+    where = directory / MANIFEST_FILE
+    entry = manifest.get(component)
+    if not isinstance(entry, dict):
+        raise ManifestError(f"{where}: this export holds no {component}; {REEXPORT} with --{component}")
+    missing = [key for key in COMPONENT_KEYS[component] if key not in entry]
+    if missing:
+        raise ManifestError(f"{where}: {component} entry lacks keys {missing}; {REEXPORT}")
+    path = directory / entry["file"]
+    if source.is_file() and source.name != path.name:
+        raise ManifestError(f"{source}: not the {component} of {where} (that is {entry['file']})")
+    if not path.is_file():
+        raise ManifestError(f"{path}: missing ({component} listed in {where}); {REEXPORT}")
+    if sha256_file(path) != entry["sha256"]:
+        raise ManifestError(f"{path}: SHA-256 differs from {where} (file changed or export interrupted); {REEXPORT}")
+    try:
+        if component == "extractor":
+            spec = ExtractorSpec(int(entry["input_size"]), tuple(entry["mean"]), tuple(entry["std"]),
+                                 int(entry["num_tokens"]), int(entry["dim"]))
+        else:
+            spec = DetectorSpec(int(entry["input_size"]), tuple(entry["strides"]), int(entry["num_classes"]))
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"{where}: bad {component} entry ({exc}); {REEXPORT}") from None
+    return ExportedComponent(path, str(entry["input"]), str(entry["output"]), spec)
+
+
+def default_model_dir() -> Path:
+    """The embedded default model's directory; ManifestError when this build has none."""
+    if not (DEFAULT_MODEL_DIR / MANIFEST_FILE).is_file():
+        raise ManifestError("no embedded default model in this build: pass extractor=/detector= paths "
+                            "or run `vcl-fast export`")
+    return DEFAULT_MODEL_DIR

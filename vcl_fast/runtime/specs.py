@@ -1,0 +1,51 @@
+"""What the inference code needs to know about a model besides its weights: input sizes, preprocessing,
+output layout. Exported models carry these in their manifest; torch models derive them from their config."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """Frame feature extractor: RGB frames are resized to ``input_size`` x ``input_size`` (squashed, no crop),
+    scaled to [0, 1] and normalised by ``mean``/``std`` per channel; the model maps (B, 3, S, S) float32 to
+    (B, ``num_tokens``, ``dim``) float32 unit vectors (regional tokens first, CLS last)."""
+
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    num_tokens: int
+    dim: int
+
+    def __post_init__(self) -> None:
+        if self.input_size < 1 or self.num_tokens < 1 or self.dim < 1:
+            raise ValueError(f"input_size, num_tokens and dim must be >= 1, got {self}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"mean and std need 3 values (RGB), std > 0, got {self.mean}, {self.std}")
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """Copy detector: (B, 3, ``input_size``, ``input_size``) float32 rendered similarity maps -> raw YOLOX head
+    outputs (B, A, 5 + ``num_classes``) over feature levels ``strides``."""
+
+    input_size: int
+    strides: tuple[int, ...]
+    num_classes: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
+        if self.input_size < 1 or self.num_classes < 1 or not self.strides:
+            raise ValueError(f"input_size and num_classes must be >= 1 and strides non-empty, got {self}")
+
+    @property
+    def num_anchors(self) -> int:
+        return sum((self.input_size // s) ** 2 for s in self.strides)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

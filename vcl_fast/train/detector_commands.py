@@ -1,0 +1,64 @@
+"""``vcl-fast train detector``: train or fine-tune the YOLOX copy detector."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from vcl_fast.cli import CliError, command_group
+
+
+def _cmd_train_detector(args: argparse.Namespace) -> int:
+    from vcl_fast.train.detector import train_detector
+    from vcl_fast.train.detector_config import train_config
+
+    config = train_config(args.preset, args.overrides)
+    if (args.data is None) == (args.labels is None):
+        raise CliError("give either --data DIR (similarity-map samples) or --labels JSON with --features DIR")
+    if args.data is not None:
+        if args.features or args.pairs or args.fraction != 1.0:
+            raise CliError("--features, --pairs and --fraction go with --labels, not --data")
+        from vcl_fast.data.map_dataset import MapDataset
+
+        dataset = MapDataset(args.data)
+    else:
+        if args.features is None:
+            raise CliError("--labels needs --features DIR (per-video (L, T, D) .npy files)")
+        from vcl_fast.data.labelled_pairs import LabelledPairMaps
+
+        dataset = LabelledPairMaps.from_files(args.labels, args.features, pairs_path=args.pairs,
+                                              fraction=args.fraction, seed=config.seed)
+    print(f"training on {len(dataset)} maps -> {args.out}", file=sys.stderr)
+    try:
+        out = train_detector(config, dataset, args.out, init=args.init, resume=not args.no_resume,
+                             progress=not args.quiet)
+    except FloatingPointError as exc:
+        raise CliError(str(exc)) from None
+    history = json.loads((out / "config.json").read_text())["history"]
+    if history:
+        print(json.dumps(history[-1]))
+    print(f"detector: {out}", file=sys.stderr)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    train = command_group(sub, "train", help="train a model")
+    p = train.add_parser(
+        "detector", help="YOLOX copy detector on similarity maps (resumes when --out holds a checkpoint)",
+        description="Train on similarity-map samples (--data, e.g. generated copy pairs) or fine-tune on "
+        "human labels (--labels + --features, usually with --init).")
+    p.add_argument("--preset", default="tiny_cpu", help="paper | tiny_cpu | micro (default tiny_cpu)")
+    p.add_argument("--data", help="folder of .npz samples holding 'sim' (Q, R) and 'boxes' (N, 4) in frames")
+    p.add_argument("--labels", help="VCSL label JSON {\"qid-rid\": [[q_s, r_s, q_e, r_e], ...]} in seconds")
+    p.add_argument("--features", help="folder of per-video features <id>.npy (L, T, D) (+ meta.json fps)")
+    p.add_argument("--pairs", help="pair CSV query_id,reference_id: train on these (unlabelled = no copy)")
+    p.add_argument("--fraction", type=float, default=1.0,
+                   help="train on this share of the labelled pairs, drawn with the config seed (default 1)")
+    p.add_argument("--init", help="start from these weights: a detector folder or a reference .pth")
+    p.add_argument("--out", required=True, help="output folder: checkpoint.pt, model.safetensors, config.json")
+    p.add_argument("--no-resume", action="store_true", help="ignore a checkpoint in --out and start over")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="DetectorTrainConfig fields (epochs=10 batch_size=32), model.FIELD (model.width=0.25) "
+                        "or augment.FIELD (augment.crop_prob=0)")
+    p.set_defaults(func=_cmd_train_detector)

@@ -1,0 +1,82 @@
+"""PyAV helpers shared by the readers: opening an input with one-line errors, frames to RGB arrays."""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from vcl_fast.video.records import VideoDecodeError
+
+# swscale filter for resizing; its bilinear filter widens with the scale factor, so downscaling is anti-aliased.
+INTERPOLATION = "BILINEAR"
+
+
+def existing_path(source: str | os.PathLike) -> Path:
+    """``source`` as a Path that exists (file or directory)."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"a video source is a file or directory path, got {type(source).__name__}")
+    path = Path(source)
+    if not path.exists():
+        raise VideoDecodeError(path, "no such file or directory")
+    return path
+
+
+@contextlib.contextmanager
+def open_input(path: Path) -> Iterator["av.container.InputContainer"]:
+    """Open ``path`` for demuxing; any failure becomes a :class:`VideoDecodeError` naming the file."""
+    import av
+
+    if path.is_file() and path.stat().st_size == 0:
+        raise VideoDecodeError(path, "empty file (0 bytes)")
+    try:
+        container = av.open(str(path), mode="r")
+    except av.FFmpegError as exc:
+        raise VideoDecodeError(path, f"cannot open ({exc.strerror}): not a video or image, or truncated") from None
+    except OSError as exc:
+        raise VideoDecodeError(path, f"cannot open ({exc.strerror or exc})") from None
+    with container:
+        yield container
+
+
+def video_stream(path: Path, container) -> "av.video.stream.VideoStream":
+    """The first video stream of ``container``, set up for multi-threaded decoding."""
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams})
+        why = "audio-only file" if kinds == ["audio"] else f"streams: {', '.join(kinds) or 'none'}"
+        raise VideoDecodeError(path, f"no video stream ({why})")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def output_size(width: int, height: int, size: None | int | tuple[int, int]) -> tuple[int, int]:
+    """Output ``(width, height)`` in pixels for a ``width x height`` source.
+
+    size: None keeps the source size; an int is the short side (aspect ratio kept); ``(w, h)`` is exact.
+    """
+    if size is None:
+        return width, height
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        if size < 1:
+            raise ValueError(f"size (the short side) must be a positive number of pixels, got {size}")
+        scale = int(size) / min(width, height)
+        return max(1, round(width * scale)), max(1, round(height * scale))
+    if (isinstance(size, (tuple, list)) and len(size) == 2
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in size)):
+        return int(size[0]), int(size[1])
+    raise TypeError(f"size must be None, a short side (int) or (width, height) positive ints, got {size!r}")
+
+
+def check_size_arg(size: None | int | tuple[int, int]) -> None:
+    """Validate ``size`` before any file is opened (same rules as :func:`output_size`)."""
+    output_size(1, 1, size)
+
+
+def to_rgb(frame: "av.VideoFrame", width: int, height: int) -> np.ndarray:
+    """``(height, width, 3)`` uint8 RGB array of a decoded frame, resized when its size differs."""
+    if frame.width == width and frame.height == height:
+        return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(width=width, height=height, format="rgb24", interpolation=INTERPOLATION)

@@ -1,0 +1,278 @@
+"""Reading videos as frames sampled at a fixed rate by timestamp (PyAV).
+
+Sample ``i`` is the frame on screen at ``i / fps`` seconds from the start of the video stream (see
+:mod:`vcl_fast.video.sampling`), so variable frame rates, duplicated and dropped frames are handled through
+the presentation timestamps. Audio is ignored. Directories are read as image sequences
+(:mod:`vcl_fast.video.image_folder`).
+
+With ``seek=True`` a first pass reads the packet headers (no decoding) to find the keyframes; decoding then
+seeks over every group of pictures (GOP) that holds no sample, which pays when the sampling interval is
+longer than the GOP (bench/README.md, "Video decoding"). ``seek=False`` decodes every frame in order.
+"""
+from __future__ import annotations
+
+import bisect
+import contextlib
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from vcl_fast.video import image_folder
+from vcl_fast.video._pyav import check_size_arg, existing_path, open_input, output_size, to_rgb, video_stream
+from vcl_fast.video.records import DecodedFrames, VideoDecodeError, VideoInfo
+from vcl_fast.video.sampling import TIME_TOLERANCE, TimestampSampler
+
+# A video whose frames end this much before the length its header declares is reported as truncated.
+TRUNCATION_SLACK_S = 1.0
+TRUNCATION_SLACK_FRACTION = 0.05
+
+_frame_counters: list[list[int]] = []  # open count_decoded_frames() blocks
+
+
+@contextlib.contextmanager
+def count_decoded_frames() -> Iterator[list[int]]:
+    """Count the frames the decoder produces inside the block, in ``counter[0]`` (the cost of a read that
+    does not depend on the machine's load; for tests and benchmarks)."""
+    counter = [0]
+    _frame_counters.append(counter)
+    try:
+        yield counter
+    finally:
+        _frame_counters.remove(counter)
+
+
+def probe(source: str | os.PathLike, *, image_fps: float | None = None) -> VideoInfo:
+    """Header facts about a video file or image folder, without decoding.
+
+    image_fps: for a folder, the rate its images were taken at (frames per second); None gives nan
+    ``fps`` and ``duration``.
+    """
+    path = existing_path(source)
+    if path.is_dir():
+        return image_folder.probe_images(path, image_fps)
+    with open_input(path) as container:
+        return _stream_info(path, container, video_stream(path, container))
+
+
+def iter_frames(
+    source: str | os.PathLike,
+    fps: float = 1.0,
+    size: None | int | tuple[int, int] = None,
+    *,
+    chunk_size: int = 64,
+    seek: bool = True,
+    strict: bool = True,
+    image_fps: float | None = None,
+) -> Iterator[DecodedFrames]:
+    """Stream a video as chunks of at most ``chunk_size`` frames sampled at ``fps`` (bounded memory).
+
+    source: a video file (anything FFmpeg reads: mp4, mkv, avi, webm, gif, ...) or a folder of images.
+    size: None keeps the source size, an int sets the short side (aspect kept), ``(w, h)`` sets both.
+    seek: skip the GOPs that hold no sample by seeking (False: decode every frame in order).
+    strict: raise on corrupt data and on truncated files; False keeps what was decoded up to the damage.
+    image_fps: for a folder, the rate its images were taken at; default ``fps`` (one sample per image).
+    Each chunk is a :class:`DecodedFrames`; chunks follow each other without gaps.
+    Raises VideoDecodeError (a ValueError) naming the file when it cannot be read.
+    """
+    _check_sampling_args(fps, chunk_size)
+    check_size_arg(size)
+    path = existing_path(source)
+    if path.is_dir():
+        info, samples = image_folder.sample_images(path, fps, size, fps if image_fps is None else image_fps)
+    else:
+        info = probe(path)
+        width, height = output_size(info.width, info.height, size)
+        samples = _rgb_samples(_sample_video(path, fps, seek, strict), width, height)
+    times: list[float] = []
+    images: list[np.ndarray] = []
+    for time, image in samples:
+        times.append(time)
+        images.append(image)
+        if len(images) == chunk_size:
+            yield DecodedFrames(np.stack(images), np.asarray(times, dtype=np.float64), float(fps), info)
+            times, images = [], []
+    if images:
+        yield DecodedFrames(np.stack(images), np.asarray(times, dtype=np.float64), float(fps), info)
+
+
+def read_frames(
+    source: str | os.PathLike,
+    fps: float = 1.0,
+    size: None | int | tuple[int, int] = None,
+    *,
+    seek: bool = True,
+    strict: bool = True,
+    image_fps: float | None = None,
+) -> DecodedFrames:
+    """A whole video sampled at ``fps``: ``frames`` ``(L, H, W, 3)`` uint8 RGB, ``timestamps`` ``(L,)``.
+
+    Same arguments as :func:`iter_frames`; ``L >= 1`` for any readable video.
+    """
+    (whole,) = iter_frames(source, fps, size, chunk_size=sys.maxsize, seek=seek, strict=strict, image_fps=image_fps)
+    return whole
+
+
+def _check_sampling_args(fps: float, chunk_size: int) -> None:
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
+        raise TypeError(f"fps must be a number of frames per second, got {type(fps).__name__}")
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive finite number of frames per second, got {fps}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+
+
+def _stream_info(path: Path, container, stream) -> VideoInfo:
+    rate = stream.average_rate or stream.guessed_rate
+    return VideoInfo(
+        path=str(path),
+        width=int(stream.codec_context.width),
+        height=int(stream.codec_context.height),
+        fps=float(rate) if rate else math.nan,
+        duration=_declared_duration(container, stream),
+        codec=stream.codec_context.name,
+    )
+
+
+def _declared_duration(container, stream) -> float:
+    """Length of the video stream in seconds according to the header (nan when it does not say).
+
+    The longest of the stream's duration and its frame count over its average rate (an AVI without
+    its index only has the latter right); the container's duration counts when the video is its one stream.
+    """
+    declared = []
+    if stream.duration:
+        declared.append(float(stream.duration * stream.time_base))
+    if stream.frames and stream.average_rate:
+        declared.append(stream.frames / float(stream.average_rate))
+    if not declared and container.duration and len(container.streams) == 1:
+        declared.append(container.duration / 1_000_000)  # AV_TIME_BASE
+    return max(declared, default=math.nan)
+
+
+def _rgb_samples(samples, width: int, height: int) -> Iterator[tuple[float, np.ndarray]]:
+    """Convert sampled frames to RGB arrays; a frame shown at several times is converted once."""
+    last_frame, last_image = None, None
+    for time, frame in samples:
+        if frame is not last_frame:
+            last_frame, last_image = frame, to_rgb(frame, width, height)
+        yield time, last_image
+
+
+class _KeyframeIndex:
+    """Keyframe times (seconds from the stream start, sorted) from one pass over the packet headers."""
+
+    def __init__(self, times: list[float]):
+        self.times = sorted(times)
+
+    @classmethod
+    def read(cls, path: Path) -> "_KeyframeIndex | None":
+        """Index ``path``'s first video stream; None when the packets cannot be read (decoding will say why)."""
+        import av
+
+        with open_input(path) as container:
+            stream = video_stream(path, container)
+            origin = stream.start_time or 0
+            times = []
+            try:
+                for packet in container.demux(stream):
+                    ts = packet.pts if packet.pts is not None else packet.dts
+                    if packet.is_keyframe and ts is not None:
+                        times.append(float((ts - origin) * stream.time_base))
+            except av.FFmpegError:
+                return None
+        return cls(times) if times else None
+
+    def worth_seeking(self, position: float, target: float) -> bool:
+        """True when a whole GOP lies between the decoded ``position`` and the keyframe before ``target``."""
+        target_gop = bisect.bisect_right(self.times, target + TIME_TOLERANCE) - 1
+        return target_gop > bisect.bisect_right(self.times, position)
+
+
+class _SeekFailed(Exception):
+    """A seek raised or landed after the wanted time: decode in order instead."""
+
+
+def _sample_video(path: Path, fps: float, seek: bool, strict: bool) -> Iterator[tuple[float, "av.VideoFrame"]]:
+    """``(t, frame)`` for every sample time ``t = i / fps`` of a video file, in order."""
+    sampler = TimestampSampler(fps)
+    index = _KeyframeIndex.read(path) if seek else None
+    try:
+        yield from _decode_samples(path, sampler, index, strict)
+    except _SeekFailed:
+        sampler.drop_held()
+        yield from _decode_samples(path, sampler, None, strict)
+
+
+def _decode_samples(path: Path, sampler: TimestampSampler, index: _KeyframeIndex | None, strict: bool):
+    """Decode ``path`` from the start, seeking over GOPs without samples when ``index`` is given; feed
+    ``sampler`` and yield the samples it completes."""
+    import av
+
+    with open_input(path) as container:
+        stream = video_stream(path, container)
+        origin = stream.start_time or 0
+        rate = stream.guessed_rate or stream.average_rate
+        default_interval = 1.0 / float(rate) if rate else 0.0
+        frames = _decode_times(path, container, stream, origin, default_interval, strict)
+        seeked_from = None  # decoded time before the last seek, until the first frame after it arrives
+        seeked_for = -1  # the sample the last seek went to: seek at most once per sample
+        last_time, last_interval, last_duration = None, default_interval, 0.0
+        while (item := next(frames, None)) is not None:
+            time, frame, duration = item
+            if seeked_from is not None:
+                if time > sampler.next_time + TIME_TOLERANCE:
+                    raise _SeekFailed
+                if time < seeked_from:  # landed before where it started: seeking does not pay here
+                    index = None
+                seeked_from = None
+            if last_time is not None and time > last_time:
+                last_interval = time - last_time
+            last_time, last_duration = time, duration
+            yield from sampler.push(time, frame)
+            if (index is not None and sampler.next_index != seeked_for
+                    and index.worth_seeking(time, sampler.next_time)):
+                frames.close()
+                try:
+                    container.seek(origin + int(sampler.next_time / stream.time_base), stream=stream)
+                except av.FFmpegError:
+                    raise _SeekFailed from None
+                sampler.drop_held()
+                seeked_from, seeked_for, last_time = time, sampler.next_index, None
+                frames = _decode_times(path, container, stream, origin, default_interval, strict)
+        if seeked_from is not None:  # the seek landed past the last frame
+            raise _SeekFailed
+        if last_time is None:
+            raise VideoDecodeError(path, "no decodable video frames (corrupt or truncated file)")
+        end = last_time + (last_duration if last_duration > 0 else last_interval)
+        declared = _declared_duration(container, stream)
+        if strict and end < declared - max(TRUNCATION_SLACK_S, TRUNCATION_SLACK_FRACTION * declared):
+            raise VideoDecodeError(
+                path, f"truncated: video frames end at {end:.2f} s but the header says {declared:.2f} s "
+                "(strict=False reads what is there)")
+        yield from sampler.finish(end)
+
+
+def _decode_times(path: Path, container, stream, origin: int, default_interval: float, strict: bool):
+    """Decode from the container's current position: ``(time_s, frame, duration_s)`` in display order."""
+    import av
+
+    time_base = stream.time_base
+    time = None
+    try:
+        for frame in container.decode(stream):
+            ts = frame.pts if frame.pts is not None else frame.dts
+            if ts is not None:
+                time = float((ts - origin) * time_base)
+            else:
+                time = 0.0 if time is None else time + default_interval
+            for counter in _frame_counters:
+                counter[0] += 1
+            yield time, frame, float(frame.duration * time_base) if frame.duration else 0.0
+    except av.FFmpegError as exc:
+        if strict:
+            where = f"after {time:.2f} s" if time is not None else "at the start"
+            raise VideoDecodeError(path, f"corrupt video data {where} ({exc.strerror})") from None

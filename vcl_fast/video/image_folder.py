@@ -1,0 +1,90 @@
+"""Image sequences: a folder of image files read as a video, image ``k`` shown from ``k / image_fps`` s.
+
+Files are ordered by name with digit runs compared as numbers (``frame2.png`` before ``frame10.png``);
+files whose suffix is not an image suffix are ignored. Images are decoded with PyAV, only those sampled.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from vcl_fast.video._pyav import open_input, output_size, to_rgb, video_stream
+from vcl_fast.video.records import VideoDecodeError, VideoInfo
+from vcl_fast.video.sampling import sample_times, select_frames
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"})
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key comparing digit runs as numbers: ``"f2" < "f10"``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files of ``folder`` in natural name order; VideoDecodeError when there are none."""
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    if not files:
+        raise VideoDecodeError(folder, f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the directory")
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def decode_image(path: Path) -> "av.VideoFrame":
+    """The first picture of an image file; VideoDecodeError naming the file when it cannot be decoded."""
+    import av
+
+    with open_input(path) as container:
+        stream = video_stream(path, container)
+        try:
+            for frame in container.decode(stream):
+                return frame
+        except av.FFmpegError as exc:
+            raise VideoDecodeError(path, f"corrupt image ({exc.strerror})") from None
+    raise VideoDecodeError(path, "no decodable picture (corrupt or truncated image)")
+
+
+def probe_images(folder: Path, image_fps: float | None) -> VideoInfo:
+    """VideoInfo of an image folder (the first image gives the size; fps and duration nan without image_fps)."""
+    files = list_images(folder)
+    first = decode_image(files[0])
+    return VideoInfo(
+        path=str(folder),
+        width=first.width,
+        height=first.height,
+        fps=float(image_fps) if image_fps else math.nan,
+        duration=len(files) / image_fps if image_fps else math.nan,
+        codec="images",
+    )
+
+
+def sample_images(
+    folder: Path, fps: float, size: None | int | tuple[int, int], image_fps: float
+) -> tuple[VideoInfo, Iterator[tuple[float, np.ndarray]]]:
+    """``(info, samples)``: ``samples`` yields ``(t, (H, W, 3) uint8 RGB)`` for ``t = i / fps``.
+
+    Without ``size`` every image must have the first image's size.
+    """
+    if not (math.isfinite(image_fps) and image_fps > 0):
+        raise ValueError(f"image_fps must be a positive finite number of images per second, got {image_fps}")
+    info = probe_images(folder, image_fps)
+    width, height = output_size(info.width, info.height, size)
+    files = list_images(folder)
+    times = sample_times(len(files) / image_fps, fps)
+    shown = select_frames(np.arange(len(files)) / image_fps, times)
+
+    def samples() -> Iterator[tuple[float, np.ndarray]]:
+        last_index, last_image = -1, None
+        for time, index in zip(times.tolist(), shown.tolist()):
+            if index != last_index:
+                frame = decode_image(files[index])
+                if size is None and (frame.width, frame.height) != (width, height):
+                    raise VideoDecodeError(
+                        files[index], f"image is {frame.width}x{frame.height} but the sequence starts at "
+                        f"{width}x{height} (pass size= to resize every image)")
+                last_index, last_image = index, to_rgb(frame, width, height)
+            yield time, last_image
+
+    return info, samples()

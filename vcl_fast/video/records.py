@@ -1,0 +1,54 @@
+"""Typed records returned by the video readers, and the error they raise."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class VideoDecodeError(ValueError):
+    """A video (or image folder) that cannot be read. The message is one line: ``"<path>: <reason>"``."""
+
+    def __init__(self, path: object, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+    def __reduce__(self):  # picklable, so errors cross DataLoader worker processes intact
+        return type(self), (self.path, self.reason)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container header says about a video's picture stream (no frame is decoded).
+
+    ``fps`` is the source's average frame rate in frames per second and ``duration`` its declared
+    length in seconds; either is ``nan`` when the header does not say. For an image folder, ``fps``
+    is the rate the images were taken at and ``duration`` is ``num_images / fps``.
+    """
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    duration: float
+    codec: str
+
+
+@dataclass(frozen=True)
+class DecodedFrames:
+    """Frames sampled at ``fps`` by timestamp.
+
+    frames: ``(L, H, W, 3)`` uint8 RGB. ``frames[i]`` is the frame on screen at ``timestamps[i]``.
+    timestamps: ``(L,)`` float64 seconds from the start of the video stream; ``timestamps[i] == k / fps``
+    for consecutive integers ``k`` (from 0 for a whole video; a streamed chunk starts where the last ended).
+    fps: the sampling rate in frames per second. source: the video the frames came from.
+    """
+
+    frames: np.ndarray
+    timestamps: np.ndarray
+    fps: float
+    source: VideoInfo
+
+    def __len__(self) -> int:
+        return int(self.timestamps.shape[0])
