@@ -36,47 +36,22 @@ def _model_dir(arg: str | None) -> Path:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    import numpy as np
+    import dataclasses
 
-    from vcl_fast.atomic import atomic_write
+    from vcl_fast.data.features import save_video_features
+    from vcl_fast.search.embed import ExtractorEmbedder
 
+    out = Path(args.output)
+    if out.suffix != ".npy":
+        raise ValueError(f"-o must name a .npy file, got {out}")
     if args.fps <= 0:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
-    source = Path(args.input)
-    if not source.exists():
-        raise FileNotFoundError(f"{source} does not exist")
-    model_dir = _model_dir(args.model)
-    if source.is_dir():  # photos or frames of any sizes, each resized like in training
-        from vcl_fast.data.images import list_images, load_image
-        from vcl_fast.models.extract import extract_features
-        from vcl_fast.models.weights import load_extractor
-
-        frames = list_images(source, recursive=False)
-        model = load_extractor(model_dir)
-        loaders = [lambda p=p: load_image(p, 2 * model.config.img_size) for p in frames]
-        features = extract_features(model, loaders, args.batch_size)
-        timestamps = np.arange(len(frames)) / args.fps
-    else:  # a video file, decoded in chunks at --fps
-        from vcl_fast.api import Localizer
-
-        backend = "onnxruntime" if (model_dir / "manifest.json").is_file() else "torch"
-        video = Localizer(extractor=model_dir, backend=backend, method="tn", fps=args.fps,
-                          batch_size=args.batch_size).features(source)
-        features, timestamps = video.features, video.timestamps
-    out = Path(args.output)
-    with atomic_write(out, "wb") as handle:
-        np.save(handle, features)
-    sidecar = {
-        "source": str(source),
-        "fps": args.fps,
-        "timestamps": timestamps.tolist(),
-        "num_regional_tokens": features.shape[1] - 1,
-        "cls_index": features.shape[1] - 1,  # CLS is the last token
-        "shape": list(features.shape),
-    }
-    with atomic_write(out.with_suffix(".json")) as handle:
-        json.dump(sidecar, handle, indent=1)
-    print(f"{out}: {features.shape[0]} frames x {features.shape[1]} tokens x {features.shape[2]} dims")
+    if not Path(args.input).exists():
+        raise FileNotFoundError(f"{args.input} does not exist")
+    video = ExtractorEmbedder(_model_dir(args.model), args.fps, args.batch_size)(args.input)
+    path = save_video_features(out.parent, dataclasses.replace(video, video_id=out.stem))
+    length, tokens, dim = video.features.shape
+    print(f"{path}: {length} frames x {tokens} tokens (CLS last) x {dim} dims at {video.fps:g} fps")
     return 0
 
 
@@ -122,12 +97,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "or model.FIELD for the extractor (e.g. model.depth=4)")
     p.set_defaults(func=_cmd_train_extractor)
 
-    p = sub.add_parser("extract", help="frame features (L, k+1, D) float32 .npy (+ .json timestamps)")
-    p.add_argument("input", help="video file, or folder of frames (sorted by name)")
-    p.add_argument("-o", "--output", required=True, help="output .npy; the sidecar .json goes beside it")
-    p.add_argument("--fps", type=float, default=1.0,
-                   help="frames sampled per second of video; for a frame folder, the rate its frames were taken at")
-    p.add_argument("--model", help=f"extractor weights folder, or an ONNX export folder (default: ${MODEL_ENV})")
+    p = sub.add_parser("extract", help="frame features (L, k+1, D) float32 .npy of a video or a frame folder")
+    p.add_argument("input", help="video file, or folder of frames (one frame per 1/fps seconds, natural name order)")
+    p.add_argument("-o", "--output", required=True,
+                   help="OUT.npy; beside it meta.json (fps) and OUT.timestamps.npy when the timestamps are not "
+                        "i/fps (the vcl_fast.data.features per-video layout)")
+    p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
+    p.add_argument("--model", help=f"extractor weights folder (default: ${MODEL_ENV})")
     p.add_argument("--batch-size", type=int, default=32)
     p.set_defaults(func=_cmd_extract)
 
