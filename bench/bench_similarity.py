@@ -27,11 +27,13 @@ def results(request):
     """Best-round seconds per (name, size); printed as a summary table after the module's benchmarks."""
     table = {}
     yield table
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if not table or reporter is None:
-        return
-    reporter.write_line("")
-    reporter.write_line(f"similarity map, T={TOKENS}, D={DIM}, {torch.get_num_threads()} torch threads:")
+    if table:
+        with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+            print("\n" + summary(table))
+
+
+def summary(table):
+    lines = [f"similarity map, T={TOKENS}, D={DIM}, {torch.get_num_threads()} threads, best round:"]
     for size in SIZES:
         kernel = table.get(("kernel", size))
         if kernel is None:
@@ -41,13 +43,14 @@ def results(request):
         for name in ("torch_reference", "numpy_reference", "sgemm_torch", "sgemm_numpy"):
             if (name, size) in table:
                 seconds = table[(name, size)]
-                line += f" | {name} {gflop / seconds:6.1f} GFLOP/s (kernel x{seconds / kernel:.2f})"
-        reporter.write_line(line)
+                line += f" | {name} {gflop / seconds:6.1f} (kernel x{seconds / kernel:.2f})"
+        lines.append(line)
     for name in ("batched_kernel", "per_pair_kernel", "per_pair_torch_reference"):
         if (name, "batch") in table:
             seconds = table[(name, "batch")]
-            reporter.write_line(f"  1 query x {BATCH_REFERENCES} references: {name} {seconds * 1e3:.0f} ms "
-                                f"({table['batch_flops'] / seconds / 1e9:.1f} GFLOP/s)")
+            lines.append(f"  1 query x {BATCH_REFERENCES} references: {name} {seconds * 1e3:.0f} ms "
+                         f"({table['batch_flops'] / seconds / 1e9:.1f} GFLOP/s)")
+    return "\n".join(lines)
 
 
 def run(benchmark, results, key, fn, rounds, gflop=None):
