@@ -51,8 +51,6 @@ inline int64_t cache_lines(int64_t floats) { return ceil_div(floats, 16) * 16; }
 constexpr int64_t kL2BlockBytes = 256 * 1024;
 // Work items per thread wanted for load balance (reference blocks shrink, then queries split, to get them).
 constexpr int64_t kItemsPerThread = 8;
-// Smallest reference block (in panels) before queries are split into blocks instead.
-constexpr int64_t kMinBlockPanels = 4;
 // Below this many multiply-adds (about 0.2 ms on one core) a call runs on one thread.
 constexpr int64_t kParallelMinMacs = 1 << 24;
 
@@ -119,20 +117,20 @@ class SimilarityKernel {
     }
   };
 
-  // Reference blocks of at most kL2BlockBytes; with several threads, blocks shrink to kMinBlockPanels and
-  // then queries split in 2, 4, ... blocks until there are kItemsPerThread items per thread.
+  // Reference blocks of at most kL2BlockBytes; with several threads, blocks shrink (down to one panel: the
+  // query panels are streamed once per block, cheap next to the block's arithmetic) and then queries split in
+  // 2, 4, ... blocks (each reference block is then packed once per query block) until there are
+  // kItemsPerThread items per thread.
   static Split choose_split(const SimilarityPair* pairs, int64_t n, const SimilarityLayout& L, int threads,
                             int64_t max_query_panels) {
     Split split;
     split.block_panels = max_of(1, kL2BlockBytes / (4 * L.reference_tokens * L.dim * NR));
     const int64_t wanted = threads > 1 ? kItemsPerThread * threads : 1;
     while (split.items(pairs, n) < wanted) {
-      if (split.block_panels > kMinBlockPanels) {
-        split.block_panels = max_of(kMinBlockPanels, ceil_div(split.block_panels, 2));
+      if (split.block_panels > 1) {
+        split.block_panels = ceil_div(split.block_panels, 2);
       } else if (split.query_blocks < max_query_panels) {
         split.query_blocks *= 2;
-      } else if (split.block_panels > 1) {
-        split.block_panels = ceil_div(split.block_panels, 2);
       } else {
         break;
       }
