@@ -87,6 +87,14 @@ def test_normalized_inputs_are_trusted(simd_level):
     assert_matches_reference(query * 0.1, reference * 0.1, normalized=True, atol=1e-4)
 
 
+@pytest.mark.parametrize("scale", [1e-6, 3e4], ids=["subnormal-halves", "large-halves"])
+def test_float16_extremes(simd_level, scale):
+    rng = np.random.default_rng(15)
+    query = (np.clip(features(rng, 30, 2, 100), -2, 2) * scale).astype(np.float16)  # float16 max is 65504
+    reference = (np.clip(features(rng, 20, 2, 100), -2, 2) * scale).astype(np.float16)
+    assert_matches_reference(query, reference)
+
+
 def test_zero_vectors_have_similarity_zero(simd_level):
     rng = np.random.default_rng(3)
     query, reference = features(rng, 20, 2, 256), features(rng, 30, 2, 256)
@@ -252,7 +260,7 @@ def bad_input_cases():
 
 
 @pytest.mark.parametrize("case", bad_input_cases(), ids=lambda case: case[0])
-def test_bad_input_cpu(case):
+def test_bad_input_cpu(simd_level, case):
     _, call, exception, message = case
     with pytest.raises(exception, match=message):
         call(lambda x: x)
