@@ -125,6 +125,16 @@ def test_non_contiguous_and_negative_strides(simd_level, view):
     assert_matches_reference(query, reference)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_unpickled_arrays(dtype):
+    # pickling copies the dtype object (arrays sent to other processes, e.g. Ray or multiprocessing workers)
+    import pickle
+
+    rng = np.random.default_rng(6)
+    query, reference = (pickle.loads(pickle.dumps(features(rng, n, 2, 32, dtype), protocol=5)) for n in (7, 9))
+    assert_matches_reference(query, reference)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_torch_cpu_tensors_in_torch_tensors_out(simd_level, dtype):
     generator = torch.Generator().manual_seed(6)
