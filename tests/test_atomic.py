@@ -45,3 +45,23 @@ def test_atomic_write_uses_normal_file_permissions(tmp_path):
     with atomic_write(tmp_path / "out.json") as f:
         f.write("{}")
     assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o666 & ~_process_umask()
+
+
+def test_atomic_directory_appears_whole_or_not_at_all(tmp_path):
+    from vcl_fast.atomic import atomic_directory
+
+    with atomic_directory(tmp_path / "out") as staging:
+        (staging / "a.txt").write_text("a")
+        assert not (tmp_path / "out").exists()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.txt"]
+    with pytest.raises(RuntimeError):
+        with atomic_directory(tmp_path / "failed") as staging:
+            (staging / "b.txt").write_text("b")
+            raise RuntimeError("interrupted")
+    (tmp_path / "empty").mkdir()
+    with atomic_directory(tmp_path / "empty") as staging:
+        (staging / "c.txt").write_text("c")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "out"]  # no staging directory left
+    with pytest.raises(FileExistsError, match="not an empty folder"):
+        with atomic_directory(tmp_path / "out"):
+            pass

@@ -2,7 +2,6 @@
 import hashlib
 import json
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -160,13 +159,11 @@ def test_fetch_package_errors_are_os_errors(tmp_path, monkeypatch):
         fetch_package("hello", tmp_path / "cache")
 
 
+@pytest.mark.slow
 def test_fetch_package_with_apt(tmp_path):
     """Downloads the tiny 'hello' package (skipped without apt-get or network)."""
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
         pytest.skip("apt-get/dpkg not available")
-    probe = subprocess.run(["apt-get", "download", "--print-uris", "hello"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip("apt-get cannot resolve packages here")
     try:
         root = fetch_package("hello", tmp_path)
     except OSError as exc:

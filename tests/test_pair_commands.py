@@ -13,7 +13,7 @@ from vcl_fast.data.map_dataset import MapDataset  # noqa: E402
 from vcl_fast.data.pair_commands import (  # noqa: E402
     PseudoVideoSettings, extractor_embedder, load_videos, read_pair_index)
 from vcl_fast.data.pair_generation import PairGenerationConfig, generate_copy_pairs  # noqa: E402
-from vcl_fast.data.video_edits import clip_augmenter, copy_edit_clip  # noqa: E402
+from vcl_fast.data.video_edits import clip_augmenter, copy_edit_clip, image_edit_clip  # noqa: E402
 from vcl_fast.ops import similarity_map  # noqa: E402
 
 SETTINGS = PseudoVideoSettings(frames=16, photos_per_video=2, shot_frames=(3, 6), short_side=24)
@@ -69,6 +69,11 @@ def test_copy_edit_clip_draws_once_per_clip():
         mixed = copy_edit_clip(np.random.default_rng(seed), np.stack([a, b]))
         assert (mixed[0] == same[0]).all()  # a frame's edit depends on the clip's draw, not on its neighbours
         assert (mixed[1] == copy_edit_clip(np.random.default_rng(seed), np.stack([b]))[0]).all()
+    for name in ("crop", "text", "emoji", "color", "rotate", "pad"):
+        edited = image_edit_clip(np.random.default_rng(7), np.stack([a, a, b]), name)
+        assert edited.shape == (3, 36, 48, 3) and (edited[1] == edited[0]).all() and not (edited[0] == a).all()
+    with pytest.raises(ValueError, match="unknown edit"):
+        image_edit_clip(rng, np.stack([a]), "smudge")
     assert copy_edit_clip(rng, np.zeros((0, 8, 8, 3), np.uint8)).shape == (0, 8, 8, 3)
     with pytest.raises(ValueError, match="uint8"):
         copy_edit_clip(rng, np.zeros((2, 8, 8, 3), np.float32))

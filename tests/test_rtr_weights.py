@@ -25,7 +25,7 @@ def test_shape_mismatch_is_named(tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     config["num_regional_tokens"] = 2
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"reg_token: shape \(1, 1, 32\) in file, model expects \(1, 2, 32\)"):
+    with pytest.raises(ValueError, match=r"reg_token: \(1, 1, 32\) in .*model.safetensors, model expects \(1, 2, 32\)"):
         load_extractor(tmp_path)
 
 
@@ -35,7 +35,7 @@ def test_missing_and_unexpected_tensors_are_named(tmp_path):
     state.pop("proj.weight")
     state["extra.bias"] = torch.zeros(3)
     save_file(state, str(tmp_path / "model.safetensors"))
-    with pytest.raises(ValueError, match=r"missing tensors \['proj.weight'\]; unexpected tensors \['extra.bias'\]"):
+    with pytest.raises(ValueError, match=r"1 missing \[proj.weight\]; 1 unexpected \[extra.bias\]"):
         load_extractor(tmp_path)
 
 
@@ -49,5 +49,5 @@ def test_bad_directories(tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     config["colour"] = 1
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="unknown config keys"):
+    with pytest.raises(ValueError, match=r"config.json: unknown RTRConfig keys \['colour'\]"):
         load_extractor(tmp_path)

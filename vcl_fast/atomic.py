@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -52,3 +53,30 @@ def atomic_save(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Atomically produce ``path`` with a writer that takes a file path (e.g. ``safetensors.save_file``)."""
     with _temporary_sibling(path) as tmp:
         write(tmp)
+
+
+def check_new_directory(path: str | os.PathLike) -> Path:
+    """``path`` as a Path; FileExistsError unless it is absent or an empty directory."""
+    target = Path(path)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise FileExistsError(f"{target} exists and is not an empty folder; choose a new output folder")
+    return target
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden staging directory beside ``path`` to fill; on success it is renamed to ``path`` (which must
+    be absent or an empty directory), on an exception it is removed and ``path`` is left untouched."""
+    target = check_new_directory(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(staging, 0o777 & ~_process_umask())
+    try:
+        yield staging
+        check_new_directory(target)
+        if target.exists():
+            target.rmdir()
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

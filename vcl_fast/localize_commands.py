@@ -59,7 +59,7 @@ def _print_result(result) -> None:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
         for row in [header, *rows]:
             print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
         print(verdict)

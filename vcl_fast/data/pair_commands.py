@@ -28,12 +28,12 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from vcl_fast.atomic import atomic_directory, check_new_directory
 
 FORMAT = "vcl_fast.generated_pairs"
 FORMAT_VERSION = 1
@@ -43,12 +43,15 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".mpg", ".mpe
 
 @dataclasses.dataclass(frozen=True)
 class PseudoVideoSettings:
-    """Pseudo-videos from a photo folder: each video shows its own ``photos_per_video`` photos (no photo is
-    in two videos, so videos share no content the ground truth does not know of) in shots of
-    ``shot_frames`` frames, ``frames`` long, ``short_side`` pixels high (16:9)."""
+    """Pseudo-videos from a photo folder, ``frames`` long and ``short_side`` pixels high (16:9). Each video
+    shows its own ``photos_per_video`` photos, each in ONE scene (a run of shots of ``shot_frames`` frames
+    over that photo; scene lengths split ``frames`` at random). No photo is in two videos, so videos share no
+    content the ground truth does not know of, and no scene comes back within a video: a copied segment is
+    then the only place of its source video that matches it (a photo shown again and again would make every
+    return of it match as well as the ground truth does)."""
 
     frames: int = 60
-    photos_per_video: int = 2
+    photos_per_video: int = 4
     shot_frames: tuple[int, int] = (3, 12)
     short_side: int = 144
 
@@ -86,6 +89,9 @@ def pseudo_videos(photos: list[Path], settings: PseudoVideoSettings, seed: int
     from vcl_fast.data.pseudo_video import PseudoVideoConfig, make_pseudo_video
 
     count = len(photos) // settings.photos_per_video
+    if settings.frames < settings.photos_per_video:
+        raise ValueError(f"{settings.frames} frames cannot show {settings.photos_per_video} photos; "
+                         "lower --photos-per-video or raise --video-frames")
     if count < 2:
         raise ValueError(f"{len(photos)} photos make fewer than 2 pseudo-videos of {settings.photos_per_video} "
                          "photos each; add photos or lower --photos-per-video")
@@ -96,9 +102,13 @@ def pseudo_videos(photos: list[Path], settings: PseudoVideoSettings, seed: int
     videos, origins = {}, {}
     for index in range(count):
         group = [photos[i] for i in order[index * settings.photos_per_video:(index + 1) * settings.photos_per_video]]
-        arrays = [np.asarray(load_image(p, 4 * size[0])) for p in group]
+        cuts = np.sort(rng.choice(np.arange(1, settings.frames), size=len(group) - 1, replace=False))
+        lengths = np.diff(np.concatenate([[0], cuts, [settings.frames]]))
+        scenes = [make_pseudo_video([np.asarray(load_image(p, 4 * size[0]))], int(n), size,
+                                    seed=int(rng.integers(2**31)), config=config).frames
+                  for p, n in zip(group, lengths)]
         video_id = f"pv{index:03d}"
-        videos[video_id] = make_pseudo_video(arrays, settings.frames, size, seed=seed + index, config=config).frames
+        videos[video_id] = np.concatenate(scenes)
         origins[video_id] = "pseudo-video of " + ", ".join(p.name for p in group)
     return videos, origins
 
@@ -111,14 +121,6 @@ def extractor_embedder(model_dir: str | os.PathLike, batch_size: int = 64):
     return get_backend("torch").load_extractor(model_dir, batch_size=batch_size).embed
 
 
-def new_output_dir(path: str | os.PathLike) -> Path:
-    """``path`` as a Path; FileExistsError unless it is absent or an empty folder."""
-    out = Path(path)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not an empty folder; choose a new output folder")
-    return out
-
-
 def write_generated_pairs(out_dir: str | os.PathLike, generated, origins: dict[str, str], config, seed: int,
                           extractor: str) -> Path:
     """Write a ``GeneratedSet`` as the on-disk format of the module docstring, atomically; returns the
@@ -126,10 +128,7 @@ def write_generated_pairs(out_dir: str | os.PathLike, generated, origins: dict[s
     from vcl_fast.data.map_dataset import write_map_sample
     from vcl_fast.ops import similarity_map
 
-    out = new_output_dir(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out_dir) as staging:
         entries = []
         for index, pair in enumerate(generated.pairs):
             name = f"{index:06d}.npz"
@@ -146,13 +145,7 @@ def write_generated_pairs(out_dir: str | os.PathLike, generated, origins: dict[s
         }
         with open(staging / INDEX_FILE, "w") as handle:
             json.dump(index, handle, indent=1)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
+    return Path(out_dir)
 
 
 def read_pair_index(directory: str | os.PathLike) -> dict:
@@ -172,7 +165,7 @@ def _cmd_generate_pairs(args: argparse.Namespace) -> int:
 
     if args.num_copies < 1:
         raise ValueError(f"--num-copies must be >= 1, got {args.num_copies}")
-    out = new_output_dir(args.output)
+    out = check_new_directory(args.output)
     settings = PseudoVideoSettings(frames=args.video_frames, photos_per_video=args.photos_per_video,
                                    short_side=args.short_side)
     videos, origins = load_videos(args.videos, settings, args.seed)
@@ -205,7 +198,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--negatives-per-copy", type=int, default=1, help="pairs without a copy per copy video (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--video-frames", type=int, default=60, help="pseudo-video length in frames at 1 fps (default 60)")
-    p.add_argument("--photos-per-video", type=int, default=2, help="photos per pseudo-video (default 2)")
+    p.add_argument("--photos-per-video", type=int, default=4,
+                   help="photos per pseudo-video, one scene each (default 4)")
     p.add_argument("--short-side", type=int, default=144, help="frame height in pixels (default 144)")
     p.add_argument("--batch-size", type=int, default=64, help="frames embedded per step (default 64)")
     p.set_defaults(func=_cmd_generate_pairs)

@@ -119,10 +119,11 @@ _TERMS = re.compile(r"[^.]*(copyright|licen[cs]e|public domain|CC0|CC[- ]BY)[^.]
 
 def _skimage_candidates(cache_dir: Path) -> list[Candidate]:
     """Licence: the sentences of the loader's docstring that state terms (before its Returns section)."""
+    folder = _package_dir("skimage") / "data"
     import skimage.data
 
     out = []
-    for path in _photo_files(_package_dir("skimage") / "data"):
+    for path in _photo_files(folder):
         loader = getattr(skimage.data, _SKIMAGE_LOADERS.get(path.stem, path.stem), None)
         lines = (inspect.getdoc(loader) or "").split("Returns\n-------")[0].splitlines() if loader else []
         text = " ".join(line for line in lines if line.strip() not in ("Notes", "-----"))
@@ -284,11 +285,11 @@ def collect_photos(
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        records, summary, signatures, names = [], {}, [], set()
+        records, signatures, names = [], [], set()
+        summary = {s: dict.fromkeys(("candidates", "excluded", "not_photo", "duplicate", "kept"), 0) for s in sources}
         # larger versions first, so a near-duplicate keeps the largest picture
         for candidate in sorted(candidates, key=lambda c: (PHOTO_SOURCES.index(c.source), -_pixel_count(c.path))):
-            counts = summary.setdefault(candidate.source, dict.fromkeys(
-                ("candidates", "excluded", "not_photo", "duplicate", "kept"), 0))
+            counts = summary[candidate.source]
             counts["candidates"] += 1
             if any(fnmatch.fnmatchcase(candidate.path.name, p) for p in EXCLUDED.get(candidate.source, ())):
                 counts["excluded"] += 1

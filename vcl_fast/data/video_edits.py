@@ -3,16 +3,19 @@
 Every edit takes frames uint8 ``(N, H, W, 3)`` RGB and returns frames of the same shape and dtype (except
 ``overlay_on_video``, which takes the host's frame size).
 Frame-level copy edits (crop, colour, blur, overlays...) come from ``vcl_fast.data.augment``;
-``copy_edit_clip`` applies them to a clip with one parameter draw. The others add what only exists across
+``copy_edit_clip`` (a random chain) and ``image_edit_clip`` (one named edit) apply them to a clip with one
+parameter draw. The others add what only exists across
 time: the clip played inside another video, blurred-background framing and text that moves from frame to
 frame. ``clip_augmenter`` chains both into the ``ClipAugmenter`` of ``vcl_fast.data.pair_generation``.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from vcl_fast.data.augment import TRAIN_EDITS, EditSpace, copy_edit
+from vcl_fast.data.augment import EDITS, TRAIN_EDITS, EditSpace, copy_edit
 
 
 def _check_clip(frames: np.ndarray, name: str = "frames") -> None:
@@ -31,6 +34,20 @@ def _resize_clip(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.stack([_resize(frame, width, height) for frame in frames])
 
 
+def _same_draw_per_frame(rng: np.random.Generator, frames: np.ndarray,
+                         edit: Callable[[Image.Image, np.random.Generator], Image.Image]) -> np.ndarray:
+    """``edit(image, generator)`` on every frame with a generator made from one seed drawn from ``rng``,
+    resized back to the clip's frame size."""
+    _check_clip(frames)
+    seed = int(rng.integers(0, 2**63 - 1))
+    h, w = frames.shape[1:3]
+    out = np.empty_like(frames)
+    for i, frame in enumerate(frames):
+        edited = edit(Image.fromarray(frame), np.random.default_rng(seed))
+        out[i] = np.asarray(edited.resize((w, h), Image.BILINEAR) if edited.size != (w, h) else edited)
+    return out
+
+
 def copy_edit_clip(rng: np.random.Generator, frames: np.ndarray, space: EditSpace = TRAIN_EDITS) -> np.ndarray:
     """The image copy edits of ``vcl_fast.data.augment.copy_edit`` with ONE draw for the whole clip.
 
@@ -39,14 +56,16 @@ def copy_edit_clip(rng: np.random.Generator, frames: np.ndarray, space: EditSpac
     with the same crop window, colour factors, overlay positions and JPEG quality. Frames are resized back
     to the clip's size (a cropped or padded copy shown at the original resolution).
     """
-    _check_clip(frames)
-    seed = int(rng.integers(0, 2**63 - 1))
-    h, w = frames.shape[1:3]
-    out = np.empty_like(frames)
-    for i, frame in enumerate(frames):
-        edited, _ = copy_edit(Image.fromarray(frame), np.random.default_rng(seed), space)
-        out[i] = np.asarray(edited.resize((w, h), Image.BILINEAR) if edited.size != (w, h) else edited)
-    return out
+    return _same_draw_per_frame(rng, frames, lambda image, g: copy_edit(image, g, space)[0])
+
+
+def image_edit_clip(rng: np.random.Generator, frames: np.ndarray, name: str, space: EditSpace = TRAIN_EDITS
+                    ) -> np.ndarray:
+    """One named edit of ``vcl_fast.data.augment.EDITS`` (``crop``, ``text``, ``color``...) with one parameter
+    draw for the whole clip, as :func:`copy_edit_clip` does for the random chain."""
+    if name not in EDITS:
+        raise ValueError(f"unknown edit {name!r}; choose one of: {', '.join(EDITS)}")
+    return _same_draw_per_frame(rng, frames, lambda image, g: EDITS[name](image, g, space, None))
 
 
 def overlay_on_video(frames: np.ndarray, host: np.ndarray, scale: float, x: float, y: float) -> np.ndarray:

@@ -13,29 +13,12 @@ from pathlib import Path
 import torch
 
 from vcl_fast.atomic import atomic_save, atomic_write
+from vcl_fast.models.weights import check_state_dict
 from vcl_fast.models.yolox import YOLOX, YOLOXConfig, build_yolox, model_config
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT = "vcl_fast.yolox"
-
-
-def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """ValueError listing missing, unexpected and mis-shaped keys unless ``state`` fits ``model`` exactly."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    misshaped = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-                 for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or unexpected or misshaped:
-        def show(name, items):
-            head = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
-            return f"{len(items)} {name} [{head}]" if items else f"0 {name}"
-        raise ValueError(
-            "checkpoint does not match the detector architecture: "
-            f"{show('missing', missing)}; {show('unexpected', unexpected)}; {show('mis-shaped', misshaped)}. "
-            "Check the preset (e.g. paper = YOLOX-s with 1 class) or pass matching config overrides."
-        )
 
 
 def save_detector(model: YOLOX, directory: str | Path, extra: dict | None = None) -> Path:
@@ -89,6 +72,7 @@ def load_detector(path: str | Path, config: YOLOXConfig | None = None) -> YOLOX:
     else:
         raise FileNotFoundError(f"{path}: no such detector directory or checkpoint file")
     model = build_yolox(config)
-    check_state_dict(model, state)
+    check_state_dict(model.state_dict(), state, str(path),
+                     hint="Check the preset (e.g. paper = YOLOX-s with 1 class) or pass matching config overrides.")
     model.load_state_dict(state, strict=True)
     return model.eval()

