@@ -442,6 +442,16 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, exact_index, query_
     assert not (tmp_path / "out.json").exists()
 
 
+def test_cli_ray_without_ray_says_what_to_install(tmp_path, feature_dir, monkeypatch, capsys):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a))
+    assert main(["index", "build", "--features", str(feature_dir), "-o", str(tmp_path / "idx"), "--ray"]) == 2
+    assert 'pip install "vcl_fast[ray]"' in capsys.readouterr().err
+    assert not (tmp_path / "idx").exists()
+
+
 def test_cli_build_too_small_for_ivfpq_keeps_the_shards(tmp_path, query_dir, capsys):
     argv = ["index", "build", "--features", str(query_dir), "-o", str(tmp_path / "idx"), "--preset", "ivfpq"]
     assert main(argv) == 2
