@@ -18,8 +18,8 @@ from vcl_fast.atomic import atomic_write
 from vcl_fast.cli import CliError
 from vcl_fast.config import parse_overrides
 from vcl_fast.runtime import BACKENDS
+from vcl_fast.video.records import VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".mpg", ".mpeg", ".m4v", ".ts", ".gif")
 
 
 def format_time(seconds: float) -> str:

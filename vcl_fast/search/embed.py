@@ -20,10 +20,8 @@ from typing import Any
 
 from vcl_fast.data.features import VideoFeatures, list_video_ids, load_video_features
 from vcl_fast.search.library import VideoSource
+from vcl_fast.video.records import VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = frozenset({
-    ".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".gif",
-})
 
 
 def list_videos(spec: str | os.PathLike) -> list[VideoSource]:
