@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vcl_fast.atomic import atomic_write
-from vcl_fast.runtime.manifest import sha256_file
+from vcl_fast.runtime.manifest import read_format_json, sha256_file
 
 FORMAT = "vcl_fast.tensorrt_engine"
 FORMAT_VERSION = 1
@@ -98,19 +98,9 @@ def _shape(value, what: str) -> tuple[int, ...]:
 
 def read_engine_metadata(path: str | os.PathLike) -> EngineMetadata:
     """The metadata JSON at ``path``, every field checked; EngineMismatchError saying to rebuild otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise EngineMismatchError(f"{path}: no engine metadata (the engine was not built by vcl_fast or the build "
-                                  f"was interrupted); {REBUILD}")
-    try:
-        values = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EngineMismatchError(f"{path}: not valid JSON ({exc}); {REBUILD}") from None
-    if not isinstance(values, dict) or values.get("format") != FORMAT:
-        raise EngineMismatchError(f"{path}: not vcl_fast engine metadata (format must be {FORMAT!r}); {REBUILD}")
-    if values.get("format_version") != FORMAT_VERSION:
-        raise EngineMismatchError(f"{path}: format_version {values.get('format_version')!r} is not the version "
-                                  f"this vcl_fast reads ({FORMAT_VERSION}); {REBUILD}")
+    values = read_format_json(Path(path), FORMAT, FORMAT_VERSION, EngineMismatchError,
+                              "no engine metadata (the engine was not built by vcl_fast or the build was interrupted)",
+                              "vcl_fast engine metadata", REBUILD)
     try:
         profile = values["profile"]
         if not isinstance(profile, dict):
