@@ -6,6 +6,8 @@ Run: python -m pytest bench/bench_similarity.py --benchmark-enable
 FLOPs (torch.mm / numpy matmul of the (Q*T, D) x (D, R*T2) token product), from the best round of each
 (the least disturbed one on a shared machine; pytest-benchmark's own table has the medians).
 """
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -14,8 +16,11 @@ from vcl_fast.ops import similarity_map, similarity_map_reference, similarity_ma
 
 TOKENS, DIM = 2, 256
 SIZES = (64, 600, 1800)
-ROUNDS = {64: 30, 600: 8, 1800: 3}
+ROUNDS = {64: 100, 600: 30, 1800: 5}
 BATCH_QUERY_FRAMES, BATCH_REFERENCES, BATCH_FRAMES = 60, 1000, (60, 600)
+# Pause before each benchmark: OpenBLAS (numpy) and OpenMP worker threads keep spinning for a while after a
+# call and would otherwise steal the cores from the next implementation measured.
+IDLE_SECONDS = 0.5
 
 
 def flops(n_q, n_r):
@@ -27,11 +32,13 @@ def results(request):
     """Best-round seconds per (name, size); printed as a summary table after the module's benchmarks."""
     table = {}
     yield table
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if not table or reporter is None:
-        return
-    reporter.write_line("")
-    reporter.write_line(f"similarity map, T={TOKENS}, D={DIM}, {torch.get_num_threads()} torch threads:")
+    if table:
+        with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+            print("\n" + summary(table))
+
+
+def summary(table):
+    lines = [f"similarity map, T={TOKENS}, D={DIM}, {torch.get_num_threads()} threads, best round:"]
     for size in SIZES:
         kernel = table.get(("kernel", size))
         if kernel is None:
@@ -41,16 +48,18 @@ def results(request):
         for name in ("torch_reference", "numpy_reference", "sgemm_torch", "sgemm_numpy"):
             if (name, size) in table:
                 seconds = table[(name, size)]
-                line += f" | {name} {gflop / seconds:6.1f} GFLOP/s (kernel x{seconds / kernel:.2f})"
-        reporter.write_line(line)
+                line += f" | {name} {gflop / seconds:6.1f} (kernel x{seconds / kernel:.2f})"
+        lines.append(line)
     for name in ("batched_kernel", "per_pair_kernel", "per_pair_torch_reference"):
         if (name, "batch") in table:
             seconds = table[(name, "batch")]
-            reporter.write_line(f"  1 query x {BATCH_REFERENCES} references: {name} {seconds * 1e3:.0f} ms "
-                                f"({table['batch_flops'] / seconds / 1e9:.1f} GFLOP/s)")
+            lines.append(f"  1 query x {BATCH_REFERENCES} references: {name} {seconds * 1e3:.0f} ms "
+                         f"({table['batch_flops'] / seconds / 1e9:.1f} GFLOP/s)")
+    return "\n".join(lines)
 
 
 def run(benchmark, results, key, fn, rounds, gflop=None):
+    time.sleep(IDLE_SECONDS)
     benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
     if not benchmark.disabled:
         results[key] = benchmark.stats.stats.min
@@ -103,4 +112,4 @@ def test_one_query_many_references(benchmark, results, batch, name):
         "per_pair_torch_reference": lambda: [similarity_map_torch_reference(tq, r) for r in trs],
     }[name]
     benchmark.group = f"similarity 1 x {BATCH_REFERENCES} references"
-    run(benchmark, results, (name, "batch"), fn, 2, results["batch_flops"] / 1e9)
+    run(benchmark, results, (name, "batch"), fn, 3, results["batch_flops"] / 1e9)

@@ -189,7 +189,7 @@ def test_bad_arguments(micro_model_dir, tn_localizer):
         with pytest.raises(ValueError, match="fps must be a positive"):
             Localizer(micro_model_dir, method="tn", fps=fps)
     with pytest.raises(ValueError, match="unknown backend"):
-        Localizer(micro_model_dir, backend="tensorrt")
+        Localizer(micro_model_dir, backend="tflite")
     with pytest.raises(ValueError, match="min_sim"):
         Localizer(micro_model_dir, method="tn", method_params={"min_simm": 0.5})
     with pytest.raises(ValueError, match="input_size"):

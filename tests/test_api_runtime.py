@@ -64,7 +64,7 @@ def test_preprocess_rejects_bad_frames(frames, error, message):
 
 
 def test_registry_and_devices():
-    assert set(BACKENDS) == {"onnxruntime", "torch"}
+    assert set(BACKENDS) == {"onnxruntime", "torch", "tensorrt"}
     assert set(available_backends()) <= set(BACKENDS)
     with pytest.raises(ValueError, match="unknown backend 'tensorflow'"):
         get_backend("tensorflow")

@@ -1,5 +1,6 @@
 """``vcl-fast localize`` (one pair, many pairs scored by ``vcl-fast eval``) and ``vcl-fast bench``."""
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -41,7 +42,10 @@ def test_one_pair_json_table_and_plot(micro_model_dir, planted_videos, tmp_path,
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_no_copy_verdict(micro_model_dir, planted_videos, capsys):
+@pytest.mark.parametrize("with_rich", [True, False])
+def test_no_copy_verdict(micro_model_dir, planted_videos, capsys, monkeypatch, with_rich):
+    if not with_rich:
+        monkeypatch.setitem(sys.modules, "rich", None)  # the plain-text table
     query, _ = planted_videos
     assert main(["localize", str(query), str(query), "--model", str(micro_model_dir), *TN,
                  "--param", "min_sim=1.5"]) == 0

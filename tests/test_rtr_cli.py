@@ -2,9 +2,10 @@ import json
 
 import numpy as np
 import pytest
-from rtr_fixtures import write_photos
+from rtr_fixtures import SKIMAGE_PHOTOS, skimage_photo, write_photos
 
 from vcl_fast.cli import main
+from vcl_fast.data.features import load_video_features
 from vcl_fast.models.rtr import build_extractor
 from vcl_fast.models.weights import save_extractor
 
@@ -60,11 +61,25 @@ def test_train_then_resume_then_extract(photos, tmp_path, capsys):
 
     features = tmp_path / "f" / "frames.npy"
     assert main(["extract", str(photos), "-o", str(features), "--model", str(out), "--fps", "2"]) == 0
-    array = np.load(features)
-    assert array.shape == (8, 2, 16) and array.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(array, axis=-1), 1.0, rtol=1e-5)
-    sidecar = json.loads(features.with_suffix(".json").read_text())
-    assert sidecar["timestamps"] == [i / 2 for i in range(8)] and sidecar["cls_index"] == 1
+    video = load_video_features(features.parent, "frames")
+    assert video.features.shape == (8, 2, 16) and video.features.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(video.features, axis=-1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(video.timestamps, np.arange(8) / 2)
+    assert video.fps == 2.0
+
+
+def test_extract_video_file(tmp_path, capsys):
+    from vcl_fast.video import write_video
+
+    frames = np.stack([np.asarray(skimage_photo(name, 64).resize((64, 48))) for name in SKIMAGE_PHOTOS[:3]])
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, np.repeat(frames, 10, axis=0), fps=10.0)  # 3 s: one photo per second
+    save_extractor(build_extractor("micro", 1), tmp_path / "w")
+    out = tmp_path / "features" / "clip.npy"
+    assert main(["extract", str(clip), "-o", str(out), "--model", str(tmp_path / "w")]) == 0
+    video = load_video_features(out.parent, "clip")
+    assert video.features.shape == (3, 2, 16)
+    np.testing.assert_array_equal(video.timestamps, [0.0, 1.0, 2.0])
 
 
 def test_extract_errors(photos, tmp_path, capsys, monkeypatch):
@@ -75,7 +90,9 @@ def test_extract_errors(photos, tmp_path, capsys, monkeypatch):
     assert main(["extract", str(tmp_path / "nope"), "-o", str(out), "--model", str(tmp_path)]) == 2
     assert "does not exist" in _error_line(capsys)
     assert main(["extract", str(photos), "-o", str(out), "--model", str(tmp_path / "w")]) == 2
-    assert "no extractor config" in _error_line(capsys)
+    assert "not an extractor directory" in _error_line(capsys)
+    assert main(["extract", str(photos), "-o", str(tmp_path / "f.json"), "--model", str(tmp_path / "w")]) == 2
+    assert "must name a .npy file" in _error_line(capsys)
     save_extractor(build_extractor("micro", 0), tmp_path / "w")
     assert main(["extract", str(photos), "-o", str(out), "--model", str(tmp_path / "w"), "--fps", "0"]) == 2
     assert "--fps must be > 0" in _error_line(capsys)
@@ -94,3 +111,4 @@ def test_icd_build_and_eval(photos, tmp_path, capsys):
     assert set(result) >= {"overall", "cls_only", "per_edit", "hit_rate"}
     assert main(["icd", "build", "--images", str(photos), "--out", str(icd), "--positives", "30"]) == 2
     assert "need 30 distinct images" in _error_line(capsys)
+

@@ -49,5 +49,5 @@ def test_bad_directories(tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     config["colour"] = 1
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="unknown config keys"):
+    with pytest.raises(ValueError, match=r"config.json: unknown RTRConfig keys \['colour'\]"):
         load_extractor(tmp_path)

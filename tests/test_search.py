@@ -9,17 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rtr_fixtures import SKIMAGE_PHOTOS, skimage_photo
 from vcl_fast.cli import main
 from vcl_fast.config import ConfigError
 from vcl_fast.data.features import VideoFeatures, save_video_features
 from vcl_fast.data.formats import read_predictions, write_pairs
 from vcl_fast.eval.localizers import align
 from vcl_fast.ops import similarity_map_reference
+from localize_fixtures import PLANTED, micro_model_dir, write_planted_pair  # noqa: F401 (micro_model_dir: fixture)
+from vcl_fast.api import Localizer, frames_to_seconds
 from vcl_fast.search import (
-    ClassicalAligner, FeatureFileLoader, MapLocalizer, ReferenceLibrary, Searcher, SearchSettings, VideoSource,
-    build_index, frames_to_seconds, index_config, list_feature_files, list_videos, localize_pairs, read_manifest,
-    search_queries,
+    ClassicalAligner, FeatureFileLoader, LocalizerEmbedder, LocalizerPairs, LocalizerSpec, MapLocalizer,
+    ReferenceLibrary, Searcher, SearchSettings, VideoSource, build_index, index_config, list_feature_files,
+    list_videos, localize_pairs, read_manifest, search_queries,
 )
 from vcl_fast.search import frame_index
 from vcl_fast.search.retrieval import vote, vote_reference
@@ -297,16 +298,6 @@ def test_list_videos_from_a_directory_and_a_list_file(tmp_path):
 # ------------------------------------------------------------------------------------- localization
 
 
-def test_frames_to_seconds_follows_the_timestamps():
-    boxes = np.array([[0, 1, 2, 3, 0.5], [1.5, 0, 4, 1, 0.9]])
-    implied = VideoFeatures.from_fps("q", np.zeros((4, 1, 2), np.float32), fps=2.0)
-    np.testing.assert_allclose(frames_to_seconds(boxes, implied, implied), boxes * [0.5, 0.5, 0.5, 0.5, 1])
-    irregular = VideoFeatures("r", np.zeros((3, 1, 2), np.float32), np.array([0.0, 1.0, 3.0]), fps=1.0)
-    seconds = frames_to_seconds(boxes[:1], implied, irregular)
-    np.testing.assert_allclose(seconds, [[0.0, 1.0, 1.0, 4.0, 0.5]])  # frame 3 = end of the last frame
-    assert frames_to_seconds(np.zeros((0, 5)), implied, implied).shape == (0, 5)
-
-
 @pytest.mark.parametrize("method", ["tn", "dp"])
 def test_map_localizer_matches_the_per_pair_reference(method, references, planted):
     query = planted[0].query
@@ -314,7 +305,9 @@ def test_map_localizer_matches_the_per_pair_reference(method, references, plante
     got = MapLocalizer(ClassicalAligner(method))(query, refs)
     for boxes, ref in zip(got, refs):
         sim = similarity_map_reference(query.features, ref.features)
-        want = frames_to_seconds(align(sim, method), query, ref)
+        want = align(sim, method).astype(np.float64)
+        want[:, [0, 2]] = frames_to_seconds(want[:, [0, 2]], query)
+        want[:, [1, 3]] = frames_to_seconds(want[:, [1, 3]], ref)
         np.testing.assert_allclose(boxes, want, rtol=1e-4, atol=1e-3)
     assert MapLocalizer()(query, []) == []
     with pytest.raises(TypeError, match="TNParams"):
@@ -405,7 +398,7 @@ def test_cli_build_info_search(tmp_path, feature_dir, query_dir, planted, capsys
     assert f"videos: {NUM_REFERENCES}" in out and "IVF8,Flat" in out and "covers 4 of 4 shards" in out
     json_out, vsc_out = tmp_path / "results.json", tmp_path / "matches.csv"
     assert main(["search", "--index", str(index), "--query-features", str(query_dir), "--top-k", "2",
-                 "--json", str(json_out), "--vsc", str(vsc_out)]) == 0
+                 "--method", "tn", "--json", str(json_out), "--vsc", str(vsc_out)]) == 0
     results = json.loads(json_out.read_text())
     assert [r["query_id"] for r in results] == sorted(p.query.video_id for p in planted)
     by_query = {p.query.video_id: p for p in planted}
@@ -428,12 +421,16 @@ def test_cli_pairs_mode_writes_vcsl_predictions(tmp_path, exact_index, query_dir
 
 @pytest.mark.parametrize("argv, message", [
     (["search", "--index", "{tmp}/none", "--query-features", "{queries}", "--json", "{tmp}/out.json"], "not an index"),
-    (["search", "--index", "{index}", "--json", "{tmp}/out.json"], "no queries"),
-    (["search", "--index", "{index}", "{tmp}/video.mp4", "--json", "{tmp}/out.json"], "precomputed features"),
-    (["search", "--index", "{index}", "--query-features", "{queries}", "--pairs", "{tmp}/pairs.csv"], "--json"),
-    (["search", "--index", "{index}", "--query-features", "{queries}", "--param", "nope=1", "--json", "{tmp}/out.json"],
-     "unknown TNParams"),
-    (["index", "build", "--videos", "{tmp}", "-o", "{tmp}/out.json"], "needs --weights"),
+    (["search", "--index", "{index}", "--method", "tn", "--json", "{tmp}/out.json"], "no queries"),
+    (["search", "--index", "{index}", "{tmp}/video.mp4", "--method", "tn", "--json", "{tmp}/out.json"],
+     "precomputed features"),
+    (["search", "--index", "{index}", "--query-features", "{queries}", "--method", "tn", "--pairs", "{tmp}/pairs.csv"],
+     "--json"),
+    (["search", "--index", "{index}", "--query-features", "{queries}", "--method", "tn", "--param", "nope=1",
+      "--json", "{tmp}/out.json"], "unknown TNParams"),
+    (["search", "--index", "{index}", "--query-features", "{queries}", "--model", "{tmp}/nowhere",
+      "--json", "{tmp}/out.json"], "nowhere"),
+    (["index", "build", "--videos", "{tmp}", "--model", "{tmp}/nowhere", "-o", "{tmp}/out.json"], "nowhere"),
 ])
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, exact_index, query_dir, capsys, argv, message):
     (tmp_path / "video.mp4").write_bytes(b"")
@@ -443,6 +440,16 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, exact_index, query_
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out.json").exists()
+
+
+def test_cli_ray_without_ray_says_what_to_install(tmp_path, feature_dir, monkeypatch, capsys):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a))
+    assert main(["index", "build", "--features", str(feature_dir), "-o", str(tmp_path / "idx"), "--ray"]) == 2
+    assert 'pip install "vcl_fast[ray]"' in capsys.readouterr().err
+    assert not (tmp_path / "idx").exists()
 
 
 def test_cli_build_too_small_for_ivfpq_keeps_the_shards(tmp_path, query_dir, capsys):
@@ -457,27 +464,49 @@ def test_cli_build_too_small_for_ivfpq_keeps_the_shards(tmp_path, query_dir, cap
 # -------------------------------------------------------------------------------------- embedders
 
 
-def test_extractor_embedder_indexes_and_finds_real_videos(tmp_path):
-    pytest.importorskip("torch")
-    from vcl_fast.models import build_extractor
-    from vcl_fast.models.weights import save_extractor
-    from vcl_fast.video import write_video
+TN_PARAMS = ["--param", "top_k=1", "--param", "max_step=2", "--param", "min_sim=0.9"]  # micro features
 
-    weights = save_extractor(build_extractor("micro"), tmp_path / "rtr")
-    videos = tmp_path / "videos"
-    for i, name in enumerate(SKIMAGE_PHOTOS[:3]):  # 4 s pans over real photos at 2 fps
-        image = np.asarray(skimage_photo(name, side=128))
-        starts = np.linspace(0, image.shape[1] - 64, 8).astype(int)
-        write_video(videos / f"clip{i}.mp4", np.stack([image[:64, x:x + 64] for x in starts]), fps=2.0)
+
+def test_index_and_search_videos_with_the_localizer(tmp_path, micro_model_dir):
+    query, reference = write_planted_pair(tmp_path / "pair")
+    (tmp_path / "refs").mkdir()
+    reference.rename(tmp_path / "refs" / "reference.mp4")
     index = tmp_path / "lib.index"
-    assert main(["index", "build", "--videos", str(videos), "--weights", str(weights), "-o", str(index)]) == 0
+    assert main(["index", "build", "--videos", str(tmp_path / "refs"), "--model", str(micro_model_dir),
+                 "--threads", "1", "-o", str(index)]) == 0
     library = ReferenceLibrary(index)
-    clip = library["clip1"]
-    assert clip.features.shape[1:] == (2, 16) and clip.fps == 1.0
-    np.testing.assert_allclose(clip.timestamps, np.arange(clip.num_frames))
+    assert library.video_ids == ("reference",) and library.manifest.embedder == {
+        "kind": "localizer", "backend": "onnxruntime", "extractor": str(micro_model_dir.resolve()), "fps": 1.0}
+    want = Localizer(micro_model_dir, method="tn", threads=1).features(tmp_path / "refs" / "reference.mp4")
+    np.testing.assert_array_equal(library["reference"].features, want.features)
+    np.testing.assert_array_equal(library["reference"].timestamps, want.timestamps)
+
     out = tmp_path / "found.json"
-    assert main(["search", str(videos / "clip1.mp4"), "--index", str(index), "--json", str(out)]) == 0
-    assert json.loads(out.read_text())[0]["candidates"][0]["reference_id"] == "clip1"
+    assert main(["search", str(query), "--index", str(index), "--method", "tn", *TN_PARAMS, "--json", str(out)]) == 0
+    found = json.loads(out.read_text())[0]
+    assert found["candidates"][0]["reference_id"] == "reference"
+    m = found["matches"][0]
+    np.testing.assert_allclose([m["query_start"], m["query_end"], m["reference_start"], m["reference_end"]], PLANTED,
+                               atol=1.0)
+    assert main(["search", str(query), "--index", str(index), "--model", str(micro_model_dir), "--threads", "1",
+                 "--param", "conf_threshold=0.0", "--json", str(out)]) == 0  # yolox through the Localizer
+    assert json.loads(out.read_text())[0]["candidates"][0]["reference_id"] == "reference"
+
+
+def test_localizer_pairs_are_the_localizers_boxes(micro_model_dir, references, planted):
+    spec = LocalizerSpec(str(micro_model_dir), str(micro_model_dir), method_params=(("conf_threshold", 0.0),),
+                         threads=1)
+    query = VideoFeatures.from_fps("q", planted[0].query.features[:, :, :16].astype(np.float32))
+    refs = [VideoFeatures.from_fps(r, references[r].features[:, :, :16].astype(np.float32))
+            for r in ("ref000000", planted[0].reference_id)]
+    got = LocalizerPairs(spec)(query, refs)
+    want = [r.boxes() for r in spec.build().localize_many(query, refs)]
+    assert len(got) == 2 and any(len(b) for b in got)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert LocalizerPairs(spec)(query, []) == []
+    embedder = LocalizerEmbedder(spec)
+    assert embedder.spec.detector is None and embedder.spec.method == "tn"  # embedding loads no detector
 
 
 def test_synthetic_library_is_nested_and_planted_boxes_hold_the_copy(references):

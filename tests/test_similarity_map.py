@@ -1,5 +1,8 @@
 """The similarity-map kernels (CPU at every SIMD level, CUDA) against the plain numpy / torch references."""
 import itertools
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -84,6 +87,14 @@ def test_normalized_inputs_are_trusted(simd_level):
     assert_matches_reference(query * 0.1, reference * 0.1, normalized=True, atol=1e-4)
 
 
+@pytest.mark.parametrize("scale", [1e-6, 3e4], ids=["subnormal-halves", "large-halves"])
+def test_float16_extremes(simd_level, scale):
+    rng = np.random.default_rng(15)
+    query = (np.clip(features(rng, 30, 2, 100), -2, 2) * scale).astype(np.float16)  # float16 max is 65504
+    reference = (np.clip(features(rng, 20, 2, 100), -2, 2) * scale).astype(np.float16)
+    assert_matches_reference(query, reference)
+
+
 def test_zero_vectors_have_similarity_zero(simd_level):
     rng = np.random.default_rng(3)
     query, reference = features(rng, 20, 2, 256), features(rng, 30, 2, 256)
@@ -111,6 +122,16 @@ def test_non_contiguous_and_negative_strides(simd_level, view):
     rng = np.random.default_rng(5)
     query, reference = view(features(rng, 40, 2, 64)), view(features(rng, 50, 2, 64))
     assert not query.flags.c_contiguous
+    assert_matches_reference(query, reference)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_unpickled_arrays(dtype):
+    # pickling copies the dtype object (arrays sent to other processes, e.g. Ray or multiprocessing workers)
+    import pickle
+
+    rng = np.random.default_rng(6)
+    query, reference = (pickle.loads(pickle.dumps(features(rng, n, 2, 32, dtype), protocol=5)) for n in (7, 9))
     assert_matches_reference(query, reference)
 
 
@@ -156,16 +177,25 @@ def test_pairwise_with_repeated_query_objects(simd_level):
         np.testing.assert_allclose(got, similarity_map_reference(query, reference), rtol=0, atol=FP32_ATOL)
 
 
-def test_batches_larger_than_one_packing_group(simd_level):
-    # the CPU kernel packs pairs in groups of about 64 MB of panels: 70 x 520 reference frames make two
-    rng = np.random.default_rng(13)
-    query = features(rng, 7, 2, 256)
-    references = [features(rng, 0 if i % 9 == 4 else 520, 2, 256) for i in range(70)]
-    for got, reference in zip(similarity_maps(query, references), references):
-        np.testing.assert_allclose(got, similarity_map_reference(query, reference), rtol=0, atol=FP32_ATOL)
-    queries = [features(rng, 5, 1, 256) for _ in references]
-    for got, q, reference in zip(similarity_maps(queries, references), queries, references):
-        np.testing.assert_allclose(got, similarity_map_reference(q, reference), rtol=0, atol=FP32_ATOL)
+THREADS_SCRIPT = """
+import numpy as np
+from vcl_fast.ops import similarity_map_reference, similarity_maps
+rng = np.random.default_rng(14)
+f = lambda n, t: rng.standard_normal((n, t, 256), dtype=np.float32)
+query, references = f(301, 2), [f(n, 2) for n in (600, 0, 37, 257, 1, 90)]
+queries = [f(n, 3) for n in (5, 70, 0, 600, 64, 257)]
+for maps, qs in ((similarity_maps(query, references), [query] * 6), (similarity_maps(queries, references), queries)):
+    for got, q, r in zip(maps, qs, references):
+        np.testing.assert_allclose(got, similarity_map_reference(q, r), rtol=0, atol=1e-5)
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_thread_counts(threads):
+    # the work split (reference blocks, query blocks) depends on the number of OpenMP threads
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    result = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_empty_batch():
@@ -240,7 +270,7 @@ def bad_input_cases():
 
 
 @pytest.mark.parametrize("case", bad_input_cases(), ids=lambda case: case[0])
-def test_bad_input_cpu(case):
+def test_bad_input_cpu(simd_level, case):
     _, call, exception, message = case
     with pytest.raises(exception, match=message):
         call(lambda x: x)

@@ -7,6 +7,8 @@ Suites (:mod:`vcl_fast.benchmark` times them):
 - ``extract``: frames per second of the extractor on every available backend (360p frames, preprocessing
   included).
 - ``localize``: pairs per second of the whole pipeline (frames -> segments) per backend and method.
+- ``gpu``: the GPU engines and kernels against torch on a CUDA device, with roofline and speed-up targets
+  (:mod:`vcl_fast.bench_gpu`; skipped, with one line saying why, without a GPU).
 The extract and localize suites use ``--model DIR`` (onnxruntime only) or, when torch is installed, random
 weights of a model preset (``--preset``, exported to a temporary directory for onnxruntime): speed does not
 depend on the weights.
@@ -27,7 +29,7 @@ from vcl_fast.atomic import atomic_write
 from vcl_fast.benchmark import BenchCase, format_results, run_case
 from vcl_fast.cli import CliError
 
-SUITES = ("ops", "extract", "localize")
+SUITES = ("ops", "extract", "localize", "gpu")
 SIM_SIZES = (64, 600, 1800)
 SIM_TOKENS, SIM_DIM = 2, 256
 NMS_SIZES = (100, 1000, 8400)
@@ -146,14 +148,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     suites = SUITES if args.suite == "all" else (args.suite,)
     results = []
     with tempfile.TemporaryDirectory(prefix="vcl-fast-bench-") as workdir:
-        sources = model_sources(args.model, args.preset, Path(workdir)) if set(suites) - {"ops"} else {}
+        needs_models = set(suites) & {"extract", "localize"}
+        sources = model_sources(args.model, args.preset, Path(workdir)) if needs_models else {}
         for suite in suites:
+            gpu = None
+            if suite == "gpu":
+                from vcl_fast import bench_gpu
+
+                reason = bench_gpu.unavailable()
+                if reason:
+                    print(f"gpu suite skipped: {reason}", flush=True)
+                    continue
+                gpu = bench_gpu.GpuSuite(args.preset, Path(workdir) / "gpu", args.min_time)
             cases = {"ops": ops_cases, "extract": lambda: extract_cases(sources, args.threads),
-                     "localize": lambda: localize_cases(sources, args.threads)}[suite]()
+                     "localize": lambda: localize_cases(sources, args.threads), "gpu": lambda: gpu.cases()}[suite]()
+            suite_results = []
             for case in cases:
                 case_results = run_case(case, args.min_time)
                 print(format_results(case_results), flush=True)
-                results += [{"suite": suite, **dataclasses.asdict(r)} for r in case_results]
+                suite_results += case_results
+            if gpu is not None:
+                print(gpu.report(suite_results), flush=True)
+            results += [{"suite": suite, **dataclasses.asdict(r)} for r in suite_results]
     if args.json:
         from vcl_fast.info import collect
 
@@ -171,7 +187,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="OUT.json", help="also write every timing as JSON")
     p.add_argument("--model", metavar="DIR", help="exported model for the extract/localize suites")
     p.add_argument("--preset", default="tiny_cpu", choices=("micro", "tiny_cpu", "paper"),
-                   help="random-weight models for the extract/localize suites without --model (default tiny_cpu)")
+                   help="random-weight models for the extract/localize suites without --model, and for the gpu "
+                   "suite (default tiny_cpu; the gpu targets are for paper)")
     p.add_argument("--threads", type=int, default=None, help="backend intra-op threads (default: the backend's)")
     p.add_argument("--min-time", type=float, default=0.2, help="seconds spent timing each implementation")
     p.set_defaults(func=_cmd_bench)

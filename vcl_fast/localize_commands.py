@@ -18,8 +18,8 @@ from vcl_fast.atomic import atomic_write
 from vcl_fast.cli import CliError
 from vcl_fast.config import parse_overrides
 from vcl_fast.runtime import BACKENDS
+from vcl_fast.video.records import VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".mpg", ".mpeg", ".m4v", ".ts", ".gif")
 
 
 def format_time(seconds: float) -> str:
@@ -59,7 +59,7 @@ def _print_result(result) -> None:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
         for row in [header, *rows]:
             print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
         print(verdict)
@@ -242,6 +242,16 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="frames decoded and embedded per step (default 16)")
 
 
+def add_localizer_arguments(p: argparse.ArgumentParser) -> None:
+    """--method, --param and the model options: what builds a Localizer (also used by `vcl-fast search`)."""
+    p.add_argument("--method", default="yolox", choices=METHODS,
+                   help="yolox (detector) or a classical localizer (default: yolox)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting of the method (yolox: conf_threshold, nms_threshold, chunk_length, "
+                   "batch_size; classical: its VCSL-tuned parameters), repeatable")
+    _add_model_arguments(p)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "localize", help="find copied segments between videos (one pair, or a pair list)",
@@ -254,12 +264,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="OUT.json", help="write the result as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="draw the similarity map with the segments (matplotlib)")
     p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
-    p.add_argument("--method", default="yolox", choices=METHODS,
-                   help="yolox (detector) or a classical localizer (default: yolox)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting of the method (yolox: conf_threshold, nms_threshold, chunk_length, "
-                   "batch_size; classical: its VCSL-tuned parameters), repeatable")
-    _add_model_arguments(p)
+    add_localizer_arguments(p)
     p.add_argument("--pairs", metavar="CSV", help="pair list (query_id,reference_id)")
     p.add_argument("--videos", metavar="DIR", help="directory holding <id>.<suffix> videos for --pairs")
     p.add_argument("-o", "--output", metavar="PREDS.json", help="--pairs: VCSL prediction JSON")

@@ -15,7 +15,7 @@ namespace vcl_fast {
 namespace {
 
 FeatureType feature_type(const py::array& a) {
-  if (a.dtype().is(py::dtype::of<float>())) return FeatureType::Float32;
+  if (a.dtype().num() == py::dtype::num_of<float>()) return FeatureType::Float32;  // by value: unpickled dtypes are copies
   if (a.dtype().kind() == 'f' && a.itemsize() == 2) return FeatureType::Float16;
   throw py::type_error("similarity_map_cpu: features must be float32 or float16, got " +
                        std::string(py::str(a.dtype())));
@@ -54,7 +54,7 @@ py::array_t<int32_t> similarity_map_cpu_py(const py::list& query_list, const py:
   const int64_t dim = queries[0].ndim() == 3 ? queries[0].shape(2) : 0;
   const SimilarityLayout layout{feature_tokens(queries[0], type, dim), feature_tokens(references[0], type, dim),
                                 dim, type, normalized};
-  if (!out.dtype().is(py::dtype::of<float>()) || out.ndim() != 1 || !(out.flags() & py::array::c_style) ||
+  if (out.dtype().num() != py::dtype::num_of<float>() || out.ndim() != 1 || !(out.flags() & py::array::c_style) ||
       !out.writeable()) {
     throw py::value_error("similarity_map_cpu: out must be a writeable contiguous 1-D float32 array");
   }

@@ -9,7 +9,10 @@
 // micro-kernel reads one broadcast per query frame and NV vectors of reference frames per k. The
 // micro-kernel accumulates an MR x NR tile of dot products in registers for one token combination (a, b)
 // and folds it into a running max held in a tiny L1 tile; the (Q*T) x (R*T2) token product never exists.
-// Work is split over OpenMP threads in (MC x NC)-frame tiles, NC sized so its reference panels stay in L2.
+// Work items are (pair, query block, reference block of NC frames, NC sized so its panels stay in L2), handed
+// to OpenMP threads dynamically; each thread packs what its item needs into its own buffers (a query block
+// stays packed while consecutive items share it), so threads never wait for each other until the end, which
+// also keeps a busy machine's descheduled thread from stalling the others at barriers.
 //
 // V provides: width, reg, zero(), load(const float*), load_half(const uint16_t*) (width IEEE halves),
 // store(float*, reg), broadcast(const float*), fma(a, b, c) = a * b + c, max, add, sub, sum(reg).
@@ -42,17 +45,19 @@ namespace {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t min_of(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t max_of(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t cache_lines(int64_t floats) { return ceil_div(floats, 16) * 16; }  // rounded up to 64 bytes
 
-// Reference panels of one tile should fit in this much of the (per-core) L2 cache.
-constexpr int64_t kL2TileBytes = 256 * 1024;
-// Query panels per tile (MC = kQueryPanelsPerTile * MR frames).
-constexpr int64_t kQueryPanelsPerTile = 16;
-// Pairs are processed in groups whose packed panels fit in this many bytes (one pair may exceed it alone):
-// each group costs two thread barriers (panels packed; tiles done), whatever its number of pairs.
-constexpr int64_t kGroupBytes = 16 << 20;
-// Below this many multiply-adds (about 0.2 ms on one core) a call runs on one thread: waking a second
-// thread costs more than it saves, and on a busy machine a descheduled thread stalls every barrier.
+// The reference panels of one work item should fit in this much of the (per-core) L2 cache.
+constexpr int64_t kL2BlockBytes = 256 * 1024;
+// Work items per thread wanted for load balance (reference blocks shrink, then queries split, to get them).
+constexpr int64_t kItemsPerThread = 8;
+// Below this many multiply-adds (about 0.2 ms on one core) a call runs on one thread.
 constexpr int64_t kParallelMinMacs = 1 << 24;
+
+inline void set_flag(int32_t* flag, int32_t bit) {
+#pragma omp atomic
+  *flag |= bit;
+}
 
 // A 64-byte aligned array (C allocation: no library templates are instantiated here).
 template <typename T>
@@ -94,176 +99,116 @@ class SimilarityKernel {
   static constexpr int MS = (MR + 7) / 8 * 8;        // query panel stride: MR rows padded to a multiple of 8
   static constexpr int kScratchRows = MS > NR ? MS : NR;
 
-  // Where each pair's work lives. Per pair p: its packed query / reference panels at query_at[p] /
-  // reference_at[p] (floats into the group's buffers), owns_query[p] (it packs its query; otherwise it shares
-  // the previous pair's), and the cumulative counts of packing jobs (panels) and tiles over pairs.
-  struct Plan {
-    explicit Plan(int64_t n) : storage(8 * n + 3) {}
-    Buffer<int64_t> storage;
-    int64_t* query_at() const { return storage.get(); }
-    int64_t* reference_at(int64_t n) const { return storage.get() + n; }
-    int64_t* owns_query(int64_t n) const { return storage.get() + 2 * n; }
-    int64_t* panels_before(int64_t n) const { return storage.get() + 3 * n; }        // n + 1
-    int64_t* tiles_before(int64_t n) const { return storage.get() + 4 * n + 1; }     // n + 1
-    int64_t* group_begin(int64_t n) const { return storage.get() + 5 * n + 2; }      // groups + 1
-    int64_t* group_tile_shape(int64_t n) const { return storage.get() + 6 * n + 3; } // 2 per group
+  // The work split: every pair's query panels in query_blocks blocks (fewer for short queries) and its
+  // reference panels in blocks of block_panels; items_before[p] = work items of the pairs before p.
+  struct Split {
+    int64_t block_panels = 1, query_blocks = 1;
+
+    int64_t query_block_panels(int64_t Q) const { return ceil_div(ceil_div(Q, MR), query_blocks); }
+    int64_t items(const SimilarityPair& pair) const {
+      if (pair.query_frames == 0 || pair.reference_frames == 0) return 0;
+      return ceil_div(ceil_div(pair.query_frames, MR), query_block_panels(pair.query_frames)) *
+             ceil_div(ceil_div(pair.reference_frames, NR), block_panels);
+    }
+    int64_t items(const SimilarityPair* pairs, int64_t n) const {
+      int64_t total = 0;
+      for (int64_t p = 0; p < n; ++p) total += items(pairs[p]);
+      return total;
+    }
   };
+
+  // Reference blocks of at most kL2BlockBytes; with several threads, blocks shrink (down to one panel: the
+  // query panels are streamed once per block, cheap next to the block's arithmetic) and then queries split in
+  // 2, 4, ... blocks (each reference block is then packed once per query block) until there are
+  // kItemsPerThread items per thread.
+  static Split choose_split(const SimilarityPair* pairs, int64_t n, const SimilarityLayout& L, int threads,
+                            int64_t max_query_panels) {
+    Split split;
+    split.block_panels = max_of(1, kL2BlockBytes / (4 * L.reference_tokens * L.dim * NR));
+    const int64_t wanted = threads > 1 ? kItemsPerThread * threads : 1;
+    while (split.items(pairs, n) < wanted) {
+      if (split.block_panels > 1) {
+        split.block_panels = ceil_div(split.block_panels, 2);
+      } else if (split.query_blocks < max_query_panels) {
+        split.query_blocks *= 2;
+      } else {
+        break;
+      }
+    }
+    return split;
+  }
 
  public:
   static void run(const SimilarityPair* pairs, int64_t n, const SimilarityLayout& L, int32_t* flags) {
     const int64_t T = L.query_tokens, T2 = L.reference_tokens, D = L.dim;
-    int64_t macs = 0;
+    int64_t macs = 0, max_query_panels = 0;
     for (int64_t p = 0; p < n; ++p) {
       flags[p] = 0;
       macs += pairs[p].query_frames * T * pairs[p].reference_frames * T2 * D;
+      max_query_panels = max_of(max_query_panels, ceil_div(pairs[p].query_frames, MR));
     }
     if (macs == 0) return;
     const int threads = macs >= kParallelMinMacs ? omp_get_max_threads() : 1;
+    const Split split = choose_split(pairs, n, L, threads, max_query_panels);
+    Buffer<int64_t> items_before(n + 1);
+    items_before.get()[0] = 0;
+    for (int64_t p = 0; p < n; ++p) items_before.get()[p + 1] = items_before.get()[p] + split.items(pairs[p]);
+    const int64_t items = items_before.get()[n];
 
-    Plan plan(n);
-    int64_t groups = 0, query_floats = 0, reference_floats = 0;
-    make_plan(pairs, n, L, threads, plan, &groups, &query_floats, &reference_floats);
-    const int64_t* query_at = plan.query_at();
-    const int64_t* reference_at = plan.reference_at(n);
-    const int64_t* owns_query = plan.owns_query(n);
-    const int64_t* panels_before = plan.panels_before(n);
-    const int64_t* tiles_before = plan.tiles_before(n);
-    const int64_t* group_begin = plan.group_begin(n);
-    const int64_t* tile_shape = plan.group_tile_shape(n);
-
+    // Per thread: a query block, a reference block, the packing scratch and the micro-kernel's tile, each
+    // starting on a 64-byte boundary.
+    const int64_t query_floats = cache_lines(split.query_block_panels(max_query_panels * MR) * T * D * MS);
+    const int64_t reference_floats = cache_lines(split.block_panels * T2 * D * NR);
     const int64_t row_floats = ceil_div(D, max_of(W, 8)) * max_of(W, 8);
-    const int64_t scratch_floats = kScratchRows * (row_floats + 1) + MR * NR;
-    Buffer<float> query_panels(query_floats), reference_panels(reference_floats);
-    Buffer<float> scratch(threads * scratch_floats);
+    const int64_t scratch_floats = cache_lines(kScratchRows * (row_floats + 1));
+    const int64_t thread_floats = query_floats + reference_floats + scratch_floats + cache_lines(MR * NR);
+    Buffer<float> buffers(threads * thread_floats);
 
 #pragma omp parallel num_threads(threads)
     {
-      float* rows = scratch.get() + omp_get_thread_num() * scratch_floats;
-      float* tile = rows + kScratchRows * (row_floats + 1);
-      for (int64_t g = 0; g < groups; ++g) {
-        const int64_t p0 = group_begin[g], p1 = group_begin[g + 1];
-#pragma omp for schedule(static)
-        for (int64_t i = panels_before[p0]; i < panels_before[p1]; ++i) {
-          const int64_t p = owner(panels_before, p0, p1, i);
-          const SimilarityPair& pair = pairs[p];
-          const int64_t query_panel_count = owns_query[p] ? ceil_div(pair.query_frames, MR) : 0;
-          const int64_t k = i - panels_before[p];
-          bool finite;
-          int32_t bit;
-          if (k < query_panel_count) {
-            finite = pack_panel<MS>(pair.query, k * MR, min_of(MR, pair.query_frames - k * MR), T, L,
-                                    query_panels.get() + query_at[p] + k * T * D * MS, rows, row_floats);
-            bit = kQueryNotFinite;
-          } else {
-            const int64_t j = k - query_panel_count;
-            finite = pack_panel<NR>(pair.reference, j * NR, min_of(NR, pair.reference_frames - j * NR), T2, L,
-                                    reference_panels.get() + reference_at[p] + j * T2 * D * NR, rows, row_floats);
-            bit = kReferenceNotFinite;
-          }
-          if (!finite) {
-#pragma omp atomic
-            flags[p] |= bit;
-          }
-        }  // implicit barrier: the group's panels are ready
+      float* query_panels = buffers.get() + omp_get_thread_num() * thread_floats;
+      float* reference_panels = query_panels + query_floats;
+      float* scratch = reference_panels + reference_floats;
+      float* tile = scratch + scratch_floats;
+      const void* packed_query = nullptr;  // the query block now in query_panels
+      int64_t packed_frames = -1, packed_block = -1;
+#pragma omp for schedule(dynamic) nowait
+      for (int64_t item = 0; item < items; ++item) {
+        const int64_t p = owner(items_before.get(), 0, n, item);
+        const SimilarityPair& pair = pairs[p];
+        const int64_t Q = pair.query_frames, R = pair.reference_frames;
+        const int64_t query_panels_per_block = split.query_block_panels(Q);
+        const int64_t reference_blocks = ceil_div(ceil_div(R, NR), split.block_panels);
+        const int64_t k = item - items_before.get()[p];  // items of a pair: query block major
+        const int64_t qb = k / reference_blocks, rb = k % reference_blocks;
+        const int64_t ip0 = qb * query_panels_per_block, jp0 = rb * split.block_panels;
+        const int64_t ip1 = min_of(ip0 + query_panels_per_block, ceil_div(Q, MR));
+        const int64_t jp1 = min_of(jp0 + split.block_panels, ceil_div(R, NR));
 
-        const int64_t mc_panels = tile_shape[2 * g], nc_panels = tile_shape[2 * g + 1];
-#pragma omp for schedule(dynamic)
-        for (int64_t t = tiles_before[p0]; t < tiles_before[p1]; ++t) {
-          const int64_t p = owner(tiles_before, p0, p1, t);
-          const SimilarityPair& pair = pairs[p];
-          const int64_t Q = pair.query_frames, R = pair.reference_frames;
-          const int64_t tiles_n = ceil_div(ceil_div(R, NR), nc_panels), k = t - tiles_before[p];
-          const int64_t ip0 = (k / tiles_n) * mc_panels, jp0 = (k % tiles_n) * nc_panels;
-          const int64_t ip1 = min_of(ip0 + mc_panels, ceil_div(Q, MR));
-          const int64_t jp1 = min_of(jp0 + nc_panels, ceil_div(R, NR));
-          for (int64_t ip = ip0; ip < ip1; ++ip) {
-            const float* a = query_panels.get() + query_at[p] + ip * T * D * MS;
-            for (int64_t jp = jp0; jp < jp1; ++jp) {
-              micro_kernel(a, reference_panels.get() + reference_at[p] + jp * T2 * D * NR, T, T2, D, tile);
-              store_tile(tile, pair.out, R, ip * MR, jp * NR, min_of(MR, Q - ip * MR), min_of(NR, R - jp * NR));
-            }
+        if (pair.query != packed_query || Q != packed_frames || qb != packed_block) {
+          if (!pack_panels<MR, MS>(pair.query, Q, ip0, ip1, T, L, query_panels, scratch, row_floats)) {
+            set_flag(flags + p, kQueryNotFinite);
           }
-        }  // implicit barrier: the next group may overwrite the panels
+          packed_query = pair.query;
+          packed_frames = Q;
+          packed_block = qb;
+        }
+        if (!pack_panels<NR, NR>(pair.reference, R, jp0, jp1, T2, L, reference_panels, scratch, row_floats)) {
+          set_flag(flags + p, kReferenceNotFinite);
+        }
+
+        for (int64_t ip = ip0; ip < ip1; ++ip) {
+          const float* a = query_panels + (ip - ip0) * T * D * MS;
+          for (int64_t jp = jp0; jp < jp1; ++jp) {
+            micro_kernel(a, reference_panels + (jp - jp0) * T2 * D * NR, T, T2, D, tile);
+            store_tile(tile, pair.out, R, ip * MR, jp * NR, min_of(MR, Q - ip * MR), min_of(NR, R - jp * NR));
+          }
+        }
       }
     }
   }
 
  private:
-  // Fills the plan: consecutive non-empty pairs form groups whose packed panels fit kGroupBytes; within a
-  // group a pair shares the previous pair's packed query when it is the same array. Each group gets one tile
-  // shape in panels: NC reference panels fill at most kL2TileBytes, MC = kQueryPanelsPerTile query panels,
-  // both halved (NC first) until the group has at least 4 tiles per thread, so small maps use every thread.
-  static void make_plan(const SimilarityPair* pairs, int64_t n, const SimilarityLayout& L, int threads,
-                        const Plan& plan, int64_t* groups, int64_t* query_floats, int64_t* reference_floats) {
-    const int64_t T = L.query_tokens, T2 = L.reference_tokens, D = L.dim;
-    int64_t* query_at = plan.query_at();
-    int64_t* reference_at = plan.reference_at(n);
-    int64_t* owns_query = plan.owns_query(n);
-    int64_t* panels_before = plan.panels_before(n);
-    int64_t* group_begin = plan.group_begin(n);
-    int64_t query_used = 0, reference_used = 0, previous = -1;  // previous: last non-empty pair of the group
-    *groups = 0;
-    panels_before[0] = 0;
-    for (int64_t p = 0; p < n; ++p) {
-      const int64_t Q = pairs[p].query_frames, R = pairs[p].reference_frames;
-      query_at[p] = reference_at[p] = owns_query[p] = 0;
-      if (Q == 0 || R == 0) {
-        panels_before[p + 1] = panels_before[p];
-        continue;
-      }
-      const int64_t query_size = ceil_div(Q, MR) * T * D * MS, reference_size = ceil_div(R, NR) * T2 * D * NR;
-      bool shares = previous >= 0 && pairs[previous].query == pairs[p].query && pairs[previous].query_frames == Q;
-      const int64_t added = (shares ? 0 : query_size) + reference_size;
-      if (previous >= 0 && (query_used + reference_used + added) * 4 > kGroupBytes) {
-        previous = -1;
-        shares = false;
-      }
-      if (previous < 0) {
-        group_begin[*groups] = *groups == 0 ? 0 : p;  // groups cover every pair, empty ones included
-        ++*groups;
-        query_used = reference_used = 0;
-      }
-      owns_query[p] = shares ? 0 : 1;
-      query_at[p] = shares ? query_at[previous] : query_used;
-      query_used += shares ? 0 : query_size;
-      reference_at[p] = reference_used;
-      reference_used += reference_size;
-      *query_floats = max_of(*query_floats, query_used);
-      *reference_floats = max_of(*reference_floats, reference_used);
-      panels_before[p + 1] = panels_before[p] + (shares ? 0 : ceil_div(Q, MR)) + ceil_div(R, NR);
-      previous = p;
-    }
-    group_begin[*groups] = n;
-
-    int64_t* tiles_before = plan.tiles_before(n);
-    int64_t* tile_shape = plan.group_tile_shape(n);
-    tiles_before[0] = 0;
-    for (int64_t g = 0; g < *groups; ++g) {
-      const int64_t p0 = group_begin[g], p1 = group_begin[g + 1];
-      int64_t mc = kQueryPanelsPerTile, nc = max_of(1, kL2TileBytes / (4 * T2 * D * NR));
-      while (group_tiles(pairs, p0, p1, mc, nc) < 4 * static_cast<int64_t>(threads) && (mc > 1 || nc > 1)) {
-        if (nc > 1) {
-          nc = ceil_div(nc, 2);
-        } else {
-          mc = ceil_div(mc, 2);
-        }
-      }
-      tile_shape[2 * g] = mc;
-      tile_shape[2 * g + 1] = nc;
-      for (int64_t p = p0; p < p1; ++p) tiles_before[p + 1] = tiles_before[p] + pair_tiles(pairs[p], mc, nc);
-    }
-  }
-
-  static int64_t pair_tiles(const SimilarityPair& pair, int64_t mc, int64_t nc) {
-    return ceil_div(ceil_div(pair.query_frames, MR), mc) * ceil_div(ceil_div(pair.reference_frames, NR), nc);
-  }
-
-  static int64_t group_tiles(const SimilarityPair* pairs, int64_t p0, int64_t p1, int64_t mc, int64_t nc) {
-    int64_t tiles = 0;
-    for (int64_t p = p0; p < p1; ++p) tiles += pair_tiles(pairs[p], mc, nc);
-    return tiles;
-  }
-
   // Loads count <= W features starting at element k of a token vector as float32, zero-filling the rest.
   static reg load_features(const void* vec, int64_t k, int64_t count, FeatureType type) {
     if (type == FeatureType::Float16) {
@@ -278,6 +223,19 @@ class SimilarityKernel {
     float tail[W] = {};
     std::memcpy(tail, p, static_cast<size_t>(count) * sizeof(float));
     return V::load(tail);
+  }
+
+  // Packs panels [first, last) of ROWS frames each (stride STRIDE) of features shaped (frames, tokens, D) into
+  // dst, one after the other. Returns false when a feature is NaN or infinite.
+  template <int ROWS, int STRIDE>
+  static bool pack_panels(const void* src, int64_t frames, int64_t first, int64_t last, int64_t tokens,
+                          const SimilarityLayout& L, float* dst, float* scratch, int64_t row_floats) {
+    bool finite = true;
+    for (int64_t i = first; i < last; ++i) {
+      finite &= pack_panel<STRIDE>(src, i * ROWS, min_of(ROWS, frames - i * ROWS), tokens, L,
+                                   dst + (i - first) * tokens * L.dim * STRIDE, scratch, row_floats);
+    }
+    return finite;
   }
 
   // Packs frames [f0, f0 + rows) (rows <= STRIDE) of features shaped (frames, tokens, D) into a panel

@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from vcl_fast.atomic import atomic_directory, check_new_directory
+from vcl_fast.video.records import VIDEO_SUFFIXES
 
 FORMAT = "vcl_fast.generated_pairs"
 FORMAT_VERSION = 1
 INDEX_FILE = "pairs.json"
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".mpg", ".mpeg", ".m4v", ".ts", ".gif")
 
 
 @dataclasses.dataclass(frozen=True)

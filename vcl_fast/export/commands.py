@@ -1,8 +1,10 @@
-"""``vcl-fast export``: trained models -> an exported model directory the runtime loads."""
+"""``vcl-fast export``: trained models -> an exported model directory the runtime loads (``--format onnx``), plus
+TensorRT engines for this GPU (``--format trt``, :mod:`vcl_fast.runtime.tensorrt_build`; also from an existing
+export with ``--onnx DIR``)."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import logging
 from pathlib import Path
 
 from vcl_fast.cli import CliError
@@ -10,35 +12,79 @@ from vcl_fast.export import OPSET
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    if not (args.extractor or args.detector):
-        raise CliError("nothing to export: pass --extractor DIR and/or --detector PATH")
-    for given in (args.extractor, args.detector):
+    if args.format == "onnx" and (args.onnx or args.precision or args.calib):
+        raise CliError("--onnx, --precision and --calib are for --format trt")
+    if not (args.extractor or args.detector or args.onnx):
+        raise CliError("nothing to export: pass --extractor DIR and/or --detector PATH"
+                       + (" (or --onnx DIR, an exported model directory)" if args.format == "trt" else ""))
+    if args.onnx and (args.extractor or args.detector):
+        raise CliError("--onnx builds engines from an existing export; do not also pass --extractor/--detector")
+    for given in (args.extractor, args.detector, args.onnx):
         if given and not Path(given).exists():
             raise FileNotFoundError(f"{given}: no such model directory or checkpoint")
+    if args.calib and not Path(args.calib).is_dir():
+        raise FileNotFoundError(f"{args.calib}: no such calibration frame directory")
+    if args.precision == "int8" and not (args.calib or args.onnx):
+        raise CliError("--precision int8 needs --calib DIR (a folder of video frames to calibrate the extractor on)")
     if args.format == "trt":
-        if importlib.util.find_spec("tensorrt") is None:
-            raise CliError("TensorRT is not importable in this environment (no 'tensorrt' Python package); "
-                           "--format trt needs it. Use --format onnx and the onnxruntime backend.")
-        raise CliError("--format trt: TensorRT engine building is not part of this build; use --format onnx")
-    try:
-        from vcl_fast.export.onnx import export_onnx
-    except ImportError as exc:
-        raise CliError(f"export needs torch and onnx ({exc}): pip install 'vcl_fast[torch,export]'") from None
-    manifest = export_onnx(args.output, args.extractor, args.detector, opset=args.opset)
-    print(f"{manifest.parent}: " + ", ".join(sorted(p.name for p in manifest.parent.iterdir()
-                                                  if p.suffix in (".onnx", ".json"))))
+        from vcl_fast.runtime.tensorrt_runtime import import_tensorrt
+
+        try:
+            import_tensorrt()
+        except ImportError as exc:
+            raise CliError(str(exc)) from None
+    onnx_dir = Path(args.onnx) if args.onnx else Path(args.output)
+    if not args.onnx:
+        try:
+            from vcl_fast.export.onnx import export_onnx
+        except ImportError as exc:
+            raise CliError(f"export needs torch and onnx ({exc}): pip install 'vcl_fast[torch,export]'") from None
+        export_onnx(args.output, args.extractor, args.detector, opset=args.opset)
+    if args.format == "trt":
+        _build_engines(args, onnx_dir)
+    out = Path(args.output)
+    print(f"{out}: " + ", ".join(sorted(p.name for p in out.iterdir() if p.suffix in (".onnx", ".json", ".engine"))))
     return 0
+
+
+def _build_engines(args: argparse.Namespace, onnx_dir: Path) -> None:
+    """TensorRT engines into OUT, the builder's log (network inputs/outputs, profiles, calibration) on stderr."""
+    from vcl_fast.runtime.tensorrt_build import EngineBuildError, build_engines
+
+    log = logging.getLogger("vcl_fast.tensorrt")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        build_engines(onnx_dir, args.output, args.precision or "fp16", args.calib, workspace_gib=args.workspace,
+                      timing_cache=args.timing_cache, verbose=args.verbose)
+    except EngineBuildError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "export", help="export trained models (ONNX) for `vcl-fast localize` and vcl_fast.Localizer",
+        "export", help="export trained models (ONNX, TensorRT) for `vcl-fast localize` and vcl_fast.Localizer",
         description="Writes extractor.onnx, detector.onnx and manifest.json (input sizes, normalisation, token "
-        "count, feature dim, strides, tool versions, opset, SHA-256 of each file) into OUT.",
+        "count, feature dim, strides, tool versions, opset, SHA-256 of each file) into OUT. --format trt also "
+        "builds extractor.engine and detector.engine (+ .engine.json metadata) for this GPU.",
     )
     p.add_argument("--format", default="onnx", choices=("onnx", "trt"), help="default: onnx")
     p.add_argument("--extractor", metavar="DIR", help="extractor weight directory (vcl-fast train extractor)")
     p.add_argument("--detector", metavar="PATH", help="detector directory or reference-layout .pth checkpoint")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
     p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
+    trt = p.add_argument_group("TensorRT engines (--format trt; see docs/gpu.md)")
+    trt.add_argument("--onnx", metavar="DIR", help="build from this exported model directory instead of exporting")
+    trt.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="engine precision (default fp16)")
+    trt.add_argument("--calib", metavar="DIR", help="int8: folder of video frames to calibrate the extractor on")
+    trt.add_argument("--workspace", type=float, default=4.0, metavar="GIB",
+                     help="scratch memory TensorRT tactics may use (default 4 GiB)")
+    trt.add_argument("--timing-cache", metavar="FILE", help="TensorRT timing cache to reuse (default OUT/timing.cache)")
+    trt.add_argument("--verbose", action="store_true", help="also print TensorRT's verbose build log")
     p.set_defaults(func=_cmd_export)

@@ -14,6 +14,7 @@ from typing import Mapping
 import torch
 
 from vcl_fast.atomic import atomic_save, atomic_write
+from vcl_fast.config import config_from_dict
 from vcl_fast.models.rtr import RegionalTokenViT, RTRConfig
 
 WEIGHTS_FILE = "model.safetensors"
@@ -58,12 +59,10 @@ def load_config(directory: str | os.PathLike) -> RTRConfig:
     raw = json.loads(path.read_text())
     if raw.pop("format", None) != FORMAT:
         raise ValueError(f"{path} is not an RTR extractor config (format must be {FORMAT!r})")
-    names = {f.name for f in dataclasses.fields(RTRConfig)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ValueError(f"{path} has unknown config keys {unknown}")
-    raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-    return RTRConfig(**raw)
+    try:
+        return config_from_dict(RTRConfig, raw)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def load_extractor(directory: str | os.PathLike, map_location: str = "cpu") -> RegionalTokenViT:

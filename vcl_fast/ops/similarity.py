@@ -7,10 +7,12 @@ same kind and device as the inputs (numpy, torch CPU / CUDA, CuPy). The compiled
 CPU SIMD + OpenMP, CUDA) never materialise the ``(Q*T) x (R*T2)`` token product;
 ``similarity_map_reference`` (numpy) and ``similarity_map_torch_reference`` are the plain definitions they
 are tested against, and the op falls back to them (with one warning) when the compiled core is missing.
+``mode="dual_softmax"`` (or ``dual_softmax`` on any map) re-weights a map the TransVCL way.
 """
 from __future__ import annotations
 
 import itertools
+import numbers
 from typing import Any, Sequence
 
 import numpy as np
@@ -91,7 +93,8 @@ def dual_softmax(similarity: Any, *, temperature: float = 0.1) -> Any:
 
 
 def _check_temperature(temperature: float) -> None:
-    if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not (
+            np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
 
 

@@ -2,9 +2,9 @@
 
 ``BACKENDS`` maps a backend name to the module that implements it and the package it needs. A backend module
 defines ``load_extractor(source, device, threads, batch_size) -> Extractor`` and
-``load_detector(source, device, threads) -> Detector``; adding a backend (e.g. TensorRT) is one entry here
-plus its module. Backend modules are imported on first use, so ``vcl_fast.runtime`` itself needs neither
-torch nor onnxruntime.
+``load_detector(source, device, threads) -> Detector``; adding a backend is one entry here plus its module
+(TensorRT: :mod:`vcl_fast.runtime.tensorrt_runtime`). Backend modules are imported on first use, so
+``vcl_fast.runtime`` itself needs neither torch nor onnxruntime nor TensorRT.
 """
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ BACKENDS: dict[str, Backend] = {
                            "exported model directories (`vcl-fast export --format onnx`)"),
     "torch": Backend("torch", "vcl_fast.runtime.torch_backend", "torch",
                      "trained weight directories (or in-memory models)"),
+    "tensorrt": Backend("tensorrt", "vcl_fast.runtime.tensorrt_runtime", "tensorrt",
+                        "engine directories (`vcl-fast export --format trt`)"),
 }
 
 

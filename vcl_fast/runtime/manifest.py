@@ -43,12 +43,14 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class ExportedComponent:
-    """One model of an exported directory: its ONNX file, tensor names and spec."""
+    """One model of an exported directory: its ONNX file (and that file's verified SHA-256), tensor names and
+    spec."""
 
     path: Path
     input_name: str
     output_name: str
     spec: ExtractorSpec | DetectorSpec
+    sha256: str
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -60,21 +62,30 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def read_format_json(path: Path, fmt: str, version: int, error: type[Exception], absent: str, kind: str,
+                     remedy: str) -> dict:
+    """A JSON object written by vcl_fast: ``error`` (whose message ends with ``remedy``) when the file is
+    absent (saying ``absent``), not JSON, not ``kind`` (its ``format`` is not ``fmt``) or of another version."""
+    if not path.is_file():
+        raise error(f"{path}: {absent}; {remedy}")
+    try:
+        values = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid JSON ({exc}); {remedy}") from None
+    if not isinstance(values, dict) or values.get("format") != fmt:
+        raise error(f"{path}: not {kind} (format must be {fmt!r}); {remedy}")
+    if values.get("format_version") != version:
+        raise error(f"{path}: format_version {values.get('format_version')!r} is not the version this vcl_fast "
+                    f"reads ({version}); {remedy}")
+    return values
+
+
 def read_manifest(directory: str | os.PathLike) -> dict:
     """``DIR/manifest.json`` checked for the format, its version and the top-level keys."""
     path = Path(directory) / MANIFEST_FILE
-    if not path.is_file():
-        raise ManifestError(f"{path}: no manifest; {Path(directory)} is not an exported model directory "
-                            f"({REEXPORT})")
-    try:
-        manifest = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: not valid JSON ({exc}); {REEXPORT}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ManifestError(f"{path}: not a vcl_fast exported-model manifest (format must be {FORMAT!r}); {REEXPORT}")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ManifestError(f"{path}: format_version {manifest.get('format_version')!r} is not the version this "
-                            f"vcl_fast reads ({FORMAT_VERSION}); {REEXPORT}")
+    manifest = read_format_json(path, FORMAT, FORMAT_VERSION, ManifestError,
+                                f"no manifest; {Path(directory)} is not an exported model directory",
+                                "a vcl_fast exported-model manifest", REEXPORT)
     missing = [key for key in TOP_KEYS if key not in manifest]
     if missing:
         raise ManifestError(f"{path}: missing keys {missing}; {REEXPORT}")
@@ -113,7 +124,7 @@ def load_component(source: str | os.PathLike, component: str) -> ExportedCompone
             spec = DetectorSpec(int(entry["input_size"]), tuple(entry["strides"]), int(entry["num_classes"]))
     except (TypeError, ValueError) as exc:
         raise ManifestError(f"{where}: bad {component} entry ({exc}); {REEXPORT}") from None
-    return ExportedComponent(path, str(entry["input"]), str(entry["output"]), spec)
+    return ExportedComponent(path, str(entry["input"]), str(entry["output"]), spec, entry["sha256"])
 
 
 def default_model_dir() -> Path:

@@ -4,24 +4,25 @@ Stages (:mod:`vcl_fast.search.stages`): ``build_index`` stores a library's featu
 faiss index over every frame token (:mod:`~vcl_fast.search.library`, :mod:`~vcl_fast.search.frame_index`);
 ``search_queries`` finds candidate references by frame-kNN voting (:mod:`~vcl_fast.search.retrieval`) and
 localizes the copies in all candidates in one batch (:mod:`~vcl_fast.search.localize`); ``localize_pairs``
-localizes listed pairs for evaluation. Pass ``ray=RayOptions(...)`` to run any stage on Ray actors
-(:mod:`~vcl_fast.search.distributed`, docs/distributed.md). faiss and Ray are imported only when used.
+localizes listed pairs for evaluation. Videos are embedded and copies detected with :class:`vcl_fast.Localizer`
+(:class:`LocalizerEmbedder`, :class:`LocalizerPairs`). Pass ``ray=RayOptions(...)`` to run any stage on Ray
+actors (:mod:`~vcl_fast.search.distributed`, docs/distributed.md). faiss and Ray are imported only when used.
 """
 from vcl_fast.search.distributed import RayOptions, RayWorkers
 from vcl_fast.search.embed import (
-    ExtractorEmbedder, FeatureFileLoader, embedder_from_description, list_feature_files, list_videos,
+    FeatureFileLoader, LocalizerEmbedder, LocalizerSpec, embedder_from_description, list_feature_files, list_videos,
 )
 from vcl_fast.search.frame_index import PRESETS, IndexConfig, index_config
 from vcl_fast.search.library import Manifest, ReferenceLibrary, VideoSource, read_manifest
-from vcl_fast.search.localize import ClassicalAligner, MapLocalizer, frames_to_seconds
+from vcl_fast.search.localize import ClassicalAligner, LocalizerPairs, MapLocalizer
 from vcl_fast.search.searcher import Candidate, Match, Searcher, SearchResult, SearchSettings, pair_boxes
 from vcl_fast.search.stages import build_index, embed_queries, localize_pairs, search_queries
 from vcl_fast.search.workers import LocalWorkers, Worker
 
 __all__ = [
-    "PRESETS", "Candidate", "ClassicalAligner", "ExtractorEmbedder", "FeatureFileLoader", "IndexConfig",
-    "LocalWorkers", "Manifest", "MapLocalizer", "Match", "RayOptions", "RayWorkers", "ReferenceLibrary",
-    "SearchResult", "SearchSettings", "Searcher", "VideoSource", "Worker", "build_index", "embed_queries",
-    "embedder_from_description", "frames_to_seconds", "index_config", "list_feature_files", "list_videos",
-    "localize_pairs", "pair_boxes", "read_manifest", "search_queries",
+    "PRESETS", "Candidate", "ClassicalAligner", "FeatureFileLoader", "IndexConfig", "LocalWorkers",
+    "LocalizerEmbedder", "LocalizerPairs", "LocalizerSpec", "Manifest", "MapLocalizer", "Match", "RayOptions",
+    "RayWorkers", "ReferenceLibrary", "SearchResult", "SearchSettings", "Searcher", "VideoSource", "Worker",
+    "build_index", "embed_queries", "embedder_from_description", "index_config", "list_feature_files",
+    "list_videos", "localize_pairs", "pair_boxes", "read_manifest", "search_queries",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from vcl_fast.atomic import atomic_write
 
@@ -12,16 +13,22 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _require(module: str, extra: str, what: str) -> None:
+    """CliError naming the extra to install unless ``module`` can be imported."""
+    import importlib.util
+
+    from vcl_fast.cli import CliError
+
+    if importlib.util.find_spec(module) is None:
+        raise CliError(f'{what} needs {module}: pip install "vcl_fast[{extra}]"')
+
+
 def _ray_options(args: argparse.Namespace):
     if args.ray is False:
         return None
-    from vcl_fast.cli import CliError
     from vcl_fast.search.distributed import RayOptions
 
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise CliError('--ray needs Ray: pip install "vcl_fast[ray]"') from None
+    _require("ray", "ray", "--ray")
 
     return RayOptions(address=args.ray, num_workers=args.workers)
 
@@ -37,15 +44,23 @@ def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------------- index
 
 
+def _model_path(path: str | None) -> str | None:
+    """An absolute path (workers on other nodes read the same path), or None for the embedded default."""
+    return None if path is None else str(Path(path).resolve())
+
+
 def _cmd_index_build(args: argparse.Namespace) -> int:
-    from vcl_fast.search.embed import ExtractorEmbedder, FeatureFileLoader, list_feature_files, list_videos
+    from vcl_fast.search.embed import (
+        FeatureFileLoader, LocalizerEmbedder, LocalizerSpec, list_feature_files, list_videos,
+    )
     from vcl_fast.search.stages import build_index
 
+    _require("faiss", "search", "the search index")
     if args.videos is not None:
-        if args.weights is None:
-            raise ValueError("--videos needs --weights DIR (an RTR extractor saved with save_extractor)")
-        sources, embedder = list_videos(args.videos), ExtractorEmbedder(args.weights, args.fps, args.batch_size,
-                                                                          args.device)
+        spec = LocalizerSpec(_model_path(args.extractor or args.model), backend=args.backend, device=args.device,
+                             fps=args.fps, batch_size=args.batch_size, threads=args.threads)
+        sources, embedder = list_videos(args.videos), LocalizerEmbedder(spec)
+        embedder.load()  # a bad model fails here, before any work
     else:
         sources, embedder = list_feature_files(args.features), FeatureFileLoader()
     manifest = build_index(args.output, sources, embedder, preset=args.preset, overrides=args.param,
@@ -79,11 +94,8 @@ def _cmd_index_info(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------ search
 
 
-def _queries(args: argparse.Namespace) -> list:
-    from vcl_fast.search.embed import (
-        ExtractorEmbedder, FeatureFileLoader, embedder_from_description, list_feature_files, list_videos,
-    )
-    from vcl_fast.search.library import read_manifest
+def _queries(args: argparse.Namespace, library_embedder: dict) -> list:
+    from vcl_fast.search.embed import FeatureFileLoader, embedder_from_description, list_feature_files, list_videos
     from vcl_fast.search.stages import embed_queries
 
     if args.query_features is not None:
@@ -92,22 +104,32 @@ def _queries(args: argparse.Namespace) -> list:
         return embed_queries(list_feature_files(args.query_features), FeatureFileLoader())
     if not args.queries:
         raise ValueError("no queries: give query videos (files, directories or list files) or --query-features DIR")
-    if args.weights is not None:
-        embedder = ExtractorEmbedder(args.weights, args.fps or read_manifest(args.index).embedder.get("fps", 1.0))
-    else:
-        embedder = embedder_from_description(read_manifest(args.index).embedder)
-        if isinstance(embedder, FeatureFileLoader):
-            raise ValueError(f"{args.index} was built from precomputed features: pass the queries' features "
-                             "with --query-features DIR, or an extractor with --weights DIR")
+    if library_embedder["kind"] != "localizer":
+        raise ValueError(f"{args.index} was built from precomputed features: pass the queries' features "
+                         "with --query-features DIR")
+    embedder = embedder_from_description(library_embedder, device=args.device, batch_size=args.batch_size,
+                                         threads=args.threads)
     sources = [source for spec in args.queries for source in list_videos(spec)]
     return embed_queries(sources, embedder, ray=_ray_options(args), log=_log)
 
 
-def _localizer(args: argparse.Namespace):
+def _localizer(args: argparse.Namespace, library_embedder: dict):
+    """Classical methods: MapLocalizer (no model needed); yolox: the Localizer API with its detector (and the
+    library's extractor, which the Localizer loads)."""
+    from vcl_fast.config import parse_overrides
     from vcl_fast.eval.localizers import localizer_params
-    from vcl_fast.search.localize import ClassicalAligner, MapLocalizer
+    from vcl_fast.search.embed import LocalizerSpec
+    from vcl_fast.search.localize import ClassicalAligner, LocalizerPairs, MapLocalizer
 
-    return MapLocalizer(ClassicalAligner(args.method, localizer_params(args.method, args.param)))
+    if args.method != "yolox":
+        return MapLocalizer(ClassicalAligner(args.method, localizer_params(args.method, args.param)))
+    extractor = args.extractor or args.model or library_embedder.get("extractor")
+    spec = LocalizerSpec(_model_path(extractor), _model_path(args.detector or args.model), backend=args.backend,
+                         device=args.device, method="yolox", method_params=tuple(parse_overrides(args.param).items()),
+                         batch_size=args.batch_size, threads=args.threads)
+    pairs = LocalizerPairs(spec)
+    pairs.load()  # a bad model or setting fails here, before any work
+    return pairs
 
 
 def _print_results(results) -> None:
@@ -123,12 +145,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from vcl_fast.search.searcher import SearchSettings, pair_boxes
     from vcl_fast.search.stages import localize_pairs, search_queries
 
+    from vcl_fast.search.library import read_manifest
+
+    _require("faiss", "search", "the search index")
     settings = SearchSettings(args.top_k, args.neighbours, args.min_similarity, args.nprobe)
-    localizer = _localizer(args)
+    library_embedder = read_manifest(args.index).embedder
+    localizer = _localizer(args, library_embedder)
     pairs = read_pairs(args.pairs) if args.pairs else None
     if pairs is not None and (args.json is None or args.vsc is not None):
         raise ValueError("--pairs writes VCSL prediction JSON: give --json OUT.json (and no --vsc)")
-    queries = _queries(args)
+    queries = _queries(args, library_embedder)
     if pairs is not None:
         predictions = localize_pairs(args.index, queries, pairs, localizer=localizer, ray=_ray_options(args))
         write_predictions(args.json, predictions)
@@ -146,7 +172,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from vcl_fast.eval.localizers import LOCALIZERS
+    from vcl_fast.localize_commands import add_localizer_arguments
+    from vcl_fast.runtime import BACKENDS
     from vcl_fast.search.frame_index import PRESETS
 
     index = sub.add_parser("index", help="build or inspect a reference library's search index")
@@ -158,13 +185,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "more videos adds them.",
     )
     source = build.add_mutually_exclusive_group(required=True)
-    source.add_argument("--videos", metavar="DIR_OR_LIST", help="directory of videos, or a file listing video paths")
+    source.add_argument("--videos", metavar="DIR_OR_LIST", help="directory of videos, or a file listing video "
+                        "paths (embedded with the Localizer's extractor)")
     source.add_argument("--features", metavar="DIR", help="directory of precomputed <video_id>.npy features")
     build.add_argument("-o", "--output", required=True, metavar="INDEX", help="index directory (created or resumed)")
-    build.add_argument("--weights", metavar="DIR", help="RTR extractor directory (with --videos)")
+    build.add_argument("--model", metavar="DIR", help="exported model directory for --videos (`vcl-fast export`); "
+                       "default: the embedded model")
+    build.add_argument("--extractor", metavar="PATH", help="extractor only (torch backend: a weight directory)")
+    build.add_argument("--backend", default="onnxruntime", choices=list(BACKENDS), help="default: onnxruntime")
+    build.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    build.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's)")
+    build.add_argument("--batch-size", type=int, default=16, help="frames decoded and embedded per step (default 16)")
     build.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (with --videos; default 1)")
-    build.add_argument("--batch-size", type=int, default=32, help="frames per extractor batch (default 32)")
-    build.add_argument("--device", default="auto", help="extractor device: auto, cpu, cuda (default auto)")
     build.add_argument("--preset", choices=list(PRESETS), default=None,
                        help="frame index: exact (flat), ivf or ivfpq (default: keep the index's, exact for a new one)")
     build.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -185,15 +217,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("queries", nargs="*", metavar="QUERY", help="query video, directory of videos, or list file")
     p.add_argument("--index", required=True, metavar="INDEX", help="index directory (vcl-fast index build)")
     p.add_argument("--query-features", metavar="DIR", help="precomputed query features (<video_id>.npy)")
-    p.add_argument("--weights", metavar="DIR", help="extractor for the queries (default: the index's)")
-    p.add_argument("--fps", type=float, default=None, help="query sampling rate with --weights (default: the index's)")
     p.add_argument("--top-k", type=int, default=10, help="candidate references localized per query (default 10)")
     p.add_argument("--neighbours", type=int, default=10, help="nearest library vectors per query token (default 10)")
     p.add_argument("--min-similarity", type=float, default=0.0, help="neighbours at or below it do not vote (default 0)")
     p.add_argument("--nprobe", type=int, default=0, help="IVF lists scanned per query token (default: the index's)")
-    p.add_argument("--method", default="tn", choices=list(LOCALIZERS), help="localizer (default tn)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a localizer parameter (repeatable), e.g. --param min_sim=0.3")
+    add_localizer_arguments(p)
     p.add_argument("--json", metavar="OUT.json", help="write the results as JSON (with --pairs: VCSL prediction JSON)")
     p.add_argument("--vsc", metavar="OUT.csv", help="write the matches as a VSC22 match CSV")
     p.add_argument("--pairs", metavar="PAIRS.csv", help="localize these query_id,reference_id pairs instead of searching")

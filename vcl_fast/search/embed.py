@@ -1,12 +1,13 @@
 """The "embed a video -> VideoFeatures" seam of the search, its two implementations, and input listing.
 
-An embedder is a picklable callable ``embedder(path) -> VideoFeatures`` with a ``describe() -> dict`` that
+An embedder is a picklable callable ``embedder(path) -> VideoFeatures`` with ``describe() -> dict``, which
 says which features it makes (recorded in the index manifest, so queries are embedded the same way and a
-library never mixes features of two models). Workers (one per Ray actor) each hold one embedder; heavy
-state (the model) is loaded on the first call, so an embedder pickles cheaply.
+library never mixes features of two models), and ``load()``, which loads its heavy state (the model) and
+raises when it cannot, before any video is read. Workers (one per Ray actor) each hold one embedder; the
+model is not pickled, so an embedder travels cheaply and each worker loads its own.
 
-- :class:`ExtractorEmbedder`: video file (or image folder) -> frames sampled at ``fps`` by PyAV -> the RTR
-  extractor (torch) -> ``(L, T, 256)`` float32 features.
+- :class:`LocalizerEmbedder`: video file (or image folder) -> ``vcl_fast.api.Localizer.features`` (frames
+  sampled at ``fps``, the extractor on ONNX Runtime or torch) -> ``(L, T, D)`` features with timestamps.
 - :class:`FeatureFileLoader`: precomputed features, ``<dir>/<video_id>.npy`` (the per-video layout of
   :mod:`vcl_fast.data.features`, with its ``meta.json`` and timestamp sidecars).
 """
@@ -15,15 +16,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from vcl_fast.data.features import VideoFeatures, list_video_ids, load_video_features
 from vcl_fast.search.library import VideoSource
+from vcl_fast.video.records import VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = frozenset({
-    ".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".gif",
-})
 
 
 def list_videos(spec: str | os.PathLike) -> list[VideoSource]:
@@ -70,62 +68,68 @@ class FeatureFileLoader:
     def describe(self) -> dict:
         return {"kind": "features"}
 
+    def load(self) -> None:
+        """Nothing to load."""
 
-class ExtractorEmbedder:
-    """Embedder running an RTR extractor saved with ``vcl_fast.models.weights.save_extractor``.
 
-    weights: the extractor directory; fps: frames sampled per second; batch_size: frames per forward pass;
-    device: ``"auto"`` (CUDA when torch sees a GPU, else CPU), ``"cpu"`` or ``"cuda[:N]"``.
-    """
+@dataclasses.dataclass(frozen=True)
+class LocalizerSpec:
+    """The arguments of a :class:`vcl_fast.api.Localizer`, as a picklable record, so that every worker (a
+    Ray actor on any node) builds its own. extractor / detector: exported model directories or ONNX files
+    (``backend="onnxruntime"``), weight directories or checkpoints (``backend="torch"``), as paths every
+    worker can read; None takes the embedded default model. method_params: ``((key, value), ...)``."""
 
-    def __init__(self, weights: str | os.PathLike, fps: float = 1.0, batch_size: int = 32, device: str = "auto"):
-        self.weights = Path(weights).resolve()
-        if not (self.weights / "config.json").is_file():
-            raise FileNotFoundError(f"{weights}: not an extractor directory (no config.json)")
-        if not fps > 0 or batch_size < 1:
-            raise ValueError(f"fps must be positive and batch_size >= 1, got {fps} and {batch_size}")
-        self.fps, self.batch_size, self.device = float(fps), int(batch_size), device
-        self._model = None
+    extractor: str | None = None
+    detector: str | None = None
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    fps: float = 1.0
+    method: str = "yolox"
+    method_params: tuple[tuple[str, Any], ...] = ()
+    batch_size: int = 16
+    threads: int | None = None
+
+    def build(self):
+        from vcl_fast.api import Localizer
+
+        return Localizer(self.extractor, self.detector, backend=self.backend, device=self.device, fps=self.fps,
+                         method=self.method, method_params=dict(self.method_params), batch_size=self.batch_size,
+                         threads=self.threads)
+
+
+class LocalizerEmbedder:
+    """Embedder: ``Localizer.features(path)`` (decode at ``spec.fps``, run the extractor) of the Localizer
+    ``spec`` describes (its detector is not loaded)."""
+
+    def __init__(self, spec: LocalizerSpec = LocalizerSpec()):
+        self.spec = dataclasses.replace(spec, detector=None, method="tn", method_params=())
+        self._localizer = None
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_model": None}
+        return {**self.__dict__, "_localizer": None}
 
     def describe(self) -> dict:
-        return {"kind": "rtr", "weights": str(self.weights), "fps": self.fps}
+        """What makes the features: backend, extractor (None: the embedded default model) and fps."""
+        return {"kind": "localizer", "backend": self.spec.backend, "extractor": self.spec.extractor,
+                "fps": self.spec.fps}
 
-    def _loaded(self):
-        if self._model is None:
-            import torch
-
-            from vcl_fast.models.weights import load_extractor
-
-            device = self.device
-            if device == "auto":
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            self._model = load_extractor(self.weights).to(device)
-        return self._model
+    def load(self):
+        """The Localizer (built once)."""
+        if self._localizer is None:
+            self._localizer = self.spec.build()
+        return self._localizer
 
     def __call__(self, path: str | os.PathLike) -> VideoFeatures:
-        from PIL import Image
-
-        from vcl_fast.models.extract import extract_features
-        from vcl_fast.video import iter_frames
-
-        model = self._loaded()
-        device = next(model.parameters()).device
-        features, timestamps = [], []
-        for chunk in iter_frames(path, self.fps, model.config.img_size, chunk_size=self.batch_size):
-            images = [Image.fromarray(frame) for frame in chunk.frames]
-            features.append(extract_features(model, images, self.batch_size, device))
-            timestamps.append(chunk.timestamps)
-        return VideoFeatures(Path(path).stem, np.concatenate(features), np.concatenate(timestamps), self.fps)
+        return self.load().features(path)
 
 
-def embedder_from_description(description: dict, device: str = "auto"):
-    """The embedder a manifest's ``embedder`` entry describes (``FeatureFileLoader`` for precomputed ones)."""
+def embedder_from_description(description: dict, **runtime: Any):
+    """The embedder a manifest's ``embedder`` entry describes; ``runtime``: LocalizerSpec fields that do not
+    change the features (device, threads, batch_size). ``FeatureFileLoader`` for precomputed features."""
     kind = description.get("kind")
-    if kind == "rtr":
-        return ExtractorEmbedder(description["weights"], description["fps"], device=device)
+    if kind == "localizer":
+        return LocalizerEmbedder(LocalizerSpec(description["extractor"], backend=description["backend"],
+                                               fps=description["fps"], **runtime))
     if kind == "features":
         return FeatureFileLoader()
     raise ValueError(f"unknown embedder description {description!r}")

@@ -1,14 +1,15 @@
-"""The "localize one query against many references" seam of the search, and its default.
+"""The "localize one query against many references" seam of the search, and its two implementations.
 
 A pair localizer is a picklable callable ``localizer(query, references) -> boxes`` taking one query's
 :class:`VideoFeatures` and a sequence of references' and returning, per reference, a float64 ``(N, 5)``
 array ``[q_start, r_start, q_end, r_end, score]`` in SECONDS.
 
-The default, :class:`MapLocalizer`, computes all the query's similarity maps in one batched
-``vcl_fast.ops.similarity_maps`` call and hands them together to a map localizer ``maps -> frame boxes``:
-:class:`ClassicalAligner` (a VCSL aligner, TN by default, on each map), or the YOLOX detector as
-``functools.partial(vcl_fast.detect.localizer.localize_maps, run=runner, settings=settings)``, which
-batches the tiles of all maps through the network.
+- :class:`LocalizerPairs`: ``vcl_fast.api.Localizer.localize_many`` (YOLOX detector or a classical method;
+  one batched similarity-map call and one batched detector pass over all the candidates' maps). It needs
+  the Localizer's models (an extractor at least, as the Localizer loads one).
+- :class:`MapLocalizer`: the model-free path for libraries of precomputed features: the same batched
+  ``vcl_fast.ops.similarity_maps`` call, then a map localizer ``maps -> frame boxes`` on all maps at once,
+  :class:`ClassicalAligner` (a VCSL aligner, TN by default) unless another is given.
 """
 from __future__ import annotations
 
@@ -44,26 +45,6 @@ class ClassicalAligner:
         return [run(sim, self.params) for sim in maps]
 
 
-def frame_edges(video: VideoFeatures) -> np.ndarray:
-    """``(L + 1,)`` float64 seconds: frame ``i`` spans ``[edges[i], edges[i + 1])``; the last lasts 1 / fps."""
-    return np.append(video.timestamps, video.timestamps[-1] + 1.0 / video.fps) if video.num_frames else np.zeros(1)
-
-
-def frames_to_seconds(boxes: np.ndarray, query: VideoFeatures, reference: VideoFeatures) -> np.ndarray:
-    """``(N, 5)`` boxes in (fractional) frames, exclusive ends -> seconds on each video's own timeline.
-
-    Frame positions are interpolated linearly between the frame edges, so with timestamps ``i / fps``
-    this is ``frames / fps``. The score column is unchanged. Returns float64.
-    """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
-    q_edges, r_edges = frame_edges(query), frame_edges(reference)
-    q_grid, r_grid = np.arange(len(q_edges)), np.arange(len(r_edges))
-    out = boxes.copy()
-    out[:, [0, 2]] = np.interp(boxes[:, [0, 2]], q_grid, q_edges)
-    out[:, [1, 3]] = np.interp(boxes[:, [1, 3]], r_grid, r_edges)
-    return out
-
-
 class MapLocalizer:
     """Pair localizer: one batched similarity-map call for the query vs all references, then
     ``localize_maps`` on all maps at once (default: ``ClassicalAligner()``, TN)."""
@@ -79,4 +60,38 @@ class MapLocalizer:
         dtype = references[0].features.dtype
         maps = similarity_maps(query.features.astype(dtype, copy=False), [r.features for r in references])
         boxes = self.localize_maps(maps)
-        return [frames_to_seconds(b, query, r) for b, r in zip(boxes, references)]
+        return [_seconds(b, query, r) for b, r in zip(boxes, references)]
+
+
+class LocalizerPairs:
+    """Pair localizer: ``Localizer.localize_many(query, references)`` (one batched similarity call, one
+    batched detector or classical pass) of the Localizer ``spec`` (a LocalizerSpec) describes."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self._localizer = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_localizer": None}
+
+    def load(self):
+        """The Localizer (built once; raises when its models or settings are wrong)."""
+        if self._localizer is None:
+            self._localizer = self.spec.build()
+        return self._localizer
+
+    def __call__(self, query: VideoFeatures, references: Sequence[VideoFeatures]) -> list[np.ndarray]:
+        if not references:
+            return []
+        return [result.boxes() for result in self.load().localize_many(query, list(references))]
+
+
+def _seconds(boxes: np.ndarray, query: VideoFeatures, reference: VideoFeatures) -> np.ndarray:
+    """(N, 5) frame boxes (exclusive ends) -> seconds on each video's timestamps (``api.frames_to_seconds``)."""
+    from vcl_fast.api import frames_to_seconds
+
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5).copy()
+    if len(boxes):
+        boxes[:, [0, 2]] = frames_to_seconds(boxes[:, [0, 2]], query)
+        boxes[:, [1, 3]] = frames_to_seconds(boxes[:, [1, 3]], reference)
+    return boxes

@@ -126,8 +126,12 @@ class Searcher:
 
     def search(self, query: VideoFeatures) -> SearchResult:
         """Retrieve candidates, localize the copies in all of them in one batch, rank the matches by score."""
-        candidates = self.retrieve(query)
+        return self.localize_candidates(query, self.retrieve(query))
+
+    def localize_candidates(self, query: VideoFeatures, candidates: Sequence[Candidate]) -> SearchResult:
+        """The search result of ``query`` given its ``candidates`` (the localization half of :meth:`search`)."""
         boxes = self.localize(query, [c.reference_id for c in candidates])
         found = [(-float(box[4]), rank, i, Match(c.reference_id, *map(float, box[[0, 2, 1, 3, 4]])))
                  for rank, (c, array) in enumerate(zip(candidates, boxes)) for i, box in enumerate(array)]
-        return SearchResult(query.video_id, candidates, tuple(item[-1] for item in sorted(found, key=lambda x: x[:3])))
+        return SearchResult(query.video_id, tuple(candidates),
+                            tuple(item[-1] for item in sorted(found, key=lambda x: x[:3])))

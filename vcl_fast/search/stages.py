@@ -3,7 +3,8 @@
 Every function takes ``ray``: None runs in this process (:class:`~vcl_fast.search.workers.LocalWorkers`),
 a :class:`~vcl_fast.search.distributed.RayOptions` runs the same work on Ray actors, with identical results.
 
->>> build_index("lib.index", list_videos("refs/"), ExtractorEmbedder("rtr_weights"), preset="exact")
+>>> embedder = LocalizerEmbedder(LocalizerSpec("exported_model_dir"))
+>>> build_index("lib.index", list_videos("refs/"), embedder, preset="exact")
 >>> results = search_queries("lib.index", embed_queries(list_videos("queries/"), embedder))
 """
 from __future__ import annotations

@@ -6,7 +6,8 @@ default 0.5) and unrelated videos are not (cosine ~ N(0, 1 / D)), like frame fea
 Video ``i`` of a library depends only on ``(seed, i)``, so the library of 100 videos is the first 100 of
 the library of 10,000. A planted query is a fresh random walk in which one segment is replaced by a
 segment of a library video plus noise (``normalize(x + noise * g / sqrt(D))``: cosine ~ 0.8 to the source
-at the default 0.75), with the ground-truth box in seconds (1 fps).
+at the default 0.75), with the ground-truth box in seconds (1 fps). :class:`SyntheticEmbedder` feeds the
+library to ``build_index`` like any embedder.
 """
 from __future__ import annotations
 
@@ -83,3 +84,27 @@ def planted_queries(count: int, library: Mapping[str, VideoFeatures] | Mapping, 
     rng = np.random.default_rng([seed, 2])
     picks = rng.integers(0, num_references, size=count)
     return [planted_query(i, library[f"ref{int(p):06d}"], seed, **query_kwargs) for i, p in enumerate(picks)]
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticEmbedder:
+    """Embedder of the synthetic library (benchmarks): the "path" of video ``i`` is ``str(i)``."""
+
+    seed: int = 0
+    min_frames: int = 30
+    max_frames: int = 300
+
+    def __call__(self, path: str) -> VideoFeatures:
+        return library_video(int(path), self.seed, self.min_frames, self.max_frames)
+
+    def describe(self) -> dict:
+        return {"kind": "synthetic", **dataclasses.asdict(self)}
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def sources(self, count: int) -> list:
+        """The library's first ``count`` videos as VideoSources."""
+        from vcl_fast.search.library import VideoSource
+
+        return [VideoSource(f"ref{i:06d}", str(i)) for i in range(count)]

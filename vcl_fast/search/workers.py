@@ -43,6 +43,7 @@ class Worker:
         """Features of ``sources`` (relabelled with their ids) and ``{video_id: reason}`` of unreadable ones."""
         if self.embedder is None:
             raise ValueError("this worker was started without an embedder")
+        self.embedder.load()  # a model that cannot load is an error, not an unreadable video
         videos, failures = [], {}
         for source in sources:
             try:

@@ -36,37 +36,22 @@ def _model_dir(arg: str | None) -> Path:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    import numpy as np
+    import dataclasses
 
-    from vcl_fast.atomic import atomic_write
-    from vcl_fast.data.images import list_images, load_image
-    from vcl_fast.models.extract import extract_features
-    from vcl_fast.models.weights import load_extractor
+    from vcl_fast.data.features import save_video_features
+    from vcl_fast.search.embed import ExtractorEmbedder
 
+    out = Path(args.output)
+    if out.suffix != ".npy":
+        raise ValueError(f"-o must name a .npy file, got {out}")
     if args.fps <= 0:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
-    source = Path(args.input)
-    if source.is_file():
-        raise ValueError(f"{source} is a file; video decoding is not available yet: pass a folder of frames")
-    frames = list_images(source, recursive=False)
-    model = load_extractor(_model_dir(args.model))
-    loaders = [lambda p=p: load_image(p, 2 * model.config.img_size) for p in frames]
-    features = extract_features(model, loaders, args.batch_size)
-    out = Path(args.output)
-    with atomic_write(out, "wb") as handle:
-        np.save(handle, features)
-    sidecar = {
-        "source": str(source),
-        "fps": args.fps,
-        "timestamps": [i / args.fps for i in range(len(frames))],
-        "frames": [p.name for p in frames],
-        "num_regional_tokens": model.config.num_regional_tokens,
-        "cls_index": model.cls_index,
-        "shape": list(features.shape),
-    }
-    with atomic_write(out.with_suffix(".json")) as handle:
-        json.dump(sidecar, handle, indent=1)
-    print(f"{out}: {features.shape[0]} frames x {features.shape[1]} tokens x {features.shape[2]} dims")
+    if not Path(args.input).exists():
+        raise FileNotFoundError(f"{args.input} does not exist")
+    video = ExtractorEmbedder(_model_dir(args.model), args.fps, args.batch_size)(args.input)
+    path = save_video_features(out.parent, dataclasses.replace(video, video_id=out.stem))
+    length, tokens, dim = video.features.shape
+    print(f"{path}: {length} frames x {tokens} tokens (CLS last) x {dim} dims at {video.fps:g} fps")
     return 0
 
 
@@ -112,10 +97,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "or model.FIELD for the extractor (e.g. model.depth=4)")
     p.set_defaults(func=_cmd_train_extractor)
 
-    p = sub.add_parser("extract", help="frame features (L, k+1, D) float32 .npy (+ .json timestamps)")
-    p.add_argument("input", help="folder of frames (sorted by name)")
-    p.add_argument("-o", "--output", required=True, help="output .npy; the sidecar .json goes beside it")
-    p.add_argument("--fps", type=float, default=1.0, help="frame rate the frames were sampled at (default 1)")
+    p = sub.add_parser("extract", help="frame features (L, k+1, D) float32 .npy of a video or a frame folder")
+    p.add_argument("input", help="video file, or folder of frames (one frame per 1/fps seconds, natural name order)")
+    p.add_argument("-o", "--output", required=True,
+                   help="OUT.npy; beside it meta.json (fps) and OUT.timestamps.npy when the timestamps are not "
+                        "i/fps (the vcl_fast.data.features per-video layout)")
+    p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     p.add_argument("--model", help=f"extractor weights folder (default: ${MODEL_ENV})")
     p.add_argument("--batch-size", type=int, default=32)
     p.set_defaults(func=_cmd_extract)
@@ -137,7 +124,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_icd_build)
     p = icd_sub.add_parser("eval", help="muAP, recall@P90 (overall, per edit) and Regional Token Hit Rate")
     p.add_argument("--data", required=True, help="ICD set folder (vcl-fast icd build, or DISC21 dev layout)")
-    p.add_argument("--model", help=f"extractor weights folder (default: ${MODEL_ENV})")
+    p.add_argument("--model", help=f"extractor weights folder, or an ONNX export folder (default: ${MODEL_ENV})")
     p.add_argument("--top-k", type=int, default=10, help="predictions per query")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--json", help="also write the result here")

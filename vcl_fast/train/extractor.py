@@ -195,15 +195,12 @@ class ExtractorTrainer:
             backend = "nccl" if torch.cuda.is_available() else "gloo"
             torch.distributed.init_process_group(backend)
         self.device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-        if config.batching == "random":
-            steps_per_epoch_ = steps_per_epoch(len(self.paths), config.batch_size, self.world_size)
-            if steps_per_epoch_ < 1:
-                raise ValueError(
-                    f"need at least {config.batch_size * self.world_size} training images for batch_size "
-                    f"{config.batch_size}, found {len(self.paths)}"
-                )
-        elif len(self.paths) < config.batch_size:
-            raise ValueError(f"need at least batch_size={config.batch_size} training images, found {len(self.paths)}")
+        needed = config.batch_size * (self.world_size if config.batching == "random" else 1)
+        if len(self.paths) < needed:
+            raise ValueError(
+                f"need at least {needed} training images for batch_size {config.batch_size} "
+                f"({config.batching} batches, {self.world_size} rank(s)), found {len(self.paths)}"
+            )
 
         torch.manual_seed(config.seed)
         self.model = RegionalTokenViT(self.model_config).to(self.device)

@@ -38,8 +38,8 @@ struct SimilarityPair {
 };
 
 // CPU (SIMD level from cpu/cpu_features.h, OpenMP). Fills every pair's map and flags[p] with
-// kQueryNotFinite / kReferenceNotFinite bits (0 when all features are finite). A pair whose query pointer
-// and length equal the previous pair's reuses its packed query (one query against many references).
+// kQueryNotFinite / kReferenceNotFinite bits (0 when all features are finite). Consecutive pairs with the
+// same query pointer and length (one query against many references) reuse its packed panels.
 void similarity_map_cpu(const SimilarityPair* pairs, int64_t num_pairs, const SimilarityLayout& layout,
                         int32_t* flags);
 
