@@ -150,9 +150,11 @@ def evaluate(args: argparse.Namespace) -> None:
         cached = (time.perf_counter() - start) / len(pairs)
         metrics = evaluate_vcsl(labels, predictions, pairs, conf=None).to_dict()
         timed = pairs[:args.timed_pairs]
+        stages: dict[str, float] = {}
         start = time.perf_counter()
         for query, reference in timed:
-            loc.localize(paths[query], paths[reference])
+            for stage, seconds in loc.localize(paths[query], paths[reference]).timings.items():
+                stages[stage] = stages.get(stage, 0.0) + seconds / len(timed)
         per_edit = {}
         for kind in EDIT_KINDS:
             subset = [p for p in pairs if edits[p[0]]["edit"] == kind]
@@ -161,7 +163,8 @@ def evaluate(args: argparse.Namespace) -> None:
                                                      "video_recall", "video_precision", "video_f1",
                                                      "false_alarms", "false_rejections", "num_negative")},
                          "seconds_per_pair_end_to_end": (time.perf_counter() - start) / max(len(timed), 1),
-                         "seconds_per_pair_cached_features": cached, "segment_f1_per_edit": per_edit}
+                         "seconds_per_pair_cached_features": cached, "seconds_per_stage_end_to_end": stages,
+                         "segment_f1_per_edit": per_edit}
         print(f"{name}: segment F {metrics['segment_f1']:.3f}, video F {metrics['video_f1']:.3f}, "
               f"false alarms {metrics['false_alarms']}/{metrics['num_negative']}", file=sys.stderr)
     lines = ["| method | seg R | seg P | seg F | video R | video P | video F | false alarms | s/pair (end to end) |",
