@@ -6,7 +6,7 @@ alarms) over all pairs, negatives included. Predictions are counted as each meth
 (``conf=None``: the detector has already applied its confidence threshold, 0.1 by default).
 
     python bench/eval_generated.py --data HELDOUT_DIR --detector "YOLOX (TP)=RUN_DIR" \
-        --detector "YOLOX (vanilla)=RUN_DIR2" [--methods hv,tn,dp,dtw] [--json OUT.json]
+        --detector "YOLOX (vanilla)=RUN_DIR2" [--methods hv,tn,dp,dtw] [--tuned tuned.json] [--json OUT.json]
 
 A detector is a trained model directory (torch) or an exported directory with ``detector.onnx``
 (ONNX Runtime).
@@ -48,6 +48,17 @@ def detect(detector, maps: list[np.ndarray], conf: float = 0.1) -> list[np.ndarr
     return localize_maps(maps, detector.run, settings)
 
 
+def load_pairs(directory: str) -> tuple[list[np.ndarray], list[tuple[str, str]], dict]:
+    """(similarity maps, (query, reference) ids, labels {pair: (N, 4) frames}) of a generated-pair directory."""
+    index = read_pair_index(directory)
+    dataset = MapDataset(directory)
+    maps = [dataset[i].sim for i in range(len(dataset))]
+    pairs = [(p["query"], p["reference"]) for p in index["pairs"]]
+    labels = {pair: np.asarray(p["boxes"], np.float64).reshape(-1, 4)
+              for pair, p in zip(pairs, index["pairs"]) if p["boxes"]}
+    return maps, pairs, labels
+
+
 def score(labels: dict, predictions: dict, pairs: list) -> dict:
     """The ``evaluate_vcsl`` figures of ``COLUMNS`` for one method (all predictions counted)."""
     metrics = evaluate_vcsl(labels, predictions, pairs, conf=None).to_dict()
@@ -71,15 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", action="append", default=[], metavar="NAME=DIR",
                         help="a detector to evaluate (repeatable)")
     parser.add_argument("--methods", default=",".join(CLASSICAL), help="classical localizers (default hv,tn,dp,dtw)")
+    parser.add_argument("--tuned", help="also run the classical localizers with the parameters of this "
+                        "bench/tune_localizers.py output")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
 
     index = read_pair_index(args.data)
-    dataset = MapDataset(args.data)
-    maps = [dataset[i].sim for i in range(len(dataset))]
-    pairs = [(p["query"], p["reference"]) for p in index["pairs"]]
-    labels = {pair: np.asarray(p["boxes"], np.float64).reshape(-1, 4)
-              for pair, p in zip(pairs, index["pairs"]) if p["boxes"]}
+    maps, pairs, labels = load_pairs(args.data)
+    pair_kinds = [p["kind"] for p in index["pairs"]]
     kinds = {kind: sum(p["kind"] == kind for p in index["pairs"]) for kind in ("vanilla", "transitivity", "negative")}
     print(f"{args.data}: {len(pairs)} pairs {kinds}", file=sys.stderr)
 
@@ -92,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((name, lambda d=detector: detect(d, maps)))
     for method in filter(None, args.methods.split(",")):
         runs.append((method.upper(), lambda m=method: [align(sim, m) for sim in maps]))
+    if args.tuned:
+        for method, entry in json.loads(Path(args.tuned).read_text()).items():
+            params = entry["params"]
+            name = f"{method.upper()} (tuned: " + ", ".join(f"{k}={v}" for k, v in params.items()) + ")"
+            runs.append((name, lambda m=method, p=params: [align(sim, m, **p) for sim in maps]))
 
     results = {}
     for name, run in runs:
@@ -99,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         found = run()
         seconds = time.perf_counter() - start
         predictions = {pair: boxes.astype(np.float64) for pair, boxes in zip(pairs, found)}
-        results[name] = {**score(labels, predictions, pairs), "seconds_per_pair": seconds / len(pairs)}
-        print(f"{name}: segment F {results[name]['segment_f1']:.3f}", file=sys.stderr)
+        by_kind = {kind: score(labels, predictions, [pair for pair, k in zip(pairs, pair_kinds) if k == kind])["segment_f1"]
+                   for kind in ("vanilla", "transitivity") if kinds[kind]}
+        results[name] = {**score(labels, predictions, pairs), "seconds_per_pair": seconds / len(pairs),
+                         "segment_f1_by_kind": by_kind}
+        print(f"{name}: segment F {results[name]['segment_f1']:.3f}, by pair kind {by_kind}", file=sys.stderr)
     print(markdown_table(results))
     if args.json:
         with atomic_write(args.json) as handle:

@@ -1,0 +1,48 @@
+"""The embedded default model (vcl_fast/assets/default_model, docs/model_card.md): complete, small, its ONNX
+files agree with the shipped torch weights, and it localizes the README example pair."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vcl_fast.runtime.manifest import DEFAULT_MODEL_DIR, load_component, read_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+FILES = ["detector.onnx", "detector/config.json", "detector/model.safetensors", "extractor.onnx",
+         "extractor/config.json", "extractor/model.safetensors", "manifest.json"]
+
+
+def test_default_model_is_complete_verified_and_small():
+    files = [p for p in DEFAULT_MODEL_DIR.rglob("*") if p.is_file()]
+    assert sorted(p.relative_to(DEFAULT_MODEL_DIR).as_posix() for p in files) == FILES
+    assert sum(p.stat().st_size for p in files) < 50 * 2**20
+    assert read_manifest(DEFAULT_MODEL_DIR)["opset"] >= 17
+    extractor = load_component(DEFAULT_MODEL_DIR, "extractor")  # checks every key and the SHA-256
+    detector = load_component(DEFAULT_MODEL_DIR, "detector")
+    assert (extractor.spec.num_tokens, extractor.spec.dim, detector.spec.num_classes) == (2, 256, 1)
+
+
+def test_onnx_files_match_the_torch_weights(torch_one_thread):
+    from vcl_fast.runtime import get_backend
+
+    ort, torch_backend = get_backend("onnxruntime"), get_backend("torch")
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(5, 90, 160, 3), dtype=np.uint8)
+    onnx_features = ort.load_extractor(DEFAULT_MODEL_DIR, threads=1).embed(frames)
+    torch_features = torch_backend.load_extractor(DEFAULT_MODEL_DIR / "extractor").embed(frames)
+    np.testing.assert_allclose(onnx_features, torch_features, atol=1e-4)
+    images = rng.uniform(-1, 1, size=(2, 3, 256, 256)).astype(np.float32)
+    onnx_raw = ort.load_detector(DEFAULT_MODEL_DIR, threads=1).run(images)
+    torch_raw = torch_backend.load_detector(DEFAULT_MODEL_DIR / "detector").run(images)
+    np.testing.assert_allclose(onnx_raw, torch_raw, atol=1e-4 * max(1.0, float(np.abs(torch_raw).max())))
+
+
+def test_default_model_localizes_the_readme_example():
+    """examples/query.mp4 shows examples/reference.mp4 (0-5.3 s) edited at 8.0-13.3 s (make_examples.py)."""
+    from vcl_fast import Localizer
+
+    result = Localizer(threads=1).localize(REPO / "examples" / "query.mp4", REPO / "examples" / "reference.mp4")
+    assert result.copied
+    best = result.segments[0]
+    overlap = min(best.q_end, 13.3) - max(best.q_start, 8.0)
+    assert overlap > 0.5 * (best.q_end - best.q_start) and best.r_start < 5.3
