@@ -90,7 +90,7 @@ def test_extract_errors(photos, tmp_path, capsys, monkeypatch):
     assert main(["extract", str(tmp_path / "nope"), "-o", str(out), "--model", str(tmp_path)]) == 2
     assert "does not exist" in _error_line(capsys)
     assert main(["extract", str(photos), "-o", str(out), "--model", str(tmp_path / "w")]) == 2
-    assert "not an extractor directory" in _error_line(capsys)
+    assert "no extractor config" in _error_line(capsys)
     assert main(["extract", str(photos), "-o", str(tmp_path / "f.json"), "--model", str(tmp_path / "w")]) == 2
     assert "must name a .npy file" in _error_line(capsys)
     save_extractor(build_extractor("micro", 0), tmp_path / "w")

@@ -38,8 +38,8 @@ def _model_dir(arg: str | None) -> Path:
 def _cmd_extract(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from vcl_fast.api import Localizer
     from vcl_fast.data.features import save_video_features
-    from vcl_fast.search.embed import ExtractorEmbedder
 
     out = Path(args.output)
     if out.suffix != ".npy":
@@ -48,7 +48,20 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
     if not Path(args.input).exists():
         raise FileNotFoundError(f"{args.input} does not exist")
-    video = ExtractorEmbedder(_model_dir(args.model), args.fps, args.batch_size)(args.input)
+    model_dir, source = _model_dir(args.model), Path(args.input)
+    if source.is_dir():  # frames or photos of any sizes, each loaded and resized as in training
+        from vcl_fast.data.features import VideoFeatures
+        from vcl_fast.data.images import list_images, load_image
+        from vcl_fast.models.extract import extract_features
+        from vcl_fast.models.weights import load_extractor
+
+        model = load_extractor(model_dir)
+        loaders = [lambda p=p: load_image(p, 2 * model.config.img_size) for p in list_images(source, recursive=False)]
+        video = VideoFeatures.from_fps(out.stem, extract_features(model, loaders, args.batch_size), args.fps)
+    else:  # a video file, decoded at --fps in bounded-memory chunks
+        backend = "onnxruntime" if (model_dir / "manifest.json").is_file() else "torch"
+        localizer = Localizer(str(model_dir), backend=backend, method="tn", fps=args.fps, batch_size=args.batch_size)
+        video = localizer.features(source)
     path = save_video_features(out.parent, dataclasses.replace(video, video_id=out.stem))
     length, tokens, dim = video.features.shape
     print(f"{path}: {length} frames x {tokens} tokens (CLS last) x {dim} dims at {video.fps:g} fps")
