@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         found = run()
         seconds = time.perf_counter() - start
         predictions = {pair: boxes.astype(np.float64) for pair, boxes in zip(pairs, found)}
-        by_kind = {kind: score(labels, predictions, [pair for pair, k in zip(pairs, pair_kinds) if k == kind])["segment_f1"]
+        by_kind = {kind: score(labels, predictions, [p for p, k in zip(pairs, pair_kinds) if k == kind])["segment_f1"]
                    for kind in ("vanilla", "transitivity") if kinds[kind]}
         results[name] = {**score(labels, predictions, pairs), "seconds_per_pair": seconds / len(pairs),
                          "segment_f1_by_kind": by_kind}

@@ -1,10 +1,11 @@
 """``vcl-fast generate-pairs``: self-supervised copied video pairs written as detector training data.
 
 Pipeline: videos sampled at 1 fps (video files and frame folders, or pseudo-videos made from a photo
-folder) -> features from a trained extractor (torch runtime backend, preprocessed as at inference) -> ``vcl_fast.data.pair_generation.generate_copy_pairs``
-(vanilla, Transitivity Propagation and negative pairs; inserted clips get the extractor's copy edits with
-one parameter draw per clip, then a video-style edit: ``vcl_fast.data.video_edits.clip_augmenter``) ->
-one similarity map per pair (``vcl_fast.ops.similarity_map``, max cosine over token pairs).
+folder) -> features from a trained extractor (torch runtime backend, preprocessed as at inference) ->
+``vcl_fast.data.pair_generation.generate_copy_pairs`` (vanilla, Transitivity Propagation and negative
+pairs; inserted clips get the extractor's copy edits with one parameter draw per clip, then a video-style
+edit: ``vcl_fast.data.video_edits.clip_augmenter``) -> one similarity map per pair
+(``vcl_fast.ops.similarity_map``, max cosine over token pairs).
 
 On-disk format of the output directory (written to a hidden staging directory beside it and renamed into
 place only when complete, so a failed run leaves nothing). It is a map dataset
