@@ -6,6 +6,7 @@ import pytest
 
 from vcl_fast.data.copy_timeline import (
     CopyVideo,
+    diagonal_cells,
     InsertedSegment,
     plan_copy_video,
     transitivity_boxes,
@@ -100,3 +101,11 @@ def test_bad_segments_raise():
         InsertedSegment("s", 5, 5, 1.0, 0)
     with pytest.raises(ValueError, match="speed"):
         InsertedSegment("s", 0, 5, 0.0, 0)
+
+
+def test_diagonal_cells_follow_each_box():
+    mask = diagonal_cells(np.array([[1, 0, 5, 8], [0, 2, 2, 3]]), (6, 9))
+    assert mask.sum() == 4 + 2
+    assert [int(np.flatnonzero(mask[row])[0]) for row in range(2, 5)] == [3, 5, 7]  # 2 reference frames per row
+    assert mask[0, 2] and mask[1, 2] and mask[1, 1]
+    assert not diagonal_cells(np.zeros((0, 4)), (3, 3)).any()

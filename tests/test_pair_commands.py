@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from vcl_fast.cli import main  # noqa: E402
+from vcl_fast.data.copy_timeline import diagonal_cells  # noqa: E402
 from vcl_fast.data.map_dataset import MapDataset  # noqa: E402
 from vcl_fast.data.pair_commands import (  # noqa: E402
     PseudoVideoSettings, extractor_embedder, load_videos, read_pair_index)
@@ -216,11 +217,7 @@ def test_ground_truth_is_where_the_map_is_high_with_the_trained_extractor(skimag
         if pair.kind == "negative":
             continue
         sim = similarity_map(generated.features[pair.query_id], generated.features[pair.reference_id])
-        on_diagonal = np.zeros(sim.shape, dtype=bool)
-        for q_s, r_s, q_e, r_e in pair.boxes:
-            rows = np.arange(int(q_s), int(np.ceil(q_e)))
-            cols = np.clip(np.floor(r_s + (rows + 0.5 - q_s) * (r_e - r_s) / (q_e - q_s)), 0, sim.shape[1] - 1)
-            on_diagonal[rows, cols.astype(int)] = True
+        on_diagonal = diagonal_cells(pair.boxes, sim.shape)
         margins.append(sim[on_diagonal].mean() - sim[~on_diagonal].mean())
     margins = np.array(margins)
     assert len(margins) >= 10

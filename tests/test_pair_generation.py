@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from vcl_fast.data.copy_timeline import diagonal_cells
 from vcl_fast.data.pair_generation import PairGenerationConfig, generate_copy_pairs
 from vcl_fast.data.video_edits import blurred_background, moving_text, overlay_on_video, random_video_edit
 from vcl_fast.ops.similarity import similarity_map
@@ -48,12 +49,8 @@ def test_ground_truth_is_where_the_map_is_high(generated):
         if pair.kind == "negative":
             continue
         sim = similarity_map(generated.features[pair.query_id], generated.features[pair.reference_id])
-        mask = np.zeros(sim.shape, dtype=bool)
-        for q_s, r_s, q_e, r_e in pair.boxes:
-            rows = np.arange(int(q_s), int(np.ceil(q_e)))
-            cols = np.clip(np.round(r_s + (rows + 0.5 - q_s) * (r_e - r_s) / (q_e - q_s) - 0.5), 0, sim.shape[1] - 1)
-            mask[rows, cols.astype(int)] = True
-            inside.append(sim[rows, cols.astype(int)].mean())
+        mask = diagonal_cells(pair.boxes, sim.shape)
+        inside.append(sim[mask].mean())
         outside.append(sim[~mask].mean())
     assert np.mean(inside) > 0.9 and np.mean(outside) < 0.5
 

@@ -170,3 +170,14 @@ def transitivity_pairs(pool: list[CopyVideo]) -> list[tuple[int, int]]:
             linked.update((min(i, index), max(i, index)) for _, i in open_intervals if i != index)
             open_intervals.append((end, index))
     return sorted(linked)
+
+
+def diagonal_cells(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bool ``(Q, R)`` mask of the map cells a copy passes through: for each box ``[q_s, r_s, q_e, r_e]``
+    (frames), the reference frame shown at the centre of every query frame it covers."""
+    mask = np.zeros(shape, dtype=bool)
+    for q_s, r_s, q_e, r_e in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        rows = np.arange(int(q_s), min(int(np.ceil(q_e)), shape[0]))
+        cols = np.floor(r_s + (rows + 0.5 - q_s) * (r_e - r_s) / max(q_e - q_s, 1e-9))
+        mask[rows, np.clip(cols, 0, shape[1] - 1).astype(int)] = True
+    return mask
