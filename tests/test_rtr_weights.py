@@ -20,11 +20,15 @@ def test_round_trip_gives_identical_outputs(tmp_path, k):
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
 
 
+def edit_config(directory, **changes):
+    """Change fields of a saved extractor's config.json in place."""
+    path = directory / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
 def test_shape_mismatch_is_named(tmp_path):
     save_extractor(build_extractor("micro", 1), tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
-    config["num_regional_tokens"] = 2
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    edit_config(tmp_path, num_regional_tokens=2)
     with pytest.raises(ValueError, match=r"reg_token: \(1, 1, 32\) in .*model.safetensors, model expects \(1, 2, 32\)"):
         load_extractor(tmp_path)
 
@@ -46,8 +50,6 @@ def test_bad_directories(tmp_path):
     with pytest.raises(ValueError, match="not an RTR extractor config"):
         load_extractor(tmp_path)
     save_extractor(build_extractor("micro", 0), tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
-    config["colour"] = 1
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    edit_config(tmp_path, colour=1)
     with pytest.raises(ValueError, match=r"config.json: unknown RTRConfig keys \['colour'\]"):
         load_extractor(tmp_path)
