@@ -192,8 +192,8 @@ def sparse_with_edge_cases(rng, n):
     zero_q[:, 2] = zero_q[:, 0]  # zero length along q, inside the base box along r
     zero_r[:, 3] = zero_r[:, 1]
     near = base + np.float32(0.5)  # overlaps its base box: IoU high enough to suppress at low thresholds
-    special = np.array([[-5.0, -5.0, 1e5, 1e5], [-0.0, 0.0, 3.0, 3.0], [0.0, -0.0, 3.0, 3.0], [-20.0, -20.0, -10.0, -10.0]],
-                       np.float32)
+    special = np.array([[-5.0, -5.0, 1e5, 1e5], [-0.0, 0.0, 3.0, 3.0], [0.0, -0.0, 3.0, 3.0],
+                        [-20.0, -20.0, -10.0, -10.0]], np.float32)
     boxes = np.concatenate([boxes, touching_q, touching_r, zero_q, zero_r, base, near, special])
     return boxes, rng.random(len(boxes)).astype(np.float32)
 

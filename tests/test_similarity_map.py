@@ -215,7 +215,8 @@ def test_int16_quantization():
         got = similarity_map(query, query, precision="int16")
         assert_int16_matches(query, query, got)
         np.testing.assert_allclose(np.diag(got), 1.0, rtol=0, atol=int16_error_bound(384))
-    assert similarity_map(constant, constant, precision="int16")[0, 1] == pytest.approx(-1.0, abs=int16_error_bound(384))
+    opposite = similarity_map(constant, constant, precision="int16")[0, 1]
+    assert opposite == pytest.approx(-1.0, abs=int16_error_bound(384))
 
 
 def test_int16_error_bound_values():
@@ -295,10 +296,10 @@ rng = np.random.default_rng(14)
 f = lambda n, t: rng.standard_normal((n, t, 256), dtype=np.float32)
 query, references = f(301, 2), [f(n, 2) for n in (600, 0, 37, 257, 1, 90)]
 queries = [f(n, 3) for n in (5, 70, 0, 600, 64, 257)]
-for qs in ([query] * 6, queries):
-    for got, q, r in zip(similarity_maps(qs if qs is queries else query, references), qs, references):
+for first, qs in ((query, [query] * 6), (queries, queries)):
+    for got, q, r in zip(similarity_maps(first, references), qs, references):
         np.testing.assert_allclose(got, similarity_map_reference(q, r), rtol=0, atol=1e-5)
-    for got, q, r in zip(similarity_maps(qs if qs is queries else query, references, precision="int16"), qs, references):
+    for got, q, r in zip(similarity_maps(first, references, precision="int16"), qs, references):
         np.testing.assert_array_equal(got, similarity_map_int16_reference(q, r))
 """
 
