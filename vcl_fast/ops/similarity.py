@@ -11,9 +11,9 @@ are tested against, and the op falls back to them (with one warning) when the co
 
 ``precision="int16"`` (CPU only) trades exactness for speed: every token vector is normalised (in float64)
 and quantised to int16 with scale 32767, the dot products are exact int32 sums (AVX2 ``VPMADDWD``, about
-1.5x the float32 kernel's speed), the map is ``float32(max dot) / 32767**2``. ``similarity_map_int16_reference``
-is its numpy definition (bit-identical to the kernel) and ``int16_error_bound(dim)`` its worst-case absolute
-error against the exact cosine map.
+1.5x the float32 kernel's speed), the map is ``float32(max dot) * float32(1 / 32767**2)``.
+``similarity_map_int16_reference`` is its numpy definition (bit-identical to the kernel) and
+``int16_error_bound(dim)`` its worst-case absolute error against the exact cosine map.
 """
 from __future__ import annotations
 
@@ -192,8 +192,8 @@ def int16_error_bound(dim: int) -> float:
     (``|q . r| <= (32767 + sqrt(D) / 2)^2 < 2^31`` for D < 7e8); converting the int32 maximum to float32 and
     multiplying by ``float32(1 / 32767^2)`` adds three roundings of relative 2^-24 on a value below 1.001, under
     2^-22. The max over token pairs does not increase the error (max is 1-Lipschitz). So:
-    ``sqrt(D) / 32767 + D / (4 * 32767^2) + 2^-22`` (4.9e-4 at D = 256, 6.0e-4 at D = 384; the typical error
-    of random features is ~50x smaller).
+    ``sqrt(D) / 32767 + D / (4 * 32767^2) + 2^-22`` (4.9e-4 at D = 256, 6.0e-4 at D = 384; measured on random
+    600 x 600 maps: max 6e-5, mean 1e-5).
     """
     return float(np.sqrt(dim) / INT16_SCALE + dim / (4.0 * INT16_SCALE**2) + 2.0**-22)
 
