@@ -123,13 +123,15 @@ def _localizers(args: argparse.Namespace) -> dict:
     """Name -> Localizer for every configuration compared."""
     from vcl_fast.api import Localizer
 
-    runs = {"default model (YOLOX, onnxruntime)": Localizer(threads=args.threads),
+    default = Localizer(threads=args.threads)
+    runs = {"default model (YOLOX, onnxruntime)": default,
             "default extractor + TN": Localizer(method="tn", threads=args.threads)}
     if args.k0_extractor:
-        runs["plain ViT k=0 + TN"] = Localizer(args.k0_extractor, backend="torch", method="tn", threads=args.threads)
-        if args.k0_detector:
-            runs["plain ViT k=0 + YOLOX"] = Localizer(args.k0_extractor, args.k0_detector, backend="torch",
-                                                      threads=args.threads)
+        runs["k=0 extractor (no regional token) + TN"] = Localizer(args.k0_extractor, backend="torch", method="tn", threads=args.threads)
+        if args.k0_detector:  # with the default model's cosine floor
+            runs["k=0 extractor (no regional token) + YOLOX"] = Localizer(
+                args.k0_extractor, args.k0_detector, backend="torch", threads=args.threads,
+                method_params={"min_similarity": default.params.min_similarity})
     return runs
 
 
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("evaluate", help="score Localizers on a built set")
     p.add_argument("--data", required=True, help="directory written by build")
-    p.add_argument("--k0-extractor", help="a plain-ViT (k=0) extractor weight directory to compare with")
+    p.add_argument("--k0-extractor", help="the same extractor trained without a regional token (k=0), a weight directory, to compare with")
     p.add_argument("--k0-detector", help="detector weights (torch) to run on the k=0 features")
     p.add_argument("--timed-pairs", type=int, default=16, help="pairs timed end to end (default 16)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backends")

@@ -68,6 +68,8 @@ def test_presets_paper_and_tiny():
     model = build_extractor("paper", 1)
     assert model.pos_embed.shape == (1, 578, 384)
     assert build_extractor("tiny_cpu", 0).config.num_tokens == 1
+    hybrid = build_extractor("hybrid_cpu")
+    assert hybrid.pos_embed.shape == (1, 2 + 49, 192) and hybrid.config.mean == (0.5, 0.5, 0.5)
 
 
 def test_config_overrides_are_type_checked():

