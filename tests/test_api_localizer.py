@@ -149,6 +149,23 @@ def test_default_model_loader(micro_model_dir, monkeypatch, tmp_path):
         Localizer(backend="torch")
 
 
+def test_extractor_is_loaded_once_on_first_use(micro_model_dir, monkeypatch):
+    from vcl_fast.runtime import ort_backend
+
+    loads = []
+    load = ort_backend.load_extractor
+    monkeypatch.setattr(ort_backend, "load_extractor", lambda *args: loads.append(args) or load(*args))
+    loc = Localizer(micro_model_dir, method="tn", threads=1)
+    features = np.random.default_rng(0).normal(size=(5, 2, 16)).astype(np.float32)
+    loc.localize(features, features)
+    assert loads == []  # features only: the extractor is never needed
+    with ThreadPoolExecutor(4) as pool:
+        extractors = list(pool.map(lambda _: loc.extractor, range(8)))
+    assert len(loads) == 1 and all(e is extractors[0] for e in extractors)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        Localizer(micro_model_dir, method="tn", batch_size=0)
+
+
 def _write_audio_only(path):
     with wave.open(str(path), "wb") as handle:
         handle.setnchannels(1)

@@ -22,7 +22,9 @@ from several threads at once, so one instance can serve concurrent ``features`` 
 """
 from __future__ import annotations
 
+import functools
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from vcl_fast.detect.decode import STRIDES
 from vcl_fast.detect.localizer import DetectionSettings, localize_maps
 from vcl_fast.eval.localizers import LOCALIZERS, get_localizer, localizer_params
 from vcl_fast.runtime import BACKENDS, get_backend
+from vcl_fast.runtime.base import Extractor, check_batch_size
 from vcl_fast.runtime.manifest import default_model_dir
 
 METHODS = ("yolox", *LOCALIZERS)
@@ -98,7 +101,8 @@ class Localizer:
     ``hv``, ``dtw``). method_params: overrides of :class:`~vcl_fast.detect.localizer.DetectionSettings`
     (``conf_threshold``, ``nms_threshold``, ``chunk_length``, ``batch_size``) for yolox, or of the classical
     method's VCSL-tuned parameters. batch_size: frames decoded and embedded per step. threads: intra-op
-    threads of the backend (None: its default).
+    threads of the backend (None: its default). The extractor is loaded on first use (:attr:`extractor`),
+    so a Localizer that is only given features never loads it; a missing extractor path fails here already.
 
     One instance may serve concurrent calls from several threads (see the module docstring).
     """
@@ -114,7 +118,13 @@ class Localizer:
         self.method = method.lower()
         self.backend = backend
         runtime = get_backend(backend)
-        self.extractor = runtime.load_extractor(self._source(extractor, "extractor"), device, threads, batch_size)
+        check_batch_size(batch_size)
+        source = self._source(extractor, "extractor")
+        if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
+            raise FileNotFoundError(f"{source}: no such extractor (model directory or file)")
+        self._load_extractor = functools.partial(runtime.load_extractor, source, device, threads, batch_size)
+        self._extractor: Extractor | None = None
+        self._extractor_lock = threading.Lock()
         params = dict(method_params or {})
         if self.method == "yolox":
             self.detector = runtime.load_detector(self._source(detector, "detector"), device, threads)
@@ -134,6 +144,15 @@ class Localizer:
             raise ValueError(f"the {self.backend} backend needs {component}= ({BACKENDS[self.backend].sources}); "
                              "the embedded default model is for the onnxruntime backend")
         return default_model_dir()
+
+    @property
+    def extractor(self) -> Extractor:
+        """The frame feature extractor, loaded by the first call that needs it (once, also under threads)."""
+        if self._extractor is None:
+            with self._extractor_lock:
+                if self._extractor is None:
+                    self._extractor = self._load_extractor()
+        return self._extractor
 
     # ------------------------------------------------------------------------------------------ features
 

@@ -73,6 +73,8 @@ class OrtDetector(Detector):
 
     def run(self, images: np.ndarray) -> np.ndarray:
         images = np.ascontiguousarray(images, dtype=np.float32)
+        if len(images) == 0:  # onnxruntime cannot reshape an empty batch in the head
+            return self.empty_output()
         return self.session.run([self.output_name], {self.input_name: images})[0]
 
 
