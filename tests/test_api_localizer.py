@@ -1,6 +1,7 @@
 """vcl_fast.Localizer end to end on tiny generated videos: the planted copy found at the right seconds (TN),
 ONNX Runtime vs torch, batching, the default-model loader, bad inputs and thread safety."""
 import math
+import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor
 
@@ -186,6 +187,11 @@ def test_bad_planted_videos_name_the_file(tn_localizer, planted_videos, tmp_path
         with pytest.raises(ValueError, match=reason) as info:
             tn_localizer.localize(planted_videos[0], path)
         assert str(path) in str(info.value)
+        with pytest.raises(ValueError, match=reason):  # the query, decoded first
+            tn_localizer.localize(path, planted_videos[1])
+        with pytest.raises(ValueError, match=reason):  # between good videos decoded ahead
+            tn_localizer.localize_many(planted_videos[0], [planted_videos[1], path, planted_videos[1]])
+    assert not any(t.name == "vcl_fast-prefetch" for t in threading.enumerate())  # decoder threads ended
 
 
 def test_bad_arguments(micro_model_dir, tn_localizer):

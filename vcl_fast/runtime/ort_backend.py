@@ -3,6 +3,8 @@
 Sessions use the CPU execution provider, or the CUDA one for ``device="cuda[:N]"`` (``"auto"`` picks CUDA
 when this onnxruntime build has it). ``InferenceSession.run`` is thread-safe, so one session serves
 concurrent calls. ``threads`` sets the intra-op thread count (None: onnxruntime's default, all cores).
+The intra-op threads do not spin while waiting for work: the Localizer decodes video in another thread at the
+same time, and spinning threads would take its core (bench/README.md, "End-to-end localize").
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from vcl_fast.runtime.manifest import ExportedComponent, load_component
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
+NO_SPINNING = ("session.intra_op.allow_spinning", "0")  # session config entry
 
 
 def providers(device: str) -> list:
@@ -42,6 +45,7 @@ def create_session(path: str | os.PathLike, device: str = "cpu", threads: int | 
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
+    options.add_session_config_entry(NO_SPINNING[0], NO_SPINNING[1])
     chosen = providers(device)
     try:
         return ort.InferenceSession(str(path), options, providers=chosen)
