@@ -17,7 +17,7 @@ from vcl_fast.runtime.manifest import ExportedComponent, load_component
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
-NO_SPINNING = ("session.intra_op.allow_spinning", "0")  # session config entry
+SPINNING = ("session.intra_op.allow_spinning", "0")  # session config entry: intra-op threads never spin
 
 
 def providers(device: str) -> list:
@@ -45,7 +45,7 @@ def create_session(path: str | os.PathLike, device: str = "cpu", threads: int | 
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
-    options.add_session_config_entry(NO_SPINNING[0], NO_SPINNING[1])
+    options.add_session_config_entry(SPINNING[0], SPINNING[1])
     chosen = providers(device)
     try:
         return ort.InferenceSession(str(path), options, providers=chosen)

@@ -1,0 +1,100 @@
+"""End to end ``Localizer().localize(query_path, reference_path)`` with the embedded default model (ONNX
+Runtime; decode, extract, similarity, detect; nothing cached), and the pieces that changed its speed.
+
+Pairs: the two example videos of the repository, and the first ``VCL_FAST_BENCH_PAIRS`` (default 16) pairs of
+a set built by ``bench/eval_reserved.py build`` when ``VCL_FAST_RESERVED_PAIRS`` names its directory (the
+reserved sample videos are never written into the repository). Run from the repository root:
+
+    VCL_FAST_RESERVED_PAIRS=/tmp/reserved_pairs nice -n 10 python -m pytest bench/bench_end_to_end.py \\
+        --benchmark-enable --benchmark-columns=min,median,rounds
+
+Each benchmark call localizes every pair of its set once; ``extra_info`` holds seconds per pair (wall and
+process CPU) and the load average before and after, so runs on the shared machine can be read in context.
+"""
+import csv
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from vcl_fast.api import Localizer  # noqa: E402
+from vcl_fast.data.features import VideoFeatures  # noqa: E402
+from vcl_fast.runtime import ort_backend  # noqa: E402
+from vcl_fast.runtime.preprocess import preprocess_frames, preprocess_frames_numpy  # noqa: E402
+from vcl_fast.video import iter_frames  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ROUNDS = 3
+
+
+def _pair_sets() -> dict[str, list[tuple[Path, Path]]]:
+    from vcl_fast.localize_commands import find_video
+
+    sets = {"examples": [(REPO / "examples" / "query.mp4", REPO / "examples" / "reference.mp4")]}
+    reserved = os.environ.get("VCL_FAST_RESERVED_PAIRS")
+    if reserved:
+        with open(Path(reserved) / "pairs.csv", newline="") as handle:
+            rows = list(csv.reader(handle))[1:int(os.environ.get("VCL_FAST_BENCH_PAIRS", "16")) + 1]
+        sets["reserved"] = [tuple(find_video(Path(reserved) / "videos", v) for v in row) for row in rows]
+    return sets
+
+
+PAIR_SETS = _pair_sets()
+
+
+def sequential_localize(loc: Localizer, query: Path, reference: Path):
+    """The path before decoding moved to a background thread: decode a chunk, embed it, in turn."""
+    videos = []
+    for path in (query, reference):
+        parts = [(loc.extractor.embed(c.frames), c.timestamps)
+                 for c in iter_frames(path, loc.fps, chunk_size=loc.extractor.batch_size)]
+        videos.append(VideoFeatures(path.stem, np.concatenate([f for f, _ in parts]),
+                                    np.concatenate([t for _, t in parts]), loc.fps))
+    return loc.localize(*videos)
+
+
+def _run_pairs(benchmark, localize, pairs):
+    """Benchmark ``localize`` over ``pairs``; record per-pair wall/CPU seconds and the load average."""
+    load_before = os.getloadavg()
+    cpu = []
+
+    def run():
+        start = time.process_time()
+        for query, reference in pairs:
+            localize(query, reference)
+        cpu.append((time.process_time() - start) / len(pairs))
+
+    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update({
+        "pairs": len(pairs), "wall_s_per_pair_min": benchmark.stats.stats.min / len(pairs),
+        "cpu_s_per_pair_median": float(np.median(cpu)), "load_before": load_before, "load_after": os.getloadavg()})
+
+
+@pytest.mark.parametrize("pair_set", list(PAIR_SETS))
+@pytest.mark.parametrize("pipeline", ["decode-ahead", "sequential"])
+def test_localize_pairs(benchmark, pair_set, pipeline):
+    loc = Localizer()
+    localize = loc.localize if pipeline == "decode-ahead" else lambda q, r: sequential_localize(loc, q, r)
+    _run_pairs(benchmark, localize, PAIR_SETS[pair_set])
+
+
+@pytest.mark.parametrize("threads", [1, None], ids=["threads1", "threads-default"])
+@pytest.mark.parametrize("spinning", [False, True], ids=["no-spin", "spin"])
+def test_localize_ort_threads(benchmark, monkeypatch, threads, spinning):
+    if spinning:
+        monkeypatch.setattr(ort_backend, "SPINNING", ("session.intra_op.allow_spinning", "1"))
+    loc = Localizer(threads=threads)
+    _run_pairs(benchmark, loc.localize, PAIR_SETS["reserved" if "reserved" in PAIR_SETS else "examples"])
+
+
+@pytest.mark.parametrize("impl", ["compiled", "numpy"])
+def test_preprocess_chunk(benchmark, impl):
+    """16 frames of 720x528 (the Megamind references) -> 112 px extractor input."""
+    pytest.importorskip("vcl_fast._C")
+    frames = np.random.default_rng(0).integers(0, 256, (16, 528, 720, 3), dtype=np.uint8)
+    preprocess = preprocess_frames if impl == "compiled" else preprocess_frames_numpy
+    benchmark(preprocess, frames, 112, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
