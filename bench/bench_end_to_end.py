@@ -8,8 +8,11 @@ reserved sample videos are never written into the repository). Run from the repo
     VCL_FAST_RESERVED_PAIRS=/tmp/reserved_pairs nice -n 10 python -m pytest bench/bench_end_to_end.py \\
         --benchmark-enable --benchmark-columns=min,median,rounds
 
-Each benchmark call localizes every pair of its set once; ``extra_info`` holds seconds per pair (wall and
-process CPU) and the load average before and after, so runs on the shared machine can be read in context.
+``test_localize_variants_interleaved`` compares, round by round, the default (decoding ahead; extractor on the
+cores but one) with decoding and embedding in turn, with the extractor on all cores, and with all cores and
+spinning intra-op threads (onnxruntime's own defaults); ``extra_info`` holds seconds per
+pair (wall and process CPU, warm-up round dropped) and the load average before and after, so runs on the
+shared machine can be read in context.
 """
 import csv
 import os
@@ -28,7 +31,7 @@ from vcl_fast.runtime.preprocess import preprocess_frames, preprocess_frames_num
 from vcl_fast.video import iter_frames  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-ROUNDS = 3
+ROUNDS = 3  # timed rounds (after one warm-up round)
 
 
 def _pair_sets() -> dict[str, list[tuple[Path, Path]]]:
@@ -57,38 +60,55 @@ def sequential_localize(loc: Localizer, query: Path, reference: Path):
     return loc.localize(*videos)
 
 
-def _run_pairs(benchmark, localize, pairs):
-    """Benchmark ``localize`` over ``pairs``; record per-pair wall/CPU seconds and the load average."""
-    load_before = os.getloadavg()
-    cpu = []
-
-    def run():
-        start = time.process_time()
-        for query, reference in pairs:
-            localize(query, reference)
-        cpu.append((time.process_time() - start) / len(pairs))
-
-    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    benchmark.extra_info.update({
-        "pairs": len(pairs), "wall_s_per_pair_min": benchmark.stats.stats.min / len(pairs),
-        "cpu_s_per_pair_median": float(np.median(cpu)), "load_before": load_before, "load_after": os.getloadavg()})
+def _localizers(monkeypatch) -> dict:
+    """Variant name -> localize(query, reference); sessions are created here (extractor loaded up front)."""
+    cores = len(os.sched_getaffinity(0))
+    default, all_cores = Localizer(), Localizer(threads=cores)
+    with monkeypatch.context() as patch:
+        patch.setattr(ort_backend, "SPINNING", ("session.intra_op.allow_spinning", "1"))
+        spinning = Localizer(threads=cores)
+        spinning.extractor
+    for loc in (default, all_cores):
+        loc.extractor
+    return {"decode-ahead": default.localize,
+            "sequential": lambda q, r: sequential_localize(default, q, r),
+            "decode-ahead all-cores": all_cores.localize,
+            "decode-ahead all-cores spinning": spinning.localize}
 
 
 @pytest.mark.parametrize("pair_set", list(PAIR_SETS))
-@pytest.mark.parametrize("pipeline", ["decode-ahead", "sequential"])
-def test_localize_pairs(benchmark, pair_set, pipeline):
+def test_localize_pairs(benchmark, pair_set):
+    """The default ``Localizer().localize`` over the set (seconds per call = per set)."""
     loc = Localizer()
-    localize = loc.localize if pipeline == "decode-ahead" else lambda q, r: sequential_localize(loc, q, r)
-    _run_pairs(benchmark, localize, PAIR_SETS[pair_set])
+    pairs = PAIR_SETS[pair_set]
+    load_before = os.getloadavg()
+    benchmark.pedantic(lambda: [loc.localize(q, r) for q, r in pairs], rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update({"pairs": len(pairs), "s_per_pair_min": benchmark.stats.stats.min / len(pairs),
+                                 "load_before": load_before, "load_after": os.getloadavg()})
 
 
-@pytest.mark.parametrize("threads", [1, None], ids=["threads1", "threads-default"])
-@pytest.mark.parametrize("spinning", [False, True], ids=["no-spin", "spin"])
-def test_localize_ort_threads(benchmark, monkeypatch, threads, spinning):
-    if spinning:
-        monkeypatch.setattr(ort_backend, "SPINNING", ("session.intra_op.allow_spinning", "1"))
-    loc = Localizer(threads=threads)
-    _run_pairs(benchmark, loc.localize, PAIR_SETS["reserved" if "reserved" in PAIR_SETS else "examples"])
+@pytest.mark.parametrize("pair_set", list(PAIR_SETS))
+def test_localize_variants_interleaved(benchmark, monkeypatch, pair_set):
+    """Each round runs every variant over the set in turn, so load changes hit them alike; ``extra_info``
+    holds each variant's wall and process-CPU seconds per pair, per round."""
+    variants = _localizers(monkeypatch)
+    pairs = PAIR_SETS[pair_set]
+    wall = {name: [] for name in variants}
+    cpu = {name: [] for name in variants}
+
+    def one_round():
+        for name, localize in variants.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            for query, reference in pairs:
+                localize(query, reference)
+            wall[name].append((time.perf_counter() - start) / len(pairs))
+            cpu[name].append((time.process_time() - start_cpu) / len(pairs))
+
+    load_before = os.getloadavg()
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update({
+        "pairs": len(pairs), "load_before": load_before, "load_after": os.getloadavg(),
+        "wall_s_per_pair": {n: v[1:] for n, v in wall.items()}, "cpu_s_per_pair": {n: v[1:] for n, v in cpu.items()}})
 
 
 @pytest.mark.parametrize("impl", ["compiled", "numpy"])

@@ -167,6 +167,17 @@ def test_extractor_is_loaded_once_on_first_use(micro_model_dir, monkeypatch):
         Localizer(micro_model_dir, method="tn", batch_size=0)
 
 
+def test_onnxruntime_extractor_leaves_a_core_to_the_decoder(micro_model_dir, monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    threads = lambda loc: loc.extractor.session.get_session_options().intra_op_num_threads  # noqa: E731
+    assert threads(Localizer(micro_model_dir, method="tn")) == 3
+    assert threads(Localizer(micro_model_dir, method="tn", threads=2)) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert threads(Localizer(micro_model_dir, method="tn")) == 1
+
+
 def _write_audio_only(path):
     with wave.open(str(path), "wb") as handle:
         handle.setnchannels(1)

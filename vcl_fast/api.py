@@ -106,7 +106,8 @@ class Localizer:
     ``hv``, ``dtw``). method_params: overrides of :class:`~vcl_fast.detect.localizer.DetectionSettings`
     (``conf_threshold``, ``nms_threshold``, ``chunk_length``, ``batch_size``) for yolox, or of the classical
     method's VCSL-tuned parameters. batch_size: frames decoded and embedded per step. threads: intra-op
-    threads of the backend (None: its default). The extractor is loaded on first use (:attr:`extractor`),
+    threads of the backend (None: its default, except that an onnxruntime extractor gets
+    :func:`default_extractor_threads`, leaving a core to the decoding thread). The extractor is loaded on first use (:attr:`extractor`),
     so a Localizer that is only given features never loads it; a missing extractor path fails here already.
 
     One instance may serve concurrent calls from several threads (see the module docstring).
@@ -127,7 +128,9 @@ class Localizer:
         source = self._source(extractor, "extractor")
         if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
             raise FileNotFoundError(f"{source}: no such extractor (model directory or file)")
-        self._load_extractor = functools.partial(runtime.load_extractor, source, device, threads, batch_size)
+        extractor_threads = default_extractor_threads() if threads is None and backend == "onnxruntime" else threads
+        self._load_extractor = functools.partial(runtime.load_extractor, source, device, extractor_threads,
+                                                 batch_size)
         self._extractor: Extractor | None = None
         self._extractor_lock = threading.Lock()
         params = dict(method_params or {})
@@ -270,6 +273,14 @@ class Localizer:
             return localize_maps(maps, self.detector.run, self.params)
         run = get_localizer(self.method).run
         return [run(m, self.params) for m in maps]
+
+
+def default_extractor_threads() -> int:
+    """Intra-op threads of an onnxruntime extractor by default: the cores this process may use, less the one
+    the decoding thread runs on (at least 1). On the shared 2-core build machine one thread beside the decoder
+    beats two that contend with it (bench/README.md, "End-to-end localize"); the features are the same."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - 1)
 
 
 def _new_timings() -> dict[str, float]:
