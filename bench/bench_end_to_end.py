@@ -118,3 +118,32 @@ def test_preprocess_chunk(benchmark, impl):
     frames = np.random.default_rng(0).integers(0, 256, (16, 528, 720, 3), dtype=np.uint8)
     preprocess = preprocess_frames if impl == "compiled" else preprocess_frames_numpy
     benchmark(preprocess, frames, 112, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+@pytest.fixture(scope="module")
+def clip_720(tmp_path_factory):
+    """4 s of 720x528 25 fps H.264 (the size of the Megamind references): a texture panning."""
+    from vcl_fast.video import write_video
+
+    texture = np.random.default_rng(0).integers(0, 256, (33, 90, 3), dtype=np.uint8).repeat(16, 0).repeat(16, 1)
+    frames = np.stack([texture[:528, 4 * i:4 * i + 720] for i in range(100)])
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    write_video(path, frames, 25.0)
+    return path
+
+
+@pytest.mark.parametrize("impl", ["reused-context", "per-frame-to_ndarray"])
+def test_decode_and_convert_every_frame(benchmark, clip_720, impl):
+    """Decode 100 frames and convert each to RGB: one reused swscale context (``RgbConverter``, what the
+    readers do) against ``frame.to_ndarray`` (a new context, with its threads, for every frame)."""
+    import av
+
+    from vcl_fast.video._pyav import RgbConverter
+
+    def run():
+        convert = RgbConverter(720, 528)
+        with av.open(str(clip_720)) as container:
+            for frame in container.decode(video=0):
+                convert(frame) if impl == "reused-context" else frame.to_ndarray(format="rgb24")
+
+    benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
