@@ -46,7 +46,7 @@ from vcl_fast.video.records import DecodedFrames
 
 METHODS = ("yolox", *LOCALIZERS)
 STAGES = ("decode", "extract", "similarity", "localize", "total")
-DECODE_AHEAD = 2  # decoded chunks (of batch_size frames) waiting for the extractor at most
+DECODE_AHEAD = 1  # decoded chunks (of batch_size frames) waiting for the extractor at most
 
 # A video: a file or image folder path, frames (L, H, W, 3) uint8, features (L, T, D) / (L, D) float,
 # or a VideoFeatures record.
