@@ -78,9 +78,10 @@ def check_size_arg(size: None | int | tuple[int, int]) -> None:
 class RgbConverter:
     """Decoded frames -> ``(height, width, 3)`` uint8 RGB arrays, resized when a frame's size differs.
 
-    One swscale context serves every frame (``frame.to_ndarray`` would set one up per frame, which costs more
-    than converting a small frame), on the calling thread (readers run in a decoding thread already). The
-    pixels are those of ``frame.to_ndarray(width=..., height=..., format="rgb24")``.
+    One swscale context serves every frame (``frame.to_ndarray`` would set one up, with its own threads, per
+    frame, which costs more than converting a small frame) and converts on the calling thread only (the
+    Localizer reads videos in a decoding thread beside the extractor). The pixels are those of
+    ``frame.to_ndarray(width=..., height=..., format="rgb24")``.
     """
 
     def __init__(self, width: int, height: int):
