@@ -9,8 +9,7 @@ reserved sample videos are never written into the repository). Run from the repo
         --benchmark-enable --benchmark-columns=min,median,rounds
 
 ``test_localize_variants_interleaved`` compares, round by round, the default (decoding ahead; extractor on the
-cores but one) with decoding and embedding in turn, with the extractor on all cores, and with all cores and
-spinning intra-op threads (onnxruntime's own defaults); ``extra_info`` holds seconds per
+cores but one) with decoding and embedding in turn and with the extractor on all cores; ``extra_info`` holds seconds per
 pair (wall and process CPU, warm-up round dropped) and the load average before and after, so runs on the
 shared machine can be read in context.
 """
@@ -60,38 +59,36 @@ def sequential_localize(loc: Localizer, query: Path, reference: Path):
     return loc.localize(*videos)
 
 
-def _localizers(monkeypatch) -> dict:
-    """Variant name -> localize(query, reference); sessions are created here (extractor loaded up front)."""
-    cores = len(os.sched_getaffinity(0))
-    default, all_cores = Localizer(), Localizer(threads=cores)
-    with monkeypatch.context() as patch:
-        patch.setattr(ort_backend, "SPINNING", ("session.intra_op.allow_spinning", "1"))
-        spinning = Localizer(threads=cores)
-        spinning.extractor
-    for loc in (default, all_cores):
-        loc.extractor
-    return {"decode-ahead": default.localize,
-            "sequential": lambda q, r: sequential_localize(default, q, r),
-            "decode-ahead all-cores": all_cores.localize,
-            "decode-ahead all-cores spinning": spinning.localize}
-
-
-@pytest.mark.parametrize("pair_set", list(PAIR_SETS))
-def test_localize_pairs(benchmark, pair_set):
-    """The default ``Localizer().localize`` over the set (seconds per call = per set)."""
-    loc = Localizer()
-    pairs = PAIR_SETS[pair_set]
+def _time_pairs(benchmark, loc: Localizer, pairs) -> None:
+    """Benchmark ``loc.localize`` over ``pairs`` (one call = the whole set); seconds per pair and load in
+    ``extra_info``."""
     load_before = os.getloadavg()
     benchmark.pedantic(lambda: [loc.localize(q, r) for q, r in pairs], rounds=ROUNDS, iterations=1, warmup_rounds=1)
     benchmark.extra_info.update({"pairs": len(pairs), "s_per_pair_min": benchmark.stats.stats.min / len(pairs),
                                  "load_before": load_before, "load_after": os.getloadavg()})
 
 
+def _localizers() -> dict:
+    """Variant name -> localize(query, reference); sessions are created here (extractor loaded up front)."""
+    default, all_cores = Localizer(), Localizer(threads=len(os.sched_getaffinity(0)))
+    for loc in (default, all_cores):
+        loc.extractor
+    return {"decode-ahead": default.localize,
+            "sequential": lambda q, r: sequential_localize(default, q, r),
+            "decode-ahead all-cores": all_cores.localize}
+
+
 @pytest.mark.parametrize("pair_set", list(PAIR_SETS))
-def test_localize_variants_interleaved(benchmark, monkeypatch, pair_set):
+def test_localize_pairs(benchmark, pair_set):
+    """The default ``Localizer().localize`` over the set (seconds per call = per set)."""
+    _time_pairs(benchmark, Localizer(), PAIR_SETS[pair_set])
+
+
+@pytest.mark.parametrize("pair_set", list(PAIR_SETS))
+def test_localize_variants_interleaved(benchmark, pair_set):
     """Each round runs every variant over the set in turn, so load changes hit them alike; ``extra_info``
     holds each variant's wall and process-CPU seconds per pair, per round."""
-    variants = _localizers(monkeypatch)
+    variants = _localizers()
     pairs = PAIR_SETS[pair_set]
     wall = {name: [] for name in variants}
     cpu = {name: [] for name in variants}
@@ -109,6 +106,16 @@ def test_localize_variants_interleaved(benchmark, monkeypatch, pair_set):
     benchmark.extra_info.update({
         "pairs": len(pairs), "load_before": load_before, "load_after": os.getloadavg(),
         "wall_s_per_pair": {n: v[1:] for n, v in wall.items()}, "cpu_s_per_pair": {n: v[1:] for n, v in cpu.items()}})
+
+
+@pytest.mark.parametrize("spinning", [False, True], ids=["no-spin", "spin"])
+def test_localize_ort_spinning(benchmark, monkeypatch, spinning):
+    """Extractor and detector on all cores, with intra-op threads that sleep (vcl_fast's setting) or spin
+    (onnxruntime's default). Not interleaved: spinning threads of one session burn CPU after its runs."""
+    if spinning:
+        monkeypatch.setattr(ort_backend, "SPINNING", ("session.intra_op.allow_spinning", "1"))
+    loc = Localizer(threads=len(os.sched_getaffinity(0)))
+    _time_pairs(benchmark, loc, PAIR_SETS["reserved" if "reserved" in PAIR_SETS else "examples"])
 
 
 @pytest.mark.parametrize("impl", ["compiled", "numpy"])
