@@ -1,10 +1,11 @@
-"""Similarity map: compiled kernel vs the torch (matmul + amax) and numpy references, and the machine's sgemm.
+"""Similarity map: compiled kernel (float32 and int16 precision) vs the torch (matmul + amax) and numpy
+references, and the machine's sgemm.
 
 Run: python -m pytest bench/bench_similarity.py --benchmark-enable
 (about 2 minutes on 2 cores). The summary table printed at the end gives GFLOP/s (counting
-2 * Q*T * R*T2 * D per map) and the kernel's speed relative to the torch reference and to sgemm of the same
-FLOPs (torch.mm / numpy matmul of the (Q*T, D) x (D, R*T2) token product), from the best round of each
-(the least disturbed one on a shared machine; pytest-benchmark's own table has the medians).
+2 * Q*T * R*T2 * D per map, whatever the arithmetic) and each kernel's speed relative to the torch reference
+and to sgemm of the same FLOPs (torch.mm / numpy matmul of the (Q*T, D) x (D, R*T2) token product), from the
+best round of each (the least disturbed one on a shared machine; pytest-benchmark's own table has the medians).
 """
 import time
 
@@ -40,17 +41,18 @@ def results(request):
 def summary(table):
     lines = [f"similarity map, T={TOKENS}, D={DIM}, {torch.get_num_threads()} threads, best round:"]
     for size in SIZES:
-        kernel = table.get(("kernel", size))
-        if kernel is None:
-            continue
-        gflop = flops(size, size) / 1e9
-        line = f"  Q=R={size:5d}  kernel {gflop / kernel:6.1f} GFLOP/s"
-        for name in ("torch_reference", "numpy_reference", "sgemm_torch", "sgemm_numpy"):
-            if (name, size) in table:
-                seconds = table[(name, size)]
-                line += f" | {name} {gflop / seconds:6.1f} (kernel x{seconds / kernel:.2f})"
-        lines.append(line)
-    for name in ("batched_kernel", "per_pair_kernel", "per_pair_torch_reference"):
+        for kernel_name in ("kernel", "kernel_int16"):
+            kernel = table.get((kernel_name, size))
+            if kernel is None:
+                continue
+            gflop = flops(size, size) / 1e9
+            line = f"  Q=R={size:5d}  {kernel_name} {gflop / kernel:6.1f} GFLOP/s"
+            for name in ("kernel", "torch_reference", "numpy_reference", "sgemm_torch", "sgemm_numpy"):
+                if (name, size) in table and name != kernel_name:
+                    seconds = table[(name, size)]
+                    line += f" | {name} {gflop / seconds:6.1f} (x{seconds / kernel:.2f})"
+            lines.append(line)
+    for name in ("batched_kernel", "batched_kernel_int16", "per_pair_kernel", "per_pair_torch_reference"):
         if (name, "batch") in table:
             seconds = table[(name, "batch")]
             lines.append(f"  1 query x {BATCH_REFERENCES} references: {name} {seconds * 1e3:.0f} ms "
@@ -75,7 +77,8 @@ def pair(request):
         (size, TOKENS, DIM), dtype=np.float32)
 
 
-@pytest.mark.parametrize("name", ["kernel", "torch_reference", "numpy_reference", "sgemm_torch", "sgemm_numpy"])
+@pytest.mark.parametrize("name", ["kernel", "kernel_int16", "torch_reference", "numpy_reference", "sgemm_torch",
+                                  "sgemm_numpy"])
 def test_similarity_map(benchmark, results, pair, name):
     size, query, reference = pair
     tq, tr = torch.from_numpy(query), torch.from_numpy(reference)
@@ -83,6 +86,7 @@ def test_similarity_map(benchmark, results, pair, name):
     ta, tb = tq.reshape(-1, DIM), tr.reshape(-1, DIM)
     fn = {
         "kernel": lambda: similarity_map(query, reference),
+        "kernel_int16": lambda: similarity_map(query, reference, precision="int16"),
         "torch_reference": lambda: similarity_map_torch_reference(tq, tr),
         "numpy_reference": lambda: similarity_map_reference(query, reference),
         "sgemm_torch": lambda: torch.mm(ta, tb.T),
@@ -101,13 +105,15 @@ def batch():
     return query, references
 
 
-@pytest.mark.parametrize("name", ["batched_kernel", "per_pair_kernel", "per_pair_torch_reference"])
+@pytest.mark.parametrize("name", ["batched_kernel", "batched_kernel_int16", "per_pair_kernel",
+                                  "per_pair_torch_reference"])
 def test_one_query_many_references(benchmark, results, batch, name):
     query, references = batch
     results["batch_flops"] = sum(flops(len(query), len(r)) for r in references)
     tq, trs = torch.from_numpy(query), [torch.from_numpy(r) for r in references]
     fn = {
         "batched_kernel": lambda: similarity_maps(query, references),
+        "batched_kernel_int16": lambda: similarity_maps(query, references, precision="int16"),
         "per_pair_kernel": lambda: [similarity_map(query, r) for r in references],
         "per_pair_torch_reference": lambda: [similarity_map_torch_reference(tq, r) for r in trs],
     }[name]

@@ -8,6 +8,10 @@ alarms) over all pairs, negatives included. Predictions are counted as each meth
     python bench/eval_generated.py --data HELDOUT_DIR --detector "YOLOX (TP)=RUN_DIR" \
         --detector "YOLOX (vanilla)=RUN_DIR2" [--methods hv,tn,dp,dtw] [--tuned tuned.json] [--json OUT.json]
 
+``--min-similarity 0.7,0.8,0.9`` also scores every detector with each cosine floor
+(``DetectionSettings.min_similarity``): the calibration behind ``vcl-fast export --min-similarity``, run on
+pairs generated from held-out photos.
+
 A detector is a trained model directory (torch) or an exported directory with ``detector.onnx``
 (ONNX Runtime).
 """
@@ -42,9 +46,10 @@ def load_detector(path: str):
     return get_backend(backend).load_detector(path)
 
 
-def detect(detector, maps: list[np.ndarray], conf: float = 0.1) -> list[np.ndarray]:
+def detect(detector, maps: list[np.ndarray], conf: float = 0.1, min_similarity: float = -1.0) -> list[np.ndarray]:
     """(N, 5) frame boxes per map from a runtime detector at its own input size."""
-    settings = DetectionSettings(input_size=detector.spec.input_size, conf_threshold=conf)
+    settings = DetectionSettings(input_size=detector.spec.input_size, conf_threshold=conf,
+                                 min_similarity=min_similarity)
     return localize_maps(maps, detector.run, settings)
 
 
@@ -84,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(CLASSICAL), help="classical localizers (default hv,tn,dp,dtw)")
     parser.add_argument("--tuned", help="also run the classical localizers with the parameters of this "
                         "bench/tune_localizers.py output")
+    parser.add_argument("--min-similarity", default="", metavar="FLOORS",
+                        help="comma-separated cosine floors to score every detector with as well")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
+    floors = [float(v) for v in args.min_similarity.split(",") if v]
 
     index = read_pair_index(args.data)
     maps, pairs, labels = load_pairs(args.data)
@@ -100,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--detector takes NAME=DIR, got {spec!r}")
         detector = load_detector(path)
         runs.append((name, lambda d=detector: detect(d, maps)))
+        for floor in floors:
+            runs.append((f"{name} (min_similarity={floor})", lambda d=detector, f=floor: detect(d, maps, min_similarity=f)))
     for method in filter(None, args.methods.split(",")):
         runs.append((method.upper(), lambda m=method: [align(sim, m) for sim in maps]))
     if args.tuned:

@@ -277,3 +277,22 @@ def test_onnxruntime_cuda_provider_matches_cpu(micro_model_dir, planted_videos):
     np.testing.assert_allclose(gpu.features(planted_videos[0]).features, cpu.features(planted_videos[0]).features,
                                atol=1e-4)
     _assert_same_segments(gpu.localize(*planted_videos).segments, cpu.localize(*planted_videos).segments)
+
+
+def test_min_similarity_defaults_to_the_manifests_floor(micro_model_dir, tmp_path):
+    import json
+    import shutil
+
+    assert Localizer(micro_model_dir, micro_model_dir, threads=1).params.min_similarity == -1.0
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(micro_model_dir, calibrated)
+    manifest = json.loads((calibrated / "manifest.json").read_text())
+    manifest["detector"]["min_similarity"] = 0.85
+    (calibrated / "manifest.json").write_text(json.dumps(manifest))
+    assert Localizer(calibrated, calibrated, threads=1).params.min_similarity == 0.85
+    loc = Localizer(calibrated, calibrated, method_params={"min_similarity": 0.5}, threads=1)
+    assert loc.params.min_similarity == 0.5
+    manifest["detector"]["min_similarity"] = 3.0
+    (calibrated / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="min_similarity"):
+        Localizer(calibrated, calibrated, threads=1)

@@ -53,8 +53,9 @@ def test_compiled_preprocess_is_the_numpy_reference_bit_for_bit(n, height, width
     np.testing.assert_array_equal(found.view(np.uint32), expected.view(np.uint32))
     view = frames[:, ::-2, 1::2]  # non-contiguous (negative strides)
     if view.shape[1] and view.shape[2]:
-        np.testing.assert_array_equal(preprocess_frames(view, size, (0.5, 0.4, 0.3), (0.2, 0.3, 0.4)).view(np.uint32),
-                                      preprocess_frames_numpy(view, size, (0.5, 0.4, 0.3), (0.2, 0.3, 0.4)).view(np.uint32))
+        mean, std = (0.5, 0.4, 0.3), (0.2, 0.3, 0.4)
+        np.testing.assert_array_equal(preprocess_frames(view, size, mean, std).view(np.uint32),
+                                      preprocess_frames_numpy(view, size, mean, std).view(np.uint32))
 
 
 def test_preprocess_falls_back_to_numpy_without_the_extension(monkeypatch):

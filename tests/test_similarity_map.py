@@ -12,7 +12,10 @@ from vcl_fast import _ext
 from vcl_fast.ops import similarity as similarity_module
 from vcl_fast.ops import (
     dual_softmax,
+    int16_error_bound,
+    quantize_int16,
     similarity_map,
+    similarity_map_int16_reference,
     similarity_map_reference,
     similarity_map_torch_reference,
     similarity_maps,
@@ -177,16 +180,127 @@ def test_pairwise_with_repeated_query_objects(simd_level):
         np.testing.assert_allclose(got, similarity_map_reference(query, reference), rtol=0, atol=FP32_ATOL)
 
 
+# ---- int16 precision: exactly the quantised reference, within the bound of the float32 one ----------------------
+
+
+def assert_int16_matches(query, reference, got=None):
+    """The kernel's int16 map equals the quantised numpy reference bit for bit and is within the documented
+    bound of the float32 reference (whose own error is below FP32_ATOL)."""
+    got = similarity_map(query, reference, precision="int16") if got is None else got
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, similarity_map_int16_reference(query, reference))
+    bound = int16_error_bound(query.shape[2]) + FP32_ATOL
+    np.testing.assert_allclose(got, similarity_map_reference(query, reference), rtol=0, atol=bound)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_int16_shape_sweep(simd_level, dtype):
+    rng = np.random.default_rng(30)
+    sizes = (0, 1, 7, 64, 257)
+    for n_q, n_r, t_q, dim in itertools.product(sizes, sizes, (1, 2, 3, 4), (1, 3, 256, 384)):
+        if n_q == n_r == 257:
+            continue  # 60% of the sweep's time; test_int16_batches has 257 x 257 pairs
+        t_r = 5 - t_q  # every token count on both sides
+        assert_int16_matches(features(rng, n_q, t_q, dim, dtype), features(rng, n_r, t_r, dim, dtype))
+
+
+def test_int16_quantization():
+    x = np.array([[[3.0, -4.0, 0.0]], [[0.0, 0.0, 0.0]], [[1e-30, 0.0, 0.0]], [[-7.0, 0.0, 0.0]]], np.float32)
+    np.testing.assert_array_equal(quantize_int16(x)[:, 0], [[19660, -26214, 0], [0, 0, 0], [32767, 0, 0],
+                                                           [-32767, 0, 0]])
+    # worst case for the int32 sums: one-hot and constant vectors give the largest |q . r|
+    one_hot = np.eye(384, dtype=np.float32)[:, None, :]
+    constant = np.ones((2, 1, 384), np.float32) * np.array([1, -1], np.float32)[:, None, None]
+    for query in (one_hot, constant):
+        got = similarity_map(query, query, precision="int16")
+        assert_int16_matches(query, query, got)
+        np.testing.assert_allclose(np.diag(got), 1.0, rtol=0, atol=int16_error_bound(384))
+    opposite = similarity_map(constant, constant, precision="int16")[0, 1]
+    assert opposite == pytest.approx(-1.0, abs=int16_error_bound(384))
+
+
+def test_int16_error_bound_values():
+    assert int16_error_bound(256) == pytest.approx(16 / 32767 + 256 / (4 * 32767**2) + 2**-22)
+    assert 5.9e-4 < int16_error_bound(384) < 6.0e-4
+    # random features stay far below the worst case
+    rng = np.random.default_rng(31)
+    query, reference = features(rng, 64, 2, 256), features(rng, 64, 2, 256)
+    error = np.abs(similarity_map(query, reference, precision="int16") - similarity_map_reference(query, reference))
+    assert error.max() < int16_error_bound(256) / 4
+
+
+def test_int16_zero_vectors_normalization_and_fp16_extremes(simd_level):
+    rng = np.random.default_rng(32)
+    query, reference = features(rng, 20, 2, 256), features(rng, 30, 2, 256)
+    query[3] = 0.0
+    reference[5, 1] = 0.0
+    got = similarity_map(query, reference, precision="int16")
+    np.testing.assert_array_equal(got[3], 0.0)
+    assert_int16_matches(query, reference, got)
+    # int16 always normalises: normalized=True and scaled inputs give the same map
+    np.testing.assert_array_equal(similarity_map(query * 0.1, reference * 7.0, normalized=True, precision="int16"),
+                                  similarity_map_int16_reference(query * 0.1, reference * 7.0))
+    for scale in (1e-6, 3e4):  # subnormal and large halves
+        q16 = (np.clip(features(rng, 30, 2, 100), -2, 2) * scale).astype(np.float16)
+        r16 = (np.clip(features(rng, 20, 2, 100), -2, 2) * scale).astype(np.float16)
+        assert_int16_matches(q16, r16)
+
+
+@pytest.mark.parametrize(
+    "view",
+    [lambda x: x[::-1], lambda x: x[:, ::-1], lambda x: x[..., ::-2], lambda x: x[::3],
+     lambda x: np.ascontiguousarray(x.transpose(1, 0, 2)).transpose(1, 0, 2)],
+    ids=["frames-reversed", "tokens-reversed", "dim-strided-reversed", "frames-strided", "transposed"],
+)
+def test_int16_non_contiguous_and_negative_strides(simd_level, view):
+    rng = np.random.default_rng(33)
+    query, reference = view(features(rng, 40, 2, 64)), view(features(rng, 50, 2, 64))
+    assert not query.flags.c_contiguous
+    assert_int16_matches(query, reference)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_int16_batches(simd_level, dtype):
+    rng = np.random.default_rng(34)
+    query = features(rng, 37, 2, 256, dtype)
+    references = [features(rng, n, 2, 256, dtype) for n in (60, 0, 1, 257, 13, 100)]
+    maps = similarity_maps(query, references, precision="int16")
+    for got, reference in zip(maps, references):
+        assert_int16_matches(query, reference, got)
+    lengths = [(5, 9), (0, 4), (64, 1), (1, 64), (100, 37), (3, 0), (257, 257)]
+    queries = [features(rng, q, 3, 384, dtype) for q, _ in lengths]
+    references = [features(rng, r, 2, 384, dtype)[:, ::-1] for _, r in lengths]
+    maps = similarity_maps(tuple(queries), references, precision="int16")
+    for got, q, reference in zip(maps, queries, references):
+        assert_int16_matches(q, reference, got)
+
+
+def test_int16_torch_tensors_and_bad_input(simd_level):
+    generator = torch.Generator().manual_seed(35)
+    query = torch.randn(2, 45, 256, generator=generator).transpose(0, 1)
+    reference = torch.randn(60, 3, 256, generator=generator)
+    got = similarity_map(query, reference, precision="int16")
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32 and got.shape == (45, 60)
+    np.testing.assert_array_equal(got.numpy(), similarity_map_int16_reference(query.numpy(), reference.numpy()))
+    with pytest.raises(ValueError, match="precision must be one of"):
+        similarity_map(query, reference, precision="int8")
+    with pytest.raises(ValueError, match=r"references\[1\] contains NaN"):
+        similarity_maps(query, [reference, torch.from_numpy(_with_value(reference.numpy(), (2, 1, 0), np.nan))],
+                        precision="int16")
+
+
 THREADS_SCRIPT = """
 import numpy as np
-from vcl_fast.ops import similarity_map_reference, similarity_maps
+from vcl_fast.ops import similarity_map_int16_reference, similarity_map_reference, similarity_maps
 rng = np.random.default_rng(14)
 f = lambda n, t: rng.standard_normal((n, t, 256), dtype=np.float32)
 query, references = f(301, 2), [f(n, 2) for n in (600, 0, 37, 257, 1, 90)]
 queries = [f(n, 3) for n in (5, 70, 0, 600, 64, 257)]
-for maps, qs in ((similarity_maps(query, references), [query] * 6), (similarity_maps(queries, references), queries)):
-    for got, q, r in zip(maps, qs, references):
+for first, qs in ((query, [query] * 6), (queries, queries)):
+    for got, q, r in zip(similarity_maps(first, references), qs, references):
         np.testing.assert_allclose(got, similarity_map_reference(q, r), rtol=0, atol=1e-5)
+    for got, q, r in zip(similarity_maps(first, references, precision="int16"), qs, references):
+        np.testing.assert_array_equal(got, similarity_map_int16_reference(q, r))
 """
 
 
@@ -295,6 +409,7 @@ def test_fallback_warns_once_and_matches(monkeypatch):
     with pytest.warns(RuntimeWarning, match="similarity_map"):
         got = similarity_map(query, reference)
     np.testing.assert_allclose(got, similarity_map_reference(query, reference))
+    np.testing.assert_array_equal(similarity_map(query, reference, precision="int16"), got)  # int16: the fp32 path
     torch_maps = similarity_maps(torch.from_numpy(query), [torch.from_numpy(reference)] * 2)  # no second warning
     assert all(isinstance(m, torch.Tensor) and m.shape == (9, 4) for m in torch_maps)
     with pytest.raises(ValueError, match="reference contains NaN"):
@@ -340,6 +455,14 @@ def test_cuda_batched_ragged_zero_vectors_and_strides(dtype):
     maps = similarity_maps(queries, references)
     for got, q, reference in zip(maps, queries, references):
         torch.testing.assert_close(got, similarity_map_torch_reference(q, reference), rtol=0, atol=atol)
+
+
+@cuda_test
+def test_cuda_int16_precision_computes_as_fp32():
+    generator = torch.Generator().manual_seed(24)
+    query, reference = torch.randn(70, 2, 256, generator=generator).cuda(), torch.randn(90, 2, 256).cuda()
+    torch.testing.assert_close(similarity_map(query, reference, precision="int16"), similarity_map(query, reference),
+                               rtol=0, atol=0)
 
 
 @cuda_test

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from vcl_fast.detect.decode import anchor_points
-from vcl_fast.detect.localizer import DetectionSettings, chunk_spans, localize_maps, to_seconds
+from vcl_fast.detect.localizer import (DetectionSettings, box_peaks, chunk_spans, drop_weak_detections, localize_maps,
+                                       to_seconds)
 
 S = 64
 ANCHORS = anchor_points(S)
@@ -125,7 +126,8 @@ def test_runner_with_wrong_output_is_an_error():
 
 
 @pytest.mark.parametrize("kwargs", [{"input_size": 100}, {"conf_threshold": 1.5}, {"nms_threshold": -0.1},
-                                    {"chunk_length": 0}, {"batch_size": 0}])
+                                    {"chunk_length": 0}, {"batch_size": 0},
+                                    {"min_similarity": 1.01}, {"min_similarity": -1.5}])
 def test_bad_settings(kwargs):
     with pytest.raises(ValueError):
         DetectionSettings(**kwargs)
@@ -155,3 +157,24 @@ def test_torch_runner_runs_a_detector(torch_one_thread):
     found = localize_maps([np.zeros((30, 40), np.float32)], runner,
                           DetectionSettings(input_size=runner.input_size, conf_threshold=0.0))[0]
     assert found.shape[1] == 5 and (found[:, 2] <= 30).all() and (found[:, 3] <= 40).all()
+
+
+def test_box_peaks_cover_every_touched_cell():
+    sim = np.arange(20, dtype=np.float32).reshape(4, 5) / 20
+    boxes = np.array([[0, 0, 1, 1], [0.5, 1.2, 1.5, 2.1], [2, 3, 4, 5], [3.9, 0, 4, 0.1], [4, 5, 6, 7]], np.float32)
+    expected = [sim[0, 0], sim[1, 2], sim[3, 4], sim[3, 0], -np.inf]  # fractional edges touch their cells
+    np.testing.assert_array_equal(box_peaks(boxes, sim), expected)
+    assert box_peaks(np.zeros((0, 5), np.float32), sim).shape == (0,)
+
+
+@pytest.mark.parametrize("floor, kept", [(-1.0, [0, 1]), (0.5, [0, 1]), (0.7, [0]), (0.95, [])])
+def test_min_similarity_keeps_boxes_holding_a_near_duplicate(floor, kept):
+    sim = np.full((40, 40), 0.2, np.float32)
+    sim[5:15, 5:15] = 0.9  # a strong copy
+    sim[25:35, 25:35] = 0.6  # a weak, look-alike structure
+    detections = np.array([[5, 5, 15, 15, 0.8], [25, 25, 35, 35, 0.9]], np.float32)
+    np.testing.assert_array_equal(drop_weak_detections(detections, sim, floor), detections[kept])
+    # Through localize_maps: the fake detector boxes the region above 0.5 of each map.
+    found = localize_maps([sim[:20, :20], sim[20:, 20:]], bright_region_runner,
+                          DetectionSettings(input_size=S, min_similarity=floor))
+    assert [len(f) for f in found] == [int(0 in kept), int(1 in kept)]

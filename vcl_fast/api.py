@@ -34,10 +34,8 @@ from typing import Any, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
-from vcl_fast.config import replace_fields
 from vcl_fast.data.features import VideoFeatures
-from vcl_fast.detect.decode import STRIDES
-from vcl_fast.detect.localizer import DetectionSettings, localize_maps
+from vcl_fast.detect.localizer import detection_settings, localize_maps
 from vcl_fast.eval.localizers import LOCALIZERS, get_localizer, localizer_params
 from vcl_fast.runtime import BACKENDS, get_backend
 from vcl_fast.runtime.base import Extractor, check_batch_size
@@ -104,11 +102,12 @@ class Localizer:
     device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``. fps: frames sampled per second of video (and
     the rate assumed for feature arrays). method: ``"yolox"`` or a classical localizer (``tn``, ``dp``,
     ``hv``, ``dtw``). method_params: overrides of :class:`~vcl_fast.detect.localizer.DetectionSettings`
-    (``conf_threshold``, ``nms_threshold``, ``chunk_length``, ``batch_size``) for yolox, or of the classical
-    method's VCSL-tuned parameters. batch_size: frames decoded and embedded per step. threads: intra-op
-    threads of the backend (None: its default, except that an onnxruntime extractor gets
-    :func:`default_extractor_threads`, leaving a core to the decoding thread). The extractor is loaded on first use (:attr:`extractor`),
-    so a Localizer that is only given features never loads it; a missing extractor path fails here already.
+    (``conf_threshold``, ``nms_threshold``, ``chunk_length``, ``batch_size``, ``min_similarity``: default the
+    exported model's calibrated floor) for yolox, or of the classical method's VCSL-tuned parameters.
+    batch_size: frames decoded and embedded per step. threads: intra-op threads of the backend (None: its
+    default, except that an onnxruntime extractor gets :func:`default_extractor_threads`, leaving a core to
+    the decoding thread). The extractor is loaded on first use (:attr:`extractor`), so a Localizer that is
+    only given features never loads it; a missing extractor path fails here already.
 
     One instance may serve concurrent calls from several threads (see the module docstring).
     """
@@ -136,11 +135,7 @@ class Localizer:
         params = dict(method_params or {})
         if self.method == "yolox":
             self.detector = runtime.load_detector(self._source(detector, "detector"), device, threads)
-            if tuple(self.detector.spec.strides) != STRIDES:
-                raise ValueError(f"the detector's strides {self.detector.spec.strides} are not {STRIDES}")
-            if "input_size" in params:
-                raise ValueError("input_size is the detector's own; it cannot be overridden")
-            self.params = replace_fields(DetectionSettings(input_size=self.detector.spec.input_size), **params)
+            self.params = detection_settings(self.detector.spec, params)
         else:
             self.detector = None
             self.params = localizer_params(self.method, params)

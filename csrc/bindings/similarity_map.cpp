@@ -42,7 +42,10 @@ std::vector<py::array> array_list(const py::list& items) {
 }
 
 py::array_t<int32_t> similarity_map_cpu_py(const py::list& query_list, const py::list& reference_list, py::array out,
-                                           bool normalized) {
+                                           bool normalized, const std::string& precision) {
+  if (precision != "fp32" && precision != "int16") {
+    throw py::value_error("similarity_map_cpu: precision must be 'fp32' or 'int16', got '" + precision + "'");
+  }
   const std::vector<py::array> queries = array_list(query_list), references = array_list(reference_list);
   if (queries.size() != references.size()) {
     throw py::value_error("similarity_map_cpu: queries and references must have the same length");
@@ -53,7 +56,8 @@ py::array_t<int32_t> similarity_map_cpu_py(const py::list& query_list, const py:
   const FeatureType type = feature_type(queries[0]);
   const int64_t dim = queries[0].ndim() == 3 ? queries[0].shape(2) : 0;
   const SimilarityLayout layout{feature_tokens(queries[0], type, dim), feature_tokens(references[0], type, dim),
-                                dim, type, normalized};
+                                dim, type, normalized,
+                                precision == "int16" ? Precision::Int16 : Precision::Float32};
   if (out.dtype().num() != py::dtype::num_of<float>() || out.ndim() != 1 || !(out.flags() & py::array::c_style) ||
       !out.writeable()) {
     throw py::value_error("similarity_map_cpu: out must be a writeable contiguous 1-D float32 array");
@@ -90,11 +94,12 @@ py::array_t<int32_t> similarity_map_cpu_py(const py::list& query_list, const py:
 
 void register_similarity_map(py::module_& m) {
   m.def("similarity_map_cpu", &similarity_map_cpu_py, py::arg("queries"), py::arg("references"), py::arg("out"),
-        py::arg("normalized"),
+        py::arg("normalized"), py::arg("precision") = "fp32",
         "Max-over-token cosine maps of pairs (queries[p], references[p]) of C-contiguous (frames, tokens, D)\n"
         "float32/float16 arrays, written back to back (row-major, pair order) into the float32 array out.\n"
         "Consecutive pairs sharing a query array pack it once. Returns int32 flags per pair: bit 1 query,\n"
-        "bit 2 reference holds NaN or infinity.");
+        "bit 2 reference holds NaN or infinity. precision: 'fp32' or 'int16' (quantised unit vectors, exact\n"
+        "int32 dot products; always normalises).");
 #ifdef VCL_FAST_WITH_CUDA
   m.def(
       "similarity_map_cuda",

@@ -7,6 +7,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <cstdint>
 #include <stdexcept>
 #include <vector>
 
@@ -16,18 +17,17 @@
 namespace vcl_fast {
 namespace cpu {
 
-int32_t greedy_nms_scalar(SortedBoxes b, int32_t m, float threshold, int32_t* kept) {
-  int32_t num_kept = 0;
-  int32_t end = m;  // live boxes are [head, end)
-  for (int32_t head = 0; head < end; ++head) {
+GreedyProgress greedy_nms_scalar(SortedBoxes b, GreedyProgress from, float threshold, int32_t* kept,
+                                 int64_t max_tests) {
+  int32_t num_kept = from.num_kept;
+  int32_t end = from.end;  // live boxes are [head, end)
+  int32_t head = from.head;
+  for (int64_t tests = 0; head < end && tests <= max_tests; ++head) {
     kept[num_kept++] = b.id[head];
+    tests += end - head - 1;
     int32_t w = head + 1;
     for (int32_t r = head + 1; r < end; ++r) {
-      const float width = std::max(std::min(b.q_e[head], b.q_e[r]) - std::max(b.q_s[head], b.q_s[r]), 0.0f);
-      const float height = std::max(std::min(b.r_e[head], b.r_e[r]) - std::max(b.r_s[head], b.r_s[r]), 0.0f);
-      const float inter = width * height;
-      // inter == 0 (disjoint, touching or zero-area boxes) means IoU 0, never above the threshold.
-      if (inter > 0.0f && inter / ((b.area[head] + b.area[r]) - inter) > threshold) continue;
+      if (iou_above(b, head, r, threshold)) continue;
       b.q_s[w] = b.q_s[r];
       b.r_s[w] = b.r_s[r];
       b.q_e[w] = b.q_e[r];
@@ -38,7 +38,7 @@ int32_t greedy_nms_scalar(SortedBoxes b, int32_t m, float threshold, int32_t* ke
     }
     end = w;
   }
-  return num_kept;
+  return {head, end, num_kept};
 }
 
 bool gather_boxes_scalar(const float* boxes, const int32_t* order, int32_t m, SortedBoxes sorted) {
@@ -61,12 +61,13 @@ bool gather_boxes_scalar(const float* boxes, const int32_t* order, int32_t m, So
 
 namespace {
 
+using cpu::GreedyProgress;
 using cpu::SortedBoxes;
 
 // The gather and greedy kernels of one SIMD level.
 struct Kernels {
   bool (*gather)(const float*, const int32_t*, int32_t, SortedBoxes);
-  int32_t (*greedy)(SortedBoxes, int32_t, float, int32_t*);
+  GreedyProgress (*greedy)(SortedBoxes, GreedyProgress, float, int32_t*, int64_t);
 };
 
 Kernels kernels_for_simd_level() {
@@ -77,14 +78,16 @@ Kernels kernels_for_simd_level() {
   }
 }
 
-// Sort key of a float32 score: larger scores give smaller keys, and -0.0 the same key as 0.0.
-uint32_t descending_key(float score) {
+// Sort key of a finite float32: larger values give larger keys, and -0.0 the same key as 0.0.
+uint32_t ascending_key(float x) {
   uint32_t bits;
-  std::memcpy(&bits, &score, sizeof bits);
-  bits = score == 0.0f ? 0u : bits;
-  const uint32_t ascending = bits ^ (static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31) | 0x80000000u);
-  return ~ascending;
+  std::memcpy(&bits, &x, sizeof bits);
+  bits = x == 0.0f ? 0u : bits;
+  return bits ^ (static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31) | 0x80000000u);
 }
+
+// Sort key of a float32 score: larger scores give smaller keys.
+uint32_t descending_key(float score) { return ~ascending_key(score); }
 
 // Stable LSD radix sort of items by their upper 32 bits (the lower 32 bits carry a box index), 11 bits
 // per pass; passes over a digit that every item shares (e.g. the high digits of small keys) are skipped.
@@ -146,6 +149,10 @@ struct Workspace {
   std::vector<uint8_t> is_kept;
   std::vector<float> coords;  // SortedBoxes' five float arrays, back to back
   std::vector<int32_t> ids, kept;
+  std::vector<uint64_t> window_items, window_scratch;  // greedy_nms_windowed
+  std::vector<float> window_coords;
+  std::vector<int32_t> window_boxes;
+  std::vector<uint8_t> alive;
 };
 
 Workspace& thread_workspace() {
@@ -159,6 +166,81 @@ T* at_least(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 
+// Groups of at least this many boxes may switch from the plain greedy loop to greedy_nms_windowed, after
+// kTestsPerBoxBeforeWindows tests per box, when at least half the boxes decided by then were kept. The
+// plain loop is cheap when most boxes get suppressed early (dense detector output) but makes about m^2 / 2
+// tests when most boxes are kept (sparse segments).
+constexpr int32_t kMinBoxesForWindows = 1024;
+constexpr int64_t kTestsPerBoxBeforeWindows = 16;
+
+// The number of leading entries of the non-decreasing a[0..n) that are < x (<= x when or_equal); a binary
+// search without data-dependent branches (a conditional move per step).
+int32_t count_below(const float* a, int32_t n, float x, bool or_equal) {
+  if (n == 0) return 0;
+  const auto below = [&](float e) { return or_equal ? e <= x : e < x; };
+  const float* base = a;
+  for (int32_t len = n; len > 1; len -= len / 2) base = below(base[len / 2]) ? base + len / 2 : base;
+  return static_cast<int32_t>(base - a) + (below(*base) ? 1 : 0);
+}
+
+// Finishes a greedy suppression from `from` (greedy_nms_<isa>), testing each kept box only against the
+// live boxes whose q range can intersect its own. The live boxes are sorted by q_s; with reach[k] the
+// largest q_e among the first k + 1 of them, a kept box [q_s, q_e] is tested against the sorted boxes
+// [first k with reach[k] > q_s, first k with start >= q_e): every box before the window ends at or before
+// q_s, every box after it starts at or after q_e, so their intersections have width <= 0 and IoU 0; in the
+// window, boxes whose q or r range does not overlap (strictly) are skipped for the same reason. The kept
+// boxes are therefore exactly those of the plain greedy loop.
+GreedyProgress greedy_nms_windowed(SortedBoxes b, GreedyProgress from, float threshold, int32_t* kept,
+                                   Workspace& workspace) {
+  const int32_t head = from.head, n = from.end - from.head;
+  uint64_t* items = at_least(workspace.window_items, n);
+  uint64_t* scratch = at_least(workspace.window_scratch, n);
+  for (int32_t k = 0; k < n; ++k) {
+    items[k] = (static_cast<uint64_t>(ascending_key(b.q_s[head + k])) << 32) | static_cast<uint64_t>(k);
+  }
+  sort_by_upper_bits(items, scratch, n);
+  // The live boxes in q_s order: coordinates, reach, and their index into b.
+  const int64_t stride = static_cast<int64_t>(n) + 8;  // the scan reads up to 8 entries past n
+  float* c = at_least(workspace.window_coords, 5 * stride);
+  float *q_s = c, *q_e = c + stride, *r_s = c + 2 * stride, *r_e = c + 3 * stride, *reach = c + 4 * stride;
+  int32_t* box = at_least(workspace.window_boxes, n);
+  uint8_t* alive = at_least(workspace.alive, n);  // by index into b - head
+  float running = -FLT_MAX;
+  for (int32_t k = 0; k < n; ++k) {
+    const int32_t j = head + static_cast<int32_t>(items[k]);
+    box[k] = j;
+    q_s[k] = b.q_s[j];
+    q_e[k] = b.q_e[j];
+    r_s[k] = b.r_s[j];
+    r_e[k] = b.r_e[j];
+    running = std::max(running, q_e[k]);
+    reach[k] = running;
+    alive[k] = 1;
+  }
+  int32_t num_kept = from.num_kept;
+  for (int32_t i = head; i < from.end; ++i) {
+    if (!alive[i - head]) continue;
+    kept[num_kept++] = b.id[i];
+    const float i_qs = b.q_s[i], i_qe = b.q_e[i], i_rs = b.r_s[i], i_re = b.r_e[i];
+    const int32_t first = count_below(reach, n, i_qs, true), last = count_below(q_s, n, i_qe, false);
+    for (int32_t k0 = first; k0 < last; k0 += 8) {
+      // Which of the next 8 boxes overlap box i along both axes, without a branch per box (the arrays
+      // have 8 readable entries past n; lanes past `last` are masked off).
+      uint32_t overlap = 0;
+      for (int32_t l = 0; l < 8; ++l) {
+        const int32_t k = k0 + l;
+        overlap |= static_cast<uint32_t>((q_e[k] > i_qs) & (r_s[k] < i_re) & (r_e[k] > i_rs)) << l;
+      }
+      if (last - k0 < 8) overlap &= (1u << (last - k0)) - 1u;
+      for (; overlap != 0; overlap &= overlap - 1) {
+        const int32_t j = box[k0 + __builtin_ctz(overlap)];
+        if (j > i && alive[j - head] && iou_above(b, i, j, threshold)) alive[j - head] = 0;
+      }
+    }
+  }
+  return {from.end, from.end, num_kept};
+}
+
 // Greedy NMS over the boxes order[0..m) (indices into the (n, 4) boxes array), in that order, using this
 // thread's workspace; returns the number of kept boxes, whose indices are then workspace.kept[0..count),
 // or -1 when one of the boxes is not finite or inverted.
@@ -168,7 +250,16 @@ int32_t greedy_over(const Kernels& kernels, const float* boxes, const int32_t* o
   float* c = at_least(workspace.coords, 5 * stride);
   const SortedBoxes sorted{c, c + stride, c + 2 * stride, c + 3 * stride, c + 4 * stride, at_least(workspace.ids, stride)};
   if (!kernels.gather(boxes, order, m, sorted)) return -1;
-  return kernels.greedy(sorted, m, threshold, at_least(workspace.kept, m));
+  int32_t* kept = at_least(workspace.kept, m);
+  const int64_t max_tests = m >= kMinBoxesForWindows ? kTestsPerBoxBeforeWindows * m : INT64_MAX;
+  GreedyProgress progress = kernels.greedy(sorted, {0, m, 0}, threshold, kept, max_tests);
+  if (progress.head < progress.end) {
+    const int32_t decided = m - (progress.end - progress.head);
+    progress = 2 * progress.num_kept >= decided
+                   ? greedy_nms_windowed(sorted, progress, threshold, kept, workspace)
+                   : kernels.greedy(sorted, progress, threshold, kept, INT64_MAX);
+  }
+  return progress.num_kept;
 }
 
 }  // namespace

@@ -85,8 +85,9 @@ bool gather_boxes_avx2(const float* boxes, const int32_t* order, int32_t m, Sort
   return gather_boxes_scalar(boxes, order + j, m - j, rest) && _mm256_movemask_ps(bad) == 0;
 }
 
-int32_t greedy_nms_avx2(SortedBoxes boxes, int32_t m, float threshold, int32_t* kept) {
-  return greedy_nms_simd<Avx2>(boxes, m, threshold, kept);
+GreedyProgress greedy_nms_avx2(SortedBoxes boxes, GreedyProgress from, float threshold, int32_t* kept,
+                               int64_t max_tests) {
+  return greedy_nms_simd<Avx2>(boxes, from, threshold, kept, max_tests);
 }
 
 }  // namespace vcl_fast::cpu

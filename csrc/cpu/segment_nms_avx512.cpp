@@ -26,8 +26,9 @@ struct Avx512 : VectorOps<16> {
 
 }  // namespace
 
-int32_t greedy_nms_avx512(SortedBoxes boxes, int32_t m, float threshold, int32_t* kept) {
-  return greedy_nms_simd<Avx512>(boxes, m, threshold, kept);
+GreedyProgress greedy_nms_avx512(SortedBoxes boxes, GreedyProgress from, float threshold, int32_t* kept,
+                               int64_t max_tests) {
+  return greedy_nms_simd<Avx512>(boxes, from, threshold, kept, max_tests);
 }
 
 }  // namespace vcl_fast::cpu

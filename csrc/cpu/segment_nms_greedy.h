@@ -3,6 +3,7 @@
 // segment_nms_avx2.cpp, segment_nms_avx512.cpp).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -34,11 +35,31 @@ inline bool not_finite(float x) {
   return (bits & 0x7F800000u) == 0x7F800000u;
 }
 
-// Keeps the first live box, drops the later live boxes whose IoU with it is > threshold (float32 IoU,
-// 0/0 = 0), and repeats with the next survivor. The arrays are compacted in place. Writes the ids of
-// the kept boxes in order to `kept` and returns how many there are.
-int32_t greedy_nms_scalar(SortedBoxes boxes, int32_t m, float threshold, int32_t* kept);
-int32_t greedy_nms_avx2(SortedBoxes boxes, int32_t m, float threshold, int32_t* kept);
-int32_t greedy_nms_avx512(SortedBoxes boxes, int32_t m, float threshold, int32_t* kept);
+// IoU of boxes i and j above the threshold (float32 IoU, 0/0 = 0): the float32 operations of every
+// variant's suppression test, so all of them keep exactly the same boxes.
+inline bool iou_above(const SortedBoxes& b, int32_t i, int32_t j, float threshold) {
+  const float width = std::max(std::min(b.q_e[i], b.q_e[j]) - std::max(b.q_s[i], b.q_s[j]), 0.0f);
+  const float height = std::max(std::min(b.r_e[i], b.r_e[j]) - std::max(b.r_s[i], b.r_s[j]), 0.0f);
+  const float inter = width * height;
+  // inter == 0 (disjoint, touching or zero-area boxes) means IoU 0, never above the threshold.
+  return inter > 0.0f && inter / ((b.area[i] + b.area[j]) - inter) > threshold;
+}
+
+// Where a greedy suppression stands: boxes [0, head) are decided (num_kept of them kept, their ids at the
+// front of `kept`), the live boxes still to visit are [head, end) (compacted, in visiting order).
+struct GreedyProgress {
+  int32_t head, end, num_kept;
+};
+
+// Greedy suppression from `from`: keeps the first live box, drops the later live boxes whose IoU with it is
+// > threshold, and repeats with the next survivor, compacting the arrays in place and appending kept ids
+// to `kept`. Stops when every box is decided (head == end) or, after a pass, once it has made more than
+// max_tests box-against-box tests (the caller then finishes with greedy_nms_windowed).
+GreedyProgress greedy_nms_scalar(SortedBoxes boxes, GreedyProgress from, float threshold, int32_t* kept,
+                                 int64_t max_tests);
+GreedyProgress greedy_nms_avx2(SortedBoxes boxes, GreedyProgress from, float threshold, int32_t* kept,
+                               int64_t max_tests);
+GreedyProgress greedy_nms_avx512(SortedBoxes boxes, GreedyProgress from, float threshold, int32_t* kept,
+                                 int64_t max_tests);
 
 }  // namespace vcl_fast::cpu

@@ -44,30 +44,24 @@ struct VectorOps {
 // compaction are shared by the heads.
 constexpr int32_t kHeadsPerPass = 4;
 
-// IoU of boxes i and j above the threshold: the same float32 operations as the vector lanes.
+// greedy_nms_<isa> (segment_nms_greedy.h); the lanes compute iou_above's float32 operations.
 template <class V>
-bool iou_above(const SortedBoxes& b, int32_t i, int32_t j, float threshold) {
-  const float width = std::max(std::min(b.q_e[i], b.q_e[j]) - std::max(b.q_s[i], b.q_s[j]), 0.0f);
-  const float height = std::max(std::min(b.r_e[i], b.r_e[j]) - std::max(b.r_s[i], b.r_s[j]), 0.0f);
-  const float inter = width * height;
-  return inter > 0.0f && inter / ((b.area[i] + b.area[j]) - inter) > threshold;
-}
-
-template <class V>
-int32_t greedy_nms_simd(SortedBoxes b, int32_t m, float threshold, int32_t* kept) {
+GreedyProgress greedy_nms_simd(SortedBoxes b, GreedyProgress from, float threshold, int32_t* kept,
+                               int64_t max_tests) {
   using Float = typename V::Float;
   using Mask = typename V::Mask;
   const Float zero = V::zero();
   const Float limit = V::set1(threshold);
-  int32_t num_kept = 0;
-  int32_t end = m;  // live boxes are [head, end)
-  int32_t head = 0;
-  while (head < end) {
+  int32_t num_kept = from.num_kept;
+  int32_t end = from.end;  // live boxes are [head, end)
+  int32_t head = from.head;
+  int64_t tests = 0;
+  while (head < end && tests <= max_tests) {
     // Heads: live boxes [head, head + heads), each not suppressed by the heads before it (all kept).
     int32_t heads = 1;
     for (; heads < kHeadsPerPass && head + heads < end; ++heads) {
       bool suppressed = false;
-      for (int32_t h = 0; h < heads && !suppressed; ++h) suppressed = iou_above<V>(b, head + h, head + heads, threshold);
+      for (int32_t h = 0; h < heads && !suppressed; ++h) suppressed = iou_above(b, head + h, head + heads, threshold);
       if (suppressed) break;  // the pass below drops it
     }
     Float q_s[kHeadsPerPass], r_s[kHeadsPerPass], q_e[kHeadsPerPass], r_e[kHeadsPerPass], area[kHeadsPerPass];
@@ -111,12 +105,13 @@ int32_t greedy_nms_simd(SortedBoxes b, int32_t m, float threshold, int32_t* kept
       w += __builtin_popcount(survive);
     };
     int32_t r = head + heads;
+    tests += static_cast<int64_t>(end - r) * heads;
     for (; r + V::kLanes <= end; r += V::kLanes) scan(r, V::kAllLanes);
     if (r < end) scan(r, static_cast<Mask>((1u << (end - r)) - 1u));
     end = w;
     head += heads;
   }
-  return num_kept;
+  return {head, end, num_kept};
 }
 
 }  // namespace vcl_fast::cpu

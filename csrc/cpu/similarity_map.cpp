@@ -32,6 +32,7 @@ float half_to_float(uint16_t h) {
 
 // Four-lane generic vector (GCC/Clang vector extension): SSE2 on any x86-64, NEON on ARM; no intrinsics.
 struct Generic4 {
+  using value = float;
   static constexpr int width = 4;
   typedef float reg __attribute__((vector_size(16)));
   static reg zero() { return reg{0.0f, 0.0f, 0.0f, 0.0f}; }
@@ -52,6 +53,26 @@ struct Generic4 {
   static float sum(reg a) { return (a[0] + a[1]) + (a[2] + a[3]); }
 };
 
+// Four int32 lanes; fma is the int16-pair multiply-add: c + lo(a) * lo(b) + hi(a) * hi(b) per lane, the low
+// and high 16 bits read as int16 (|each sum| <= 2 * 32767^2 < 2^31 for the kernel's quantised values).
+struct GenericInt4 {
+  using value = int32_t;
+  static constexpr int width = 4;
+  typedef int32_t reg __attribute__((vector_size(16)));
+  typedef uint32_t bits __attribute__((vector_size(16)));
+  static reg zero() { return reg{0, 0, 0, 0}; }
+  static reg load(const int32_t* p) {
+    reg r;
+    std::memcpy(&r, p, sizeof(r));
+    return r;
+  }
+  static void store(int32_t* p, reg a) { std::memcpy(p, &a, sizeof(a)); }
+  static reg broadcast(const int32_t* p) { return reg{*p, *p, *p, *p}; }
+  static reg low(reg a) { return reg(bits(a) << 16) >> 16; }  // arithmetic shift: sign-extends the low half
+  static reg fma(reg a, reg b, reg c) { return c + (low(a) * low(b) + (a >> 16) * (b >> 16)); }
+  static reg max(reg a, reg b) { return a > b ? a : b; }
+};
+
 struct GenericTranspose {
   // dst[kk * dst_stride + i] = src[i * src_stride + kk] * scale[i] for i < 8, kk < count <= 8.
   static void transpose8(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, const float* scale,
@@ -60,13 +81,24 @@ struct GenericTranspose {
       for (int i = 0; i < 8; ++i) dst[kk * dst_stride + i] = src[i * src_stride + kk] * scale[i];
     }
   }
+  // dst[kk * dst_stride + i] = src[i * src_stride + kk] for i < 8, kk < count <= 8.
+  static void transpose8(const int32_t* src, int64_t src_stride, int32_t* dst, int64_t dst_stride, int count) {
+    for (int kk = 0; kk < count; ++kk) {
+      for (int i = 0; i < 8; ++i) dst[kk * dst_stride + i] = src[i * src_stride + kk];
+    }
+  }
 };
 
 }  // namespace
 
 void similarity_map_scalar(const SimilarityPair* pairs, int64_t num_pairs, const SimilarityLayout& layout,
                            int32_t* flags) {
-  SimilarityKernel<Generic4, GenericTranspose, 6, 2>::run(pairs, num_pairs, layout, flags);
+  if (layout.precision == Precision::Int16) {
+    SimilarityKernel<Int16Panels<Generic4, GenericInt4, GenericTranspose, 6, 2>>::run(pairs, num_pairs, layout,
+                                                                                        flags);
+  } else {
+    SimilarityKernel<Float32Panels<Generic4, GenericTranspose, 6, 2>>::run(pairs, num_pairs, layout, flags);
+  }
 }
 
 }  // namespace cpu

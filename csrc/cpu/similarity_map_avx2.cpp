@@ -1,4 +1,5 @@
-// AVX2 + FMA + F16C variant of the CPU similarity map: 6 x 16 register tile (12 accumulators).
+// AVX2 + FMA + F16C variant of the CPU similarity map: 6 x 16 register tile (12 accumulators), float32 FMA or
+// int16-pair multiply-add (VPMADDWD + VPADDD).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -10,6 +11,7 @@ namespace vcl_fast::cpu {
 namespace {
 
 struct Avx2 {
+  using value = float;
   static constexpr int width = 8;
   using reg = __m256;
   static reg zero() { return _mm256_setzero_ps(); }
@@ -30,11 +32,29 @@ struct Avx2 {
   }
 };
 
+// Eight int32 lanes; fma is the int16-pair multiply-add. reg is GCC's vector type rather than __m256i: with
+// __m256i accumulators GCC 12 spilled the 6 x 16 tile to the stack (measured 48 vs 78 GMAC/s per core).
+struct Avx2Int16 {
+  using value = int32_t;
+  static constexpr int width = 8;
+  typedef int32_t reg __attribute__((vector_size(32)));
+  static reg zero() { return reg{}; }
+  static reg load(const int32_t* p) { return reg(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static void store(int32_t* p, reg a) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), __m256i(a)); }
+  static reg broadcast(const int32_t* p) { return reg(_mm256_set1_epi32(*p)); }
+  static reg fma(reg a, reg b, reg c) { return c + reg(_mm256_madd_epi16(__m256i(a), __m256i(b))); }
+  static reg max(reg a, reg b) { return reg(_mm256_max_epi32(__m256i(a), __m256i(b))); }
+};
+
 }  // namespace
 
 void similarity_map_avx2(const SimilarityPair* pairs, int64_t num_pairs, const SimilarityLayout& layout,
                          int32_t* flags) {
-  SimilarityKernel<Avx2, Transpose8Avx, 6, 2>::run(pairs, num_pairs, layout, flags);
+  if (layout.precision == Precision::Int16) {
+    SimilarityKernel<Int16Panels<Avx2, Avx2Int16, Transpose8Avx, 6, 2>>::run(pairs, num_pairs, layout, flags);
+  } else {
+    SimilarityKernel<Float32Panels<Avx2, Transpose8Avx, 6, 2>>::run(pairs, num_pairs, layout, flags);
+  }
 }
 
 }  // namespace vcl_fast::cpu

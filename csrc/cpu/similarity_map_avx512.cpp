@@ -1,4 +1,5 @@
-// AVX-512 (F) + F16C variant of the CPU similarity map: 12 x 32 register tile (24 accumulators).
+// AVX-512 (F) + F16C variant of the CPU similarity map: 12 x 32 register tile (24 accumulators), float32
+// (the int16 precision runs the AVX2 variant).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -10,6 +11,7 @@ namespace vcl_fast::cpu {
 namespace {
 
 struct Avx512 {
+  using value = float;
   static constexpr int width = 16;
   using reg = __m512;
   static reg zero() { return _mm512_setzero_ps(); }
@@ -30,7 +32,8 @@ struct Avx512 {
 
 void similarity_map_avx512(const SimilarityPair* pairs, int64_t num_pairs, const SimilarityLayout& layout,
                            int32_t* flags) {
-  SimilarityKernel<Avx512, Transpose8Avx, 12, 2>::run(pairs, num_pairs, layout, flags);
+  if (layout.precision == Precision::Int16) return similarity_map_avx2(pairs, num_pairs, layout, flags);
+  SimilarityKernel<Float32Panels<Avx512, Transpose8Avx, 12, 2>>::run(pairs, num_pairs, layout, flags);
 }
 
 }  // namespace vcl_fast::cpu

@@ -8,7 +8,10 @@ y = query axis (rows), x scaled by R_tile / S and y by Q_tile / S, then the tile
 Detections are kept when objectness x class probability >= ``conf_threshold`` and go through class-agnostic
 NMS (``nms_threshold``) per tile, ranked by that confidence, as in the reference. The reported score is the
 objectness, as in the reference code (``output[:, :5]`` of YOLOX's ``postprocess``). One deviation: boxes
-are clipped to their tile (the reference lets them run past the map ends, where nothing can match).
+are clipped to their tile (the reference lets them run past the map ends, where nothing can match). One
+addition, off by default (-1): with ``min_similarity`` above -1, a detection is kept only when some cell of the map
+inside its box reaches that cosine (a copy holds at least one near-duplicate frame pair; the floor is a
+property of the extractor, calibrated on held-out pairs and carried in an exported model's manifest).
 
 Everything here is in frame units; ``to_seconds`` converts at the features' frame rate. Torch-free: the
 model is any callable ``run(images float32 (B, 3, S, S)) -> raw outputs (B, A, 5 + C)``.
@@ -16,7 +19,7 @@ model is any callable ``run(images float32 (B, 3, S, S)) -> raw outputs (B, A, 5
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -35,6 +38,7 @@ class DetectionSettings:
     nms_threshold: float = 0.3
     chunk_length: int = 1200
     batch_size: int = 16  # tiles rendered and run per call of the runner
+    min_similarity: float = -1.0  # keep a detection only if its box holds a cell >= this cosine (-1: all)
 
     def __post_init__(self) -> None:
         if self.input_size <= 0 or self.input_size % max(STRIDES) != 0:
@@ -42,8 +46,24 @@ class DetectionSettings:
         if not 0.0 <= self.conf_threshold <= 1.0 or not 0.0 <= self.nms_threshold <= 1.0:
             raise ValueError(f"conf_threshold and nms_threshold must lie in [0, 1], got "
                              f"{self.conf_threshold} and {self.nms_threshold}")
+        if not -1.0 <= self.min_similarity <= 1.0:
+            raise ValueError(f"min_similarity is a cosine in [-1, 1], got {self.min_similarity}")
         if self.chunk_length < 1 or self.batch_size < 1:
             raise ValueError(f"chunk_length and batch_size must be >= 1, got {self.chunk_length}, {self.batch_size}")
+
+
+def detection_settings(spec, overrides: Mapping[str, Any] | None = None) -> DetectionSettings:
+    """The settings for a detector of ``spec`` (a ``vcl_fast.runtime.specs.DetectorSpec``): its input size and
+    cosine floor, then ``overrides`` (any other field; ValueError for ``input_size`` or other strides)."""
+    from vcl_fast.config import replace_fields
+
+    overrides = dict(overrides or {})
+    if tuple(spec.strides) != STRIDES:
+        raise ValueError(f"the detector's strides {tuple(spec.strides)} are not {STRIDES}")
+    if "input_size" in overrides:
+        raise ValueError("input_size is the detector's own; it cannot be overridden")
+    return replace_fields(DetectionSettings(input_size=spec.input_size, min_similarity=spec.min_similarity),
+                          **overrides)
 
 
 def chunk_spans(length: int, chunk_length: int = 1200) -> list[tuple[int, int]]:
@@ -116,7 +136,29 @@ def localize_maps(maps: Sequence[np.ndarray], run: Runner, settings: DetectionSe
     offsets = np.array([(t.q0, t.r0, t.q0, t.r0) for t in tiles], dtype=np.float32)[tile_ids[keep]]
     found = np.concatenate([frames[keep] + offsets, obj[keep, None]], axis=1).astype(np.float32)
     pair_of_kept = np.array([t.pair for t in tiles], dtype=np.int64)[tile_ids[keep]]
-    return [found[pair_of_kept == pair] for pair in range(len(maps))]
+    return [drop_weak_detections(found[pair_of_kept == pair], m, settings.min_similarity)
+            for pair, m in enumerate(maps)]
+
+
+def box_peaks(detections: np.ndarray, similarity) -> np.ndarray:
+    """(N,) float64 highest value of ``similarity`` ((Q, R) numpy array or torch tensor) over the cells each
+    (N, >= 4) ``[q_start, r_start, q_end, r_end, ...]`` frame box touches (-inf for a box outside the map)."""
+    q_len, r_len = similarity.shape
+    peaks = np.full(len(detections), -np.inf)
+    for i, (q0, r0, q1, r1) in enumerate(np.asarray(detections, dtype=np.float64)[:, :4]):
+        rows = slice(max(int(np.floor(q0)), 0), min(int(np.ceil(q1)), q_len))
+        cols = slice(max(int(np.floor(r0)), 0), min(int(np.ceil(r1)), r_len))
+        if rows.start < rows.stop and cols.start < cols.stop:
+            peaks[i] = float(similarity[rows, cols].max())
+    return peaks
+
+
+def drop_weak_detections(detections: np.ndarray, similarity, min_similarity: float) -> np.ndarray:
+    """The rows of (N, 5) frame ``detections`` whose box holds a cell of ``similarity`` >= ``min_similarity``
+    (all rows when ``min_similarity`` <= -1, the lowest cosine)."""
+    if min_similarity <= -1.0 or not len(detections):
+        return detections
+    return detections[box_peaks(detections, similarity) >= min_similarity]
 
 
 def to_seconds(detections: np.ndarray, query_fps: float, reference_fps: float | None = None) -> np.ndarray:

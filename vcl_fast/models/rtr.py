@@ -12,14 +12,21 @@ timm's ``VisionTransformer`` with ``reg_tokens=k`` puts its register tokens AFTE
 subclass keeps timm's parameters (``reg_token``, ``cls_token``, ``pos_embed`` over all k+1+P tokens) and
 only reorders the prefix so that ``pos_embed[:, :k]`` belongs to the regional tokens and ``pos_embed[:, k]``
 to CLS, as in the paper's checkpoints.
+
+``backbone=""`` embeds 16x16 patches with one linear layer (a plain ViT). ``backbone="tf_efficientnet_lite0"``
+is a hybrid ViT (timm's ``HybridEmbed``): the stride-16 feature map of an EfficientNet-Lite0 stem (112
+channels) gives the patch tokens, one per 16x16 pixels as before, so the token layout and outputs are the same.
+The stem can start from ImageNet weights (:func:`vcl_fast.models.teacher.load_imagenet_lite0`).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
+from timm.layers import HybridEmbed
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
@@ -27,6 +34,8 @@ from vcl_fast.config import preset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Hybrid backbones: timm model name -> feature index of its stride-16 map (``features_only`` out_indices).
+BACKBONE_STRIDE16_FEATURE = {"tf_efficientnet_lite0": 3}
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,7 @@ class RTRConfig:
     mlp_ratio: float = 4.0
     out_dim: int = 256
     num_regional_tokens: int = 1
+    backbone: str = ""  # "" = linear patch embedding; a key of BACKBONE_STRIDE16_FEATURE = hybrid ViT
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
 
@@ -51,6 +61,11 @@ class RTRConfig:
             raise ValueError(f"img_size {self.img_size} must be a multiple of patch_size {self.patch_size}")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} must be divisible by num_heads {self.num_heads}")
+        if self.backbone and self.backbone not in BACKBONE_STRIDE16_FEATURE:
+            known = ", ".join(sorted(BACKBONE_STRIDE16_FEATURE))
+            raise ValueError(f"unknown backbone {self.backbone!r}; use '' (patch embedding) or one of: {known}")
+        if self.backbone and self.patch_size != 16:
+            raise ValueError(f"a hybrid backbone gives one token per 16 pixels; patch_size must be 16, got {self.patch_size}")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError("mean and std need 3 values (RGB)")
 
@@ -69,18 +84,34 @@ PRESETS: dict[str, RTRConfig] = {
     "paper": RTRConfig(),
     # Small enough to train and run on 2 shared CPU cores: 112 px, 49 patches, 4 blocks of width 192.
     "tiny_cpu": RTRConfig(img_size=112, embed_dim=192, depth=4, num_heads=3),
+    # tiny_cpu's transformer on an EfficientNet-Lite0 stem (ImageNet-initialisable; TF-style [-1, 1] inputs).
+    "hybrid_cpu": RTRConfig(img_size=112, embed_dim=192, depth=2, num_heads=3, backbone="tf_efficientnet_lite0",
+                            mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
     # For unit tests only: 32 px, 4 patches, one block of width 32.
     "micro": RTRConfig(img_size=32, embed_dim=32, depth=1, num_heads=2, out_dim=16),
 }
+
+
+def stride16_stem(name: str) -> nn.Module:
+    """timm backbone ``name`` (randomly initialised) cut after its stride-16 stage:
+    (B, 3, H, W) -> [(B, C, H/16, W/16)]."""
+    import timm
+
+    stem = timm.create_model(name, pretrained=False, features_only=True, out_indices=(BACKBONE_STRIDE16_FEATURE[name],))
+    stem.blocks = stem.blocks[: max(stem._stage_out_idx)]  # the later stages would run for nothing
+    return stem
 
 
 class RegionalTokenViT(VisionTransformer):
     """timm ViT with ``k`` Regional Tokens before CLS and a shared projection of all k+1 token outputs."""
 
     def __init__(self, config: RTRConfig) -> None:
+        embed_layer = {}
+        if config.backbone:
+            embed_layer = {"embed_layer": partial(HybridEmbed, backbone=stride16_stem(config.backbone), patch_size=1)}
         super().__init__(
             img_size=config.img_size,
-            patch_size=config.patch_size,
+            patch_size=1 if config.backbone else config.patch_size,  # hybrid: one token per feature-map cell
             embed_dim=config.embed_dim,
             depth=config.depth,
             num_heads=config.num_heads,
@@ -90,6 +121,7 @@ class RegionalTokenViT(VisionTransformer):
             no_embed_class=False,
             num_classes=0,
             global_pool="",
+            **embed_layer,
         )
         self.config = config
         self.proj = nn.Linear(config.embed_dim, config.out_dim)

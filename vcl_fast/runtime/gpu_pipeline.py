@@ -37,8 +37,7 @@ import numpy as np
 import torch
 
 from vcl_fast.config import replace_fields
-from vcl_fast.detect.decode import STRIDES
-from vcl_fast.detect.localizer import DetectionSettings, chunk_spans
+from vcl_fast.detect.localizer import DetectionSettings, chunk_spans, detection_settings, drop_weak_detections
 from vcl_fast.detect.render import bicubic_taps
 from vcl_fast.runtime.preprocess import bilinear_taps
 from vcl_fast.runtime.specs import ExtractorSpec
@@ -182,7 +181,7 @@ def localize_maps_device(maps: Sequence[torch.Tensor], run: DeviceRunner,
     found = kept[:, :5].astype(np.float32)
     found[:, :4] += tiles[tile_of_kept][:, [1, 2, 1, 2]].astype(np.float32)
     pair_of_kept = tiles[tile_of_kept, 0]
-    return [found[pair_of_kept == pair] for pair in range(len(maps))]
+    return [drop_weak_detections(found[pair_of_kept == pair], m, settings.min_similarity) for pair, m in enumerate(maps)]
 
 
 class TorchDeviceRunner:
@@ -368,7 +367,7 @@ class GpuPipeline:
         extractor, exported = load_engine(directory, "extractor", torch_device.index, cuda_graphs)
         detector, detector_exported = load_engine(directory, "detector", torch_device.index, cuda_graphs)
         return cls(TensorRTRunner(extractor, torch_device), TensorRTRunner(detector, torch_device), exported.spec,
-                   _settings(detector_exported.spec, settings), torch_device)
+                   detection_settings(detector_exported.spec, settings), torch_device)
 
     @classmethod
     def from_onnx(cls, directory: str | os.PathLike, device: str = "cuda", **settings: Any) -> "GpuPipeline":
@@ -380,7 +379,7 @@ class GpuPipeline:
         extractor, detector = load_component(directory, "extractor"), load_component(directory, "detector")
         return cls(OrtCudaRunner(extractor, torch_device, stream.cuda_stream),
                    OrtCudaRunner(detector, torch_device, stream.cuda_stream), extractor.spec,
-                   _settings(detector.spec, settings), torch_device, stream=stream)
+                   detection_settings(detector.spec, settings), torch_device, stream=stream)
 
     @classmethod
     def from_torch(cls, extractor: torch.nn.Module, detector: torch.nn.Module, device: str = "cuda",
@@ -393,7 +392,7 @@ class GpuPipeline:
         spec = ExtractorSpec(config.img_size, config.mean, config.std, config.num_tokens, config.out_dim)
         detector_spec = DetectorSpec(detector.config.input_size, detector.head.strides, detector.config.num_classes)
         return cls(TorchDeviceRunner(extractor, torch_device, amp), TorchDeviceRunner(detector, torch_device, amp),
-                   spec, _settings(detector_spec, settings), torch_device)
+                   spec, detection_settings(detector_spec, settings), torch_device)
 
 
 def _cuda_device(device: str) -> torch.device:
@@ -403,9 +402,3 @@ def _cuda_device(device: str) -> torch.device:
     return torch.device("cuda", torch_device.index or 0)
 
 
-def _settings(spec, overrides: dict) -> DetectionSettings:
-    if tuple(spec.strides) != STRIDES:
-        raise ValueError(f"the detector's strides {tuple(spec.strides)} are not {STRIDES}")
-    if "input_size" in overrides:
-        raise ValueError("input_size is the detector's own; it cannot be overridden")
-    return replace_fields(DetectionSettings(input_size=spec.input_size), **overrides)

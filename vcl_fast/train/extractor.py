@@ -34,7 +34,7 @@ from vcl_fast.data.augment import TRAIN_EDITS, copy_edit
 from vcl_fast.data.images import list_images, load_image, to_tensor_batch
 from vcl_fast.models.extract import extract_features
 from vcl_fast.models.rtr import RegionalTokenViT, RTRConfig, extractor_config
-from vcl_fast.models.teacher import TEACHER_DIM, efficientnet_lite0_teacher, teacher_input
+from vcl_fast.models.teacher import TEACHER_DIM, efficientnet_lite0_teacher, load_imagenet_lite0, teacher_input
 from vcl_fast.models.weights import save_extractor
 from vcl_fast.train.batches import hard_negative_batches, random_batches, steps_per_epoch
 from vcl_fast.train.losses import nt_xent, positive_pair_combinations, regional_hit_rate, view_similarity
@@ -71,11 +71,14 @@ class TrainConfig:
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
     distill_weight: float = 0.0  # > 0: add w * (1 - cos(Linear(f_cls), teacher)) with the ImageNet EfficientNet-Lite0
     teacher_size: int = 224  # teacher input side (pixels)
+    backbone_init: str = "imagenet"  # hybrid extractors: "imagenet" (EfficientNet-Lite0 weights) or "random" stem
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.schedule not in ("asymmetric", "symmetric"):
             raise ValueError(f"schedule must be 'asymmetric' or 'symmetric', got {self.schedule!r}")
+        if self.backbone_init not in ("imagenet", "random"):
+            raise ValueError(f"backbone_init must be 'imagenet' or 'random', got {self.backbone_init!r}")
         if self.batching not in ("random", "hard"):
             raise ValueError(f"batching must be 'random' or 'hard', got {self.batching!r}")
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "hard_refresh_steps", "image_max_side",
@@ -100,6 +103,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # From scratch on ~150 photos within ~15 minutes of 2 shared CPU cores: small model, higher lr with warm-up,
     # random batches (hard-negative batches kept the loss at chance level for a model that starts from scratch).
     "tiny_cpu": TrainConfig(),
+    # The hybrid extractor: tiny_cpu's recipe on an ImageNet-initialised EfficientNet-Lite0 stem.
+    "hybrid_cpu": TrainConfig(model="hybrid_cpu"),
     # Unit tests.
     "micro": TrainConfig(
         model="micro", steps=4, stage1_steps=2, batch_size=4, lr=1e-3, warmup_steps=0, image_max_side=48,
@@ -203,7 +208,10 @@ class ExtractorTrainer:
             )
 
         torch.manual_seed(config.seed)
-        self.model = RegionalTokenViT(self.model_config).to(self.device)
+        self.model = RegionalTokenViT(self.model_config)
+        if self.model_config.backbone and config.backbone_init == "imagenet":
+            load_imagenet_lite0(self.model.patch_embed.backbone)
+        self.model.to(self.device)
         no_decay = self.model.no_weight_decay()
         decay_params = [p for n, p in self.model.named_parameters() if n not in no_decay]
         token_params = [p for n, p in self.model.named_parameters() if n in no_decay]
