@@ -14,6 +14,7 @@ using vcl_fast::cpu::SimdLevel;
 // Op registrations (csrc/bindings/*.cpp).
 namespace vcl_fast {
 void register_alignment_paths(py::module_& m);
+void register_frame_preprocess(py::module_& m);
 void register_similarity_map(py::module_& m);
 }  // namespace vcl_fast
 void register_segment_nms(py::module_& m);
@@ -40,6 +41,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_device_count", &vcl_fast::cuda_device_count,
         "Number of visible CUDA devices (0 without a driver or GPU, or when CUDA is not compiled in).");
   vcl_fast::register_alignment_paths(m);
+  vcl_fast::register_frame_preprocess(m);
   vcl_fast::register_similarity_map(m);
   register_segment_nms(m);
 

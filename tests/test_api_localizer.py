@@ -1,6 +1,7 @@
 """vcl_fast.Localizer end to end on tiny generated videos: the planted copy found at the right seconds (TN),
 ONNX Runtime vs torch, batching, the default-model loader, bad inputs and thread safety."""
 import math
+import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor
 
@@ -149,6 +150,34 @@ def test_default_model_loader(micro_model_dir, monkeypatch, tmp_path):
         Localizer(backend="torch")
 
 
+def test_extractor_is_loaded_once_on_first_use(micro_model_dir, monkeypatch):
+    from vcl_fast.runtime import ort_backend
+
+    loads = []
+    load = ort_backend.load_extractor
+    monkeypatch.setattr(ort_backend, "load_extractor", lambda *args: loads.append(args) or load(*args))
+    loc = Localizer(micro_model_dir, method="tn", threads=1)
+    features = np.random.default_rng(0).normal(size=(5, 2, 16)).astype(np.float32)
+    loc.localize(features, features)
+    assert loads == []  # features only: the extractor is never needed
+    with ThreadPoolExecutor(4) as pool:
+        extractors = list(pool.map(lambda _: loc.extractor, range(8)))
+    assert len(loads) == 1 and all(e is extractors[0] for e in extractors)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        Localizer(micro_model_dir, method="tn", batch_size=0)
+
+
+def test_onnxruntime_extractor_leaves_a_core_to_the_decoder(micro_model_dir, monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    threads = lambda loc: loc.extractor.session.get_session_options().intra_op_num_threads  # noqa: E731
+    assert threads(Localizer(micro_model_dir, method="tn")) == 3
+    assert threads(Localizer(micro_model_dir, method="tn", threads=2)) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert threads(Localizer(micro_model_dir, method="tn")) == 1
+
+
 def _write_audio_only(path):
     with wave.open(str(path), "wb") as handle:
         handle.setnchannels(1)
@@ -169,6 +198,11 @@ def test_bad_planted_videos_name_the_file(tn_localizer, planted_videos, tmp_path
         with pytest.raises(ValueError, match=reason) as info:
             tn_localizer.localize(planted_videos[0], path)
         assert str(path) in str(info.value)
+        with pytest.raises(ValueError, match=reason):  # the query, decoded first
+            tn_localizer.localize(path, planted_videos[1])
+        with pytest.raises(ValueError, match=reason):  # between good videos decoded ahead
+            tn_localizer.localize_many(planted_videos[0], [planted_videos[1], path, planted_videos[1]])
+    assert not any(t.name == "vcl_fast-prefetch" for t in threading.enumerate())  # decoder threads ended
 
 
 def test_bad_arguments(micro_model_dir, tn_localizer):

@@ -12,7 +12,8 @@ import pytest
 
 from vcl_fast.runtime import BACKENDS, available_backends, get_backend
 from vcl_fast.runtime.base import parse_device
-from vcl_fast.runtime.preprocess import bilinear_taps, preprocess_frames, preprocess_frames_reference
+from vcl_fast.runtime.preprocess import (bilinear_taps, preprocess_frames, preprocess_frames_numpy,
+                                        preprocess_frames_reference)
 
 REPO = Path(__file__).resolve().parents[1]
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -39,6 +40,50 @@ def test_preprocess_matches_pillow(n, height, width, size):
     assert found.shape == expected.shape == (n, 3, size, size) and found.dtype == np.float32
     if n:
         assert np.abs(found - expected).max() <= GREY_LEVEL_TOLERANCE
+
+
+@pytest.mark.parametrize("n, height, width, size", itertools.product(
+    [0, 1, 5], [1, 2, 31, 112, 240, 529], [1, 3, 112, 320, 721], [1, 7, 112]))
+def test_compiled_preprocess_is_the_numpy_reference_bit_for_bit(n, height, width, size):
+    pytest.importorskip("vcl_fast._C")
+    frames = np.random.default_rng(height + width * n).integers(0, 256, (n, height, width, 3), dtype=np.uint8)
+    found = preprocess_frames(frames, size, MEAN, STD)
+    expected = preprocess_frames_numpy(frames, size, MEAN, STD)
+    assert found.shape == expected.shape == (n, 3, size, size) and found.dtype == np.float32
+    np.testing.assert_array_equal(found.view(np.uint32), expected.view(np.uint32))
+    view = frames[:, ::-2, 1::2]  # non-contiguous (negative strides)
+    if view.shape[1] and view.shape[2]:
+        mean, std = (0.5, 0.4, 0.3), (0.2, 0.3, 0.4)
+        np.testing.assert_array_equal(preprocess_frames(view, size, mean, std).view(np.uint32),
+                                      preprocess_frames_numpy(view, size, mean, std).view(np.uint32))
+
+
+def test_preprocess_falls_back_to_numpy_without_the_extension(monkeypatch):
+    import vcl_fast._ext as ext
+
+    monkeypatch.setattr(ext, "_loaded", True)
+    monkeypatch.setattr(ext, "_module", None)
+    monkeypatch.setattr(ext, "_error", "ImportError: test")
+    monkeypatch.setattr(ext, "_warned", set())
+    frames = np.random.default_rng(3).integers(0, 256, (2, 40, 30, 3), dtype=np.uint8)
+    with pytest.warns(RuntimeWarning, match="preprocess_frames: compiled kernel unavailable"):
+        found = preprocess_frames(frames, 16, MEAN, STD)
+    np.testing.assert_array_equal(found, preprocess_frames_numpy(frames, 16, MEAN, STD))
+
+
+def test_compiled_preprocess_checks_its_arguments():
+    ext = pytest.importorskip("vcl_fast._C")
+    frames = np.zeros((1, 8, 8, 3), np.uint8)
+    index, weight = bilinear_taps(8, 4)
+    scale = shift = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="rows needs taps"):
+        ext.preprocess_frames_cpu(frames, 4, None, None, index, weight, scale, shift)
+    with pytest.raises(ValueError, match="out of range"):
+        ext.preprocess_frames_cpu(frames, 4, index + 8, weight, index, weight, scale, shift)
+    with pytest.raises(ValueError, match=r"\(size, K\)"):
+        ext.preprocess_frames_cpu(frames, 4, index[:2], weight, index, weight, scale, shift)
+    with pytest.raises(ValueError, match="3 values"):
+        ext.preprocess_frames_cpu(frames, 4, index, weight, index, weight, scale[:2], shift)
 
 
 def test_preprocess_non_contiguous_and_exact_size():
@@ -104,12 +149,15 @@ def test_ort_and_torch_backends_agree(model_dir):
     assert fa.shape == (7, 2, 16) and fa.dtype == np.float32
     assert np.abs(fa - fb).max() < 1e-4
     assert a.embed(frames[:0]).shape == (0, 2, 16)
+    assert a.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
     images = np.random.default_rng(2).uniform(-1, 1, (3, 3, 64, 64)).astype(np.float32)
     c = ort_backend.load_detector(model_dir / "detector.onnx", "cpu", 1)
     d = torch_backend.load_detector(micro_detector(), "cpu")
     assert c.spec == d.spec
     assert np.abs(c.run(images) - d.run(images)).max() < 1e-4
+    empty = c.run(images[:0])  # onnxruntime itself fails to reshape an empty batch
+    assert empty.shape == (0, *d.run(images).shape[1:]) and empty.dtype == np.float32
 
 
 def test_backend_argument_errors(model_dir):

@@ -65,3 +65,27 @@ def test_atomic_directory_appears_whole_or_not_at_all(tmp_path):
     with pytest.raises(FileExistsError, match="not an empty folder"):
         with atomic_directory(tmp_path / "out"):
             pass
+
+
+def test_atomic_directory_replaces_a_directory_as_a_whole(tmp_path):
+    from vcl_fast.atomic import atomic_directory
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(out, replace=True) as staging:
+            (staging / "new.txt").write_text("new")
+            raise RuntimeError("interrupted")
+    assert [p.name for p in out.iterdir()] == ["old.txt"]  # a failed replacement leaves the old directory
+    with atomic_directory(out, replace=True) as staging:
+        (staging / "new.txt").write_text("new")
+        assert (out / "old.txt").exists()
+    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    with atomic_directory(tmp_path / "fresh", replace=True) as staging:
+        (staging / "a.txt").write_text("a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "out"]  # nothing left aside
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(FileExistsError, match="not an empty folder"):
+        with atomic_directory(tmp_path / "file", replace=True):
+            pass

@@ -109,9 +109,28 @@ def test_failed_export_writes_nothing(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(ValueError, match="decode_in_inference"):
         export_onnx(out, micro_extractor(), build_detector("micro", decode_in_inference=True))
-    assert list(out.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # no output folder, no staging folder left
     with pytest.raises(ValueError, match="nothing to export"):
         export_onnx(out)
+
+
+def test_export_replaces_an_earlier_export_and_refuses_other_folders(tmp_path):
+    from vcl_fast.export.onnx import export_onnx
+
+    out = tmp_path / "out"
+    export_onnx(out, micro_extractor(), micro_detector())
+    (out / "stale.engine").write_bytes(b"old")
+    export_onnx(out, extractor=micro_extractor())
+    assert sorted(p.name for p in out.iterdir()) == ["extractor.onnx", "manifest.json"]  # replaced as a whole
+    assert "detector" not in read_manifest(out)
+    load_component(out, "extractor")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("user data")
+    with pytest.raises(FileExistsError, match="not an empty folder"):
+        export_onnx(other, extractor=micro_extractor())
+    assert [p.name for p in other.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "out"]
 
 
 def _copy_export(model_dir, tmp_path):

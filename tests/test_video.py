@@ -339,3 +339,21 @@ def test_sample_videos_seek_and_sequential_agree():
         seeking, in_order = read_frames(path, 1.0, size=48), read_frames(path, 1.0, size=48, seek=False)
         np.testing.assert_array_equal(seeking.frames, in_order.frames)
         assert abs(len(seeking) - probe(path).duration) <= 1  # one sample per second of the declared length
+
+
+@pytest.mark.parametrize("size", [None, (48, 32), (97, 65)], ids=["same-size", "down", "up"])
+def test_rgb_converter_gives_the_pixels_of_to_ndarray(tmp_path, size):
+    """One reused swscale context gives what PyAV's per-frame conversion gives, bit for bit (H.264 4:2:0)."""
+    from vcl_fast.video._pyav import INTERPOLATION, RgbConverter
+
+    path = tmp_path / "clip.mp4"
+    rng = np.random.default_rng(0)
+    write_video(path, rng.integers(0, 256, (12, HEIGHT, WIDTH, 3), dtype=np.uint8), 12.0)
+    width, height = size or (WIDTH, HEIGHT)
+    convert = RgbConverter(width, height)
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            expected = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation=INTERPOLATION)
+            found = convert(frame)
+            assert found.shape == (height, width, 3) and found.dtype == np.uint8
+            np.testing.assert_array_equal(found, expected)

@@ -8,10 +8,11 @@
         print(s.q_start, s.q_end, s.r_start, s.r_end, s.score)
 
 Videos (files or image folders) are sampled at ``fps`` frames per second and streamed through the decoder
-in chunks of ``batch_size`` frames (so memory stays bounded for long videos: about ``batch_size`` decoded
-frames at the source resolution), then resized and normalised in numpy exactly as frame arrays are
-(:mod:`vcl_fast.runtime.preprocess`), so a file and its decoded frames give the same features. Each
-sampled frame becomes T feature vectors; the similarity map of
+in chunks of ``batch_size`` frames; a background thread decodes the files of a call one after the other
+while the extractor embeds the chunks already decoded (so memory stays bounded for long videos: at most
+``DECODE_AHEAD + 2`` chunks of decoded frames at the source resolution). Frames are then resized and
+normalised exactly as frame arrays are (:mod:`vcl_fast.runtime.preprocess`), so a file and its decoded
+frames give the same features. Each sampled frame becomes T feature vectors; the similarity map of
 two videos is the max cosine over token pairs (:func:`vcl_fast.ops.similarity_maps`); copied segments are
 found in it by the YOLOX detector (:func:`vcl_fast.detect.localizer.localize_maps`) or a classical localizer
 (``method="tn"``, ``"dp"``, ``"hv"``, ``"dtw"``; :mod:`vcl_fast.eval.localizers`).
@@ -22,11 +23,14 @@ from several threads at once, so one instance can serve concurrent ``features`` 
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -34,10 +38,13 @@ from vcl_fast.data.features import VideoFeatures
 from vcl_fast.detect.localizer import detection_settings, localize_maps
 from vcl_fast.eval.localizers import LOCALIZERS, get_localizer, localizer_params
 from vcl_fast.runtime import BACKENDS, get_backend
+from vcl_fast.runtime.base import Extractor, check_batch_size
 from vcl_fast.runtime.manifest import default_model_dir
+from vcl_fast.video.records import DecodedFrames
 
 METHODS = ("yolox", *LOCALIZERS)
 STAGES = ("decode", "extract", "similarity", "localize", "total")
+DECODE_AHEAD = 1  # decoded chunks (of batch_size frames) waiting for the extractor at most
 
 # A video: a file or image folder path, frames (L, H, W, 3) uint8, features (L, T, D) / (L, D) float,
 # or a VideoFeatures record.
@@ -64,7 +71,8 @@ class LocalizationResult:
     """Copies of ``query`` in ``reference``: segments (seconds, by decreasing score), the video-level verdict
     ``copied`` (any segment found) and ``score`` (best segment score, 0 when none), the (Q, R) float32
     similarity map when asked for, and seconds spent per stage (``STAGES``; for ``localize_many`` the stages
-    run batched, so every result carries the timings of the whole call)."""
+    run batched, so every result carries the timings of the whole call). Decoding overlaps extraction:
+    ``decode`` counts the seconds spent waiting for decoded frames, not the decoder's own time."""
 
     query: str
     reference: str
@@ -95,9 +103,11 @@ class Localizer:
     the rate assumed for feature arrays). method: ``"yolox"`` or a classical localizer (``tn``, ``dp``,
     ``hv``, ``dtw``). method_params: overrides of :class:`~vcl_fast.detect.localizer.DetectionSettings`
     (``conf_threshold``, ``nms_threshold``, ``chunk_length``, ``batch_size``, ``min_similarity``: default the
-    exported model's calibrated floor) for yolox, or of the classical
-    method's VCSL-tuned parameters. batch_size: frames decoded and embedded per step. threads: intra-op
-    threads of the backend (None: its default).
+    exported model's calibrated floor) for yolox, or of the classical method's VCSL-tuned parameters.
+    batch_size: frames decoded and embedded per step. threads: intra-op threads of the backend (None: its
+    default, except that an onnxruntime extractor gets :func:`default_extractor_threads`, leaving a core to
+    the decoding thread). The extractor is loaded on first use (:attr:`extractor`), so a Localizer that is
+    only given features never loads it; a missing extractor path fails here already.
 
     One instance may serve concurrent calls from several threads (see the module docstring).
     """
@@ -113,7 +123,15 @@ class Localizer:
         self.method = method.lower()
         self.backend = backend
         runtime = get_backend(backend)
-        self.extractor = runtime.load_extractor(self._source(extractor, "extractor"), device, threads, batch_size)
+        check_batch_size(batch_size)
+        source = self._source(extractor, "extractor")
+        if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
+            raise FileNotFoundError(f"{source}: no such extractor (model directory or file)")
+        extractor_threads = default_extractor_threads() if threads is None and backend == "onnxruntime" else threads
+        self._load_extractor = functools.partial(runtime.load_extractor, source, device, extractor_threads,
+                                                 batch_size)
+        self._extractor: Extractor | None = None
+        self._extractor_lock = threading.Lock()
         params = dict(method_params or {})
         if self.method == "yolox":
             self.detector = runtime.load_detector(self._source(detector, "detector"), device, threads)
@@ -130,19 +148,49 @@ class Localizer:
                              "the embedded default model is for the onnxruntime backend")
         return default_model_dir()
 
+    @property
+    def extractor(self) -> Extractor:
+        """The frame feature extractor, loaded by the first call that needs it (once, also under threads)."""
+        if self._extractor is None:
+            with self._extractor_lock:
+                if self._extractor is None:
+                    self._extractor = self._load_extractor()
+        return self._extractor
+
     # ------------------------------------------------------------------------------------------ features
 
     def features(self, video: VideoInput, video_id: str | None = None) -> VideoFeatures:
         """Features of one video (see ``VideoInput``), with timestamps in seconds."""
-        return self._features(video, video_id, _new_timings())[0]
+        return self._all_features([video], [video_id], _new_timings())[0][0]
 
-    def _features(self, video: VideoInput, video_id: str | None, timings: dict[str, float]
-                  ) -> tuple[VideoFeatures, str]:
-        """(features, name of the video for results); adds the decode/extract seconds to ``timings``."""
+    def _all_features(self, videos: list[VideoInput], video_ids: list[str | None], timings: dict[str, float]
+                      ) -> list[tuple[VideoFeatures, str]]:
+        """(features, name of the video for results) of each video; adds the decode/extract seconds to
+        ``timings``. The files among ``videos`` are decoded one after the other in a background thread, up to
+        ``DECODE_AHEAD`` chunks ahead of the extractor (:mod:`vcl_fast.video.prefetch`)."""
+        from vcl_fast.video.prefetch import prefetch
+
+        paths = [Path(v) for v in videos if isinstance(v, (str, os.PathLike))]
+        decoding = prefetch(self._decoded_chunks(paths, self.extractor.batch_size), DECODE_AHEAD) if paths \
+            else contextlib.nullcontext(iter(()))
+        with decoding as chunks:
+            return [self._features(video, video_id, chunks, timings) for video, video_id in zip(videos, video_ids)]
+
+    def _decoded_chunks(self, paths: list[Path], chunk_size: int) -> Iterator[DecodedFrames | None]:
+        """The frame chunks of each video in turn, each video followed by None."""
+        from vcl_fast.video import iter_frames
+
+        for path in paths:
+            yield from iter_frames(path, self.fps, chunk_size=chunk_size)
+            yield None
+
+    def _features(self, video: VideoInput, video_id: str | None, chunks: Iterator[DecodedFrames | None],
+                  timings: dict[str, float]) -> tuple[VideoFeatures, str]:
+        """(features, name) of one video; a file's frames are the next chunks of ``chunks``."""
         if isinstance(video, VideoFeatures):
             return video, video.video_id
         if isinstance(video, (str, os.PathLike)):
-            return self._stream_features(Path(video), video_id, timings), str(video)
+            return self._stream_features(Path(video), video_id, chunks, timings), str(video)
         if not isinstance(video, np.ndarray):
             raise TypeError(f"a video is a path, a frame array (L, H, W, 3) uint8, a feature array (L, T, D) "
                             f"or VideoFeatures; got {type(video).__name__}")
@@ -160,14 +208,12 @@ class Localizer:
                              f"got {video.dtype} {video.shape}")
         return VideoFeatures.from_fps(name, features, self.fps), name
 
-    def _stream_features(self, path: Path, video_id: str | None, timings: dict[str, float]) -> VideoFeatures:
-        from vcl_fast.video import iter_frames
-
-        chunks = iter_frames(path, self.fps, chunk_size=self.extractor.batch_size)
+    def _stream_features(self, path: Path, video_id: str | None, chunks: Iterator[DecodedFrames | None],
+                         timings: dict[str, float]) -> VideoFeatures:
         parts, stamps = [], []
         while True:
             start = time.perf_counter()
-            chunk = next(chunks, None)
+            chunk = next(chunks)
             timings["decode"] += time.perf_counter() - start
             if chunk is None:
                 break
@@ -198,8 +244,7 @@ class Localizer:
 
         timings = _new_timings()
         begin = time.perf_counter()
-        q, q_name = self._features(query, "query", timings)
-        refs = [self._features(r, role, timings) for r, role in zip(references, roles)]
+        (q, q_name), *refs = self._all_features([query, *references], ["query", *roles], timings)
         for (r, r_name), role in zip(refs, roles):
             if r.num_frames and q.num_frames and r.dim != q.dim:
                 raise ValueError(f"{r_name}: {role} features have {r.dim} dims but the query's ({q_name}) have "
@@ -223,6 +268,14 @@ class Localizer:
             return localize_maps(maps, self.detector.run, self.params)
         run = get_localizer(self.method).run
         return [run(m, self.params) for m in maps]
+
+
+def default_extractor_threads() -> int:
+    """Intra-op threads of an onnxruntime extractor by default: the cores this process may use, less the one
+    the decoding thread runs on (at least 1). On the shared 2-core build machine one thread beside the decoder
+    beats two that contend with it (bench/README.md, "End-to-end localize"); the features are the same."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - 1)
 
 
 def _new_timings() -> dict[str, float]:

@@ -64,15 +64,33 @@ def check_new_directory(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a hidden staging directory beside ``path`` to fill; on success it is renamed to ``path`` (which must
-    be absent or an empty directory), on an exception it is removed and ``path`` is left untouched."""
-    target = check_new_directory(path)
+def atomic_directory(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
+    """Yield a hidden staging directory beside ``path`` to fill; on success it is renamed to ``path``, on an
+    exception it is removed and ``path`` is left untouched.
+
+    ``path`` must be absent or an empty directory, unless ``replace``: then an existing directory there (which
+    the caller has checked may go, e.g. an earlier output of the same command) is replaced as a whole, moved
+    aside by one rename and deleted after the new one is in place.
+    """
+    target = Path(path)
+    if not (replace and target.is_dir()):
+        check_new_directory(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     os.chmod(staging, 0o777 & ~_process_umask())
     try:
         yield staging
+        if replace and target.is_dir():
+            aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            target.rename(aside / target.name)
+            try:
+                staging.rename(target)
+            except BaseException:
+                (aside / target.name).rename(target)
+                raise
+            finally:
+                shutil.rmtree(aside, ignore_errors=True)
+            return
         check_new_directory(target)
         if target.exists():
             target.rmdir()

@@ -20,10 +20,8 @@ import inspect
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from vcl_fast.atomic import atomic_directory
 from vcl_fast.data.debian_packages import fetch_package, licence_of, package_root, read_copyright
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
@@ -282,9 +281,7 @@ def collect_photos(
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     candidates = [c for source in dict.fromkeys(sources) for c in CANDIDATES[source](cache)]
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with atomic_directory(dest, replace=True) as staging:
         records, signatures, names = [], [], set()
         summary = {s: dict.fromkeys(("candidates", "excluded", "not_photo", "duplicate", "kept"), 0) for s in sources}
         # larger versions first, so a near-duplicate keeps the largest picture
@@ -315,10 +312,6 @@ def collect_photos(
         manifest = {"photos": [asdict(r) for r in records], "sources": summary,
                     "max_side": max_side, "reserved_for_evaluation_never_included": sorted(RESERVED_VIDEO_NAMES)}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        _replace_dir(staging, dest)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return records
 
 
@@ -342,18 +335,6 @@ def _unique_name(candidate: Candidate, taken: set[str]) -> str:
         unique = f"{name}_{k}"
     taken.add(unique)
     return unique + ".jpg"
-
-
-def _replace_dir(staging: Path, dest: Path) -> None:
-    """Put ``staging`` in place of ``dest`` (renames; the old collection is removed afterwards)."""
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        dest.rename(old)
-        staging.rename(dest)
-        shutil.rmtree(old)
-    else:
-        staging.rename(dest)
 
 
 # --- videos reserved for evaluation ------------------------------------------------------------------

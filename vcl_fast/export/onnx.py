@@ -11,23 +11,21 @@ folding on), checked with ``onnx.checker`` (full check), simplified with onnxsim
 (``pip install vcl_fast[export]``) or else run through onnx's strict shape inference, and compared with the
 torch model on CPU with ONNX Runtime at another batch size than the one exported: the maximal absolute
 difference goes into the manifest and must stay below ``1e-4`` (detector: ``1e-4 x max(1, max |output|)``).
-Everything is written to a temporary directory first; the files replace the old ones only once all passed,
-the manifest last.
+Everything is written to a staging directory first (:func:`vcl_fast.atomic.atomic_directory`), which
+takes the place of the output directory only once all passed; an earlier export there is replaced as a whole.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vcl_fast.atomic import atomic_write
+from vcl_fast.atomic import atomic_directory, check_new_directory
 from vcl_fast.export import OPSET
 from vcl_fast.runtime.manifest import FORMAT, FORMAT_VERSION, MANIFEST_FILE, sha256_file
 
@@ -164,7 +162,10 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
     """Export an extractor and/or a detector (modules, or their weight directories / checkpoints) into
     ``out_dir`` as ``extractor.onnx``, ``detector.onnx`` and ``manifest.json``; returns the manifest path.
     ``min_similarity``: the detector's cosine floor for its extractor (calibrated on held-out pairs, e.g. with
-    ``bench/eval_generated.py --min-similarity``), recorded in the manifest; -1 = none."""
+    ``bench/eval_generated.py --min-similarity``), recorded in the manifest; -1 = none.
+
+    ``out_dir`` must be absent, an empty folder or an earlier export (a folder holding ``manifest.json``),
+    which is replaced as a whole, anything else in it included; FileExistsError for any other folder."""
     from vcl_fast.models.detector_io import load_detector
     from vcl_fast.models.weights import load_extractor
 
@@ -179,10 +180,10 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
     if isinstance(detector, (str, os.PathLike)):
         detector = load_detector(detector)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not (out_dir / MANIFEST_FILE).is_file():
+        check_new_directory(out_dir)
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "opset": opset, "versions": _versions()}
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
-    try:
+    with atomic_directory(out_dir, replace=True) as staging:
         simplifiers = []
         for name, file, model, export in (("extractor", EXTRACTOR_FILE, extractor, export_extractor),
                                           ("detector", DETECTOR_FILE, detector, export_detector)):
@@ -194,13 +195,7 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
         if detector is not None:
             manifest["detector"]["min_similarity"] = min_similarity
         manifest["simplifier"] = simplifiers[0]
-        (out_dir / MANIFEST_FILE).unlink(missing_ok=True)  # a half-replaced directory must not look valid
-        for name in ("extractor", "detector"):
-            if name in manifest:
-                os.replace(staging / manifest[name]["file"], out_dir / manifest[name]["file"])
-        with atomic_write(out_dir / MANIFEST_FILE) as handle:
+        with open(staging / MANIFEST_FILE, "w") as handle:
             json.dump(manifest, handle, indent=2)
             handle.write("\n")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir / MANIFEST_FILE

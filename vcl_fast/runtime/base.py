@@ -26,12 +26,17 @@ def parse_device(device: str) -> tuple[str, int]:
     raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
 
 
+def check_batch_size(batch_size: int) -> None:
+    """ValueError unless ``batch_size`` (frames per model call) is a positive int."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
 class Extractor:
     """Frames -> features; subclasses run the model (``_forward``)."""
 
     def __init__(self, spec: ExtractorSpec, batch_size: int = 16):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_batch_size(batch_size)
         self.spec = spec
         self.batch_size = batch_size
 
@@ -62,3 +67,7 @@ class Detector:
     def run(self, images: np.ndarray) -> np.ndarray:
         """(B, 3, S, S) float32 -> raw (B, A, 5 + C) float32."""
         raise NotImplementedError
+
+    def empty_output(self) -> np.ndarray:
+        """The raw outputs of an empty batch: (0, A, 5 + C) float32."""
+        return np.zeros((0, self.spec.num_anchors, 5 + self.spec.num_classes), np.float32)

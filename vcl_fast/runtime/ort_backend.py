@@ -3,6 +3,8 @@
 Sessions use the CPU execution provider, or the CUDA one for ``device="cuda[:N]"`` (``"auto"`` picks CUDA
 when this onnxruntime build has it). ``InferenceSession.run`` is thread-safe, so one session serves
 concurrent calls. ``threads`` sets the intra-op thread count (None: onnxruntime's default, all cores).
+The intra-op threads do not spin while waiting for work: the Localizer decodes video in another thread at the
+same time, and spinning threads would take its core (bench/README.md, "End-to-end localize").
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from vcl_fast.runtime.manifest import ExportedComponent, load_component
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
+SPINNING = ("session.intra_op.allow_spinning", "0")  # session config entry: intra-op threads never spin
 
 
 def providers(device: str) -> list:
@@ -42,6 +45,7 @@ def create_session(path: str | os.PathLike, device: str = "cpu", threads: int | 
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
+    options.add_session_config_entry(SPINNING[0], SPINNING[1])
     chosen = providers(device)
     try:
         return ort.InferenceSession(str(path), options, providers=chosen)
@@ -73,6 +77,8 @@ class OrtDetector(Detector):
 
     def run(self, images: np.ndarray) -> np.ndarray:
         images = np.ascontiguousarray(images, dtype=np.float32)
+        if len(images) == 0:  # onnxruntime cannot reshape an empty batch in the head
+            return self.empty_output()
         return self.session.run([self.output_name], {self.input_name: images})[0]
 
 

@@ -1,9 +1,13 @@
-"""Frames -> extractor input in numpy (no torch): resize to S x S, scale to [0, 1], normalise.
+"""Frames -> extractor input without torch: resize to S x S, scale to [0, 1], normalise.
 
 The resize is Pillow's ``Image.resize(..., BILINEAR)`` done in float32: a triangle filter whose support
 widens with the downscaling factor (anti-aliased), applied along rows then columns. It is the resize the
 extractor is trained with (``vcl_fast.data.images.to_tensor_batch``); ``preprocess_frames_reference`` runs
 Pillow itself, which rounds to uint8 after each pass (so the two differ by up to ~1 grey level).
+
+``preprocess_frames`` runs the compiled kernel (``vcl_fast._C.preprocess_frames_cpu``, no full-size float
+temporaries, GIL released) and falls back to ``preprocess_frames_numpy``, its plain numpy reference; the two
+give identical float32 values bit for bit.
 """
 from __future__ import annotations
 
@@ -57,20 +61,41 @@ def check_frames(frames: np.ndarray) -> np.ndarray:
     return frames
 
 
+def _normalisation(mean: Sequence[float], std: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel float32 ``(scale, shift)`` with ``(x / 255 - mean) / std`` computed as ``x * scale - shift``."""
+    mean = np.asarray(mean, dtype=np.float32)
+    std = np.asarray(std, dtype=np.float32)
+    return 1 / (255 * std), mean / std
+
+
 def preprocess_frames(frames: np.ndarray, size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """(N, H, W, 3) uint8 RGB -> (N, 3, size, size) float32: resized (squashed, no crop), ``(x / 255 - mean)
     / std`` per channel. Frames already ``size`` x ``size`` are not resampled."""
+    from vcl_fast._ext import extension, extension_error, warn_fallback
+
+    frames = check_frames(frames)
+    ext = extension()
+    if ext is None:
+        warn_fallback("preprocess_frames", extension_error())
+        return preprocess_frames_numpy(frames, size, mean, std)
+    rows = bilinear_taps(frames.shape[1], size) if frames.shape[1] != size else (None, None)
+    cols = bilinear_taps(frames.shape[2], size) if frames.shape[2] != size else (None, None)
+    return ext.preprocess_frames_cpu(frames, size, *rows, *cols, *_normalisation(mean, std))
+
+
+def preprocess_frames_numpy(frames: np.ndarray, size: int, mean: Sequence[float], std: Sequence[float]
+                            ) -> np.ndarray:
+    """Plain numpy reference of ``preprocess_frames`` (same arguments, identical result)."""
     frames = check_frames(frames)
     x = frames
     if x.shape[1] != size:
         x = _resize_axis(x, 1, size)
     if x.shape[2] != size:
         x = _resize_axis(x, 2, size)
-    mean = np.asarray(mean, dtype=np.float32)
-    std = np.asarray(std, dtype=np.float32)
+    scale, shift = _normalisation(mean, std)
     out = np.empty((len(frames), 3, size, size), dtype=np.float32)
-    np.multiply(np.moveaxis(x, 3, 1), 1 / (255 * std)[:, None, None], out=out, casting="unsafe")
-    out -= (mean / std)[:, None, None]
+    np.multiply(np.moveaxis(x, 3, 1), scale[:, None, None], out=out, casting="unsafe")
+    out -= shift[:, None, None]
     return out
 
 

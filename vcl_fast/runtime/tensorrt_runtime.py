@@ -352,8 +352,7 @@ class TrtDetector(Detector):
     def run(self, images: np.ndarray) -> np.ndarray:
         step = self.engine.max_batch
         parts = [self.engine.run(images[i:i + step]) for i in range(0, len(images), step)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.spec.num_anchors, 5 + self.spec.num_classes),
-                                                             np.float32)
+        return np.concatenate(parts) if parts else self.empty_output()
 
 
 def load_extractor(source: str | os.PathLike, device: str = "cuda", threads: int | None = None,

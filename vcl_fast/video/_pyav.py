@@ -75,8 +75,25 @@ def check_size_arg(size: None | int | tuple[int, int]) -> None:
     output_size(1, 1, size)
 
 
-def to_rgb(frame: "av.VideoFrame", width: int, height: int) -> np.ndarray:
-    """``(height, width, 3)`` uint8 RGB array of a decoded frame, resized when its size differs."""
-    if frame.width == width and frame.height == height:
-        return frame.to_ndarray(format="rgb24")
-    return frame.to_ndarray(width=width, height=height, format="rgb24", interpolation=INTERPOLATION)
+class RgbConverter:
+    """Decoded frames -> ``(height, width, 3)`` uint8 RGB arrays, resized when a frame's size differs.
+
+    One swscale context serves every frame (``frame.to_ndarray`` would set one up, with its own threads, per
+    frame, which costs more than converting a small frame) and converts on the calling thread only (the
+    Localizer reads videos in a decoding thread beside the extractor). The pixels are those of
+    ``frame.to_ndarray(width=..., height=..., format="rgb24")``.
+    """
+
+    def __init__(self, width: int, height: int):
+        from av.video.reformatter import VideoReformatter
+
+        self.width, self.height = width, height
+        self._reformatter = VideoReformatter()
+
+    def __call__(self, frame: "av.VideoFrame") -> np.ndarray:
+        if frame.width == self.width and frame.height == self.height:
+            rgb = self._reformatter.reformat(frame, format="rgb24", threads=1)
+        else:
+            rgb = self._reformatter.reformat(frame, self.width, self.height, "rgb24", interpolation=INTERPOLATION,
+                                             threads=1)
+        return rgb.to_ndarray()

@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from vcl_fast.video import image_folder
-from vcl_fast.video._pyav import check_size_arg, existing_path, open_input, output_size, to_rgb, video_stream
+from vcl_fast.video._pyav import RgbConverter, check_size_arg, existing_path, open_input, output_size, video_stream
 from vcl_fast.video.records import DecodedFrames, VideoDecodeError, VideoInfo
 from vcl_fast.video.sampling import TIME_TOLERANCE, TimestampSampler
 
@@ -155,10 +155,11 @@ def _declared_duration(container, stream) -> float:
 
 def _rgb_samples(samples, width: int, height: int) -> Iterator[tuple[float, np.ndarray]]:
     """Convert sampled frames to RGB arrays; a frame shown at several times is converted once."""
+    to_rgb = RgbConverter(width, height)
     last_frame, last_image = None, None
     for time, frame in samples:
         if frame is not last_frame:
-            last_frame, last_image = frame, to_rgb(frame, width, height)
+            last_frame, last_image = frame, to_rgb(frame)
         yield time, last_image
 
 

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from vcl_fast.video._pyav import open_input, output_size, to_rgb, video_stream
+from vcl_fast.video._pyav import RgbConverter, open_input, output_size, video_stream
 from vcl_fast.video.records import VideoDecodeError, VideoInfo
 from vcl_fast.video.sampling import sample_times, select_frames
 
@@ -76,6 +76,7 @@ def sample_images(
     shown = select_frames(np.arange(len(files)) / image_fps, times)
 
     def samples() -> Iterator[tuple[float, np.ndarray]]:
+        to_rgb = RgbConverter(width, height)
         last_index, last_image = -1, None
         for time, index in zip(times.tolist(), shown.tolist()):
             if index != last_index:
@@ -84,7 +85,7 @@ def sample_images(
                     raise VideoDecodeError(
                         files[index], f"image is {frame.width}x{frame.height} but the sequence starts at "
                         f"{width}x{height} (pass size= to resize every image)")
-                last_index, last_image = index, to_rgb(frame, width, height)
+                last_index, last_image = index, to_rgb(frame)
             yield time, last_image
 
     return info, samples()
