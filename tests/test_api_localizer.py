@@ -279,20 +279,22 @@ def test_onnxruntime_cuda_provider_matches_cpu(micro_model_dir, planted_videos):
     _assert_same_segments(gpu.localize(*planted_videos).segments, cpu.localize(*planted_videos).segments)
 
 
-def test_min_similarity_defaults_to_the_manifests_floor(micro_model_dir, tmp_path):
+def test_calibrated_cosines_default_to_the_manifests(micro_model_dir, tmp_path):
     import json
     import shutil
 
-    assert Localizer(micro_model_dir, micro_model_dir, threads=1).params.min_similarity == -1.0
+    params = Localizer(micro_model_dir, micro_model_dir, threads=1).params
+    assert (params.min_similarity, params.extent_similarity) == (-1.0, -1.0)
     calibrated = tmp_path / "calibrated"
     shutil.copytree(micro_model_dir, calibrated)
     manifest = json.loads((calibrated / "manifest.json").read_text())
-    manifest["detector"]["min_similarity"] = 0.85
+    manifest["detector"].update(min_similarity=0.85, extent_similarity=0.75)
     (calibrated / "manifest.json").write_text(json.dumps(manifest))
-    assert Localizer(calibrated, calibrated, threads=1).params.min_similarity == 0.85
-    loc = Localizer(calibrated, calibrated, method_params={"min_similarity": 0.5}, threads=1)
-    assert loc.params.min_similarity == 0.5
-    manifest["detector"]["min_similarity"] = 3.0
-    (calibrated / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="min_similarity"):
-        Localizer(calibrated, calibrated, threads=1)
+    params = Localizer(calibrated, calibrated, threads=1).params
+    assert (params.min_similarity, params.extent_similarity) == (0.85, 0.75)
+    loc = Localizer(calibrated, calibrated, method_params={"min_similarity": 0.5, "extent_similarity": -1}, threads=1)
+    assert (loc.params.min_similarity, loc.params.extent_similarity) == (0.5, -1.0)
+    for key in ("min_similarity", "extent_similarity"):
+        (calibrated / "manifest.json").write_text(json.dumps({**manifest, "detector": {**manifest["detector"], key: 3.0}}))
+        with pytest.raises(ValueError, match=key):
+            Localizer(calibrated, calibrated, threads=1)

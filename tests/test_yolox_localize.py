@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from vcl_fast.detect.decode import anchor_points
-from vcl_fast.detect.localizer import (DetectionSettings, box_peaks, chunk_spans, drop_weak_detections, localize_maps,
-                                       to_seconds)
+from vcl_fast.detect.localizer import (DetectionSettings, box_peaks, chunk_spans, drop_weak_detections, fit_extents,
+                                       localize_maps, postprocess, to_seconds)
 
 S = 64
 ANCHORS = anchor_points(S)
@@ -127,7 +127,8 @@ def test_runner_with_wrong_output_is_an_error():
 
 @pytest.mark.parametrize("kwargs", [{"input_size": 100}, {"conf_threshold": 1.5}, {"nms_threshold": -0.1},
                                     {"chunk_length": 0}, {"batch_size": 0},
-                                    {"min_similarity": 1.01}, {"min_similarity": -1.5}])
+                                    {"min_similarity": 1.01}, {"min_similarity": -1.5},
+                                    {"extent_similarity": 1.5}, {"extent_margin": -0.1}, {"extent_gap": -1}])
 def test_bad_settings(kwargs):
     with pytest.raises(ValueError):
         DetectionSettings(**kwargs)
@@ -178,3 +179,83 @@ def test_min_similarity_keeps_boxes_holding_a_near_duplicate(floor, kept):
     found = localize_maps([sim[:20, :20], sim[20:, 20:]], bright_region_runner,
                           DetectionSettings(input_size=S, min_similarity=floor))
     assert [len(f) for f in found] == [int(0 in kept), int(1 in kept)]
+
+
+def _fit_extents_loop(detections, sim, threshold, margin, max_gap):
+    """Plain loops: widen, find the best cell, walk out from it over rows / columns (gaps <= max_gap)."""
+    def walk(profile, peak):
+        ends = []
+        for step in (-1, 1):
+            last, i, gap = peak, peak, 0
+            while 0 <= i + step < len(profile) and gap <= max_gap:
+                i += step
+                if profile[i] >= threshold:
+                    last, gap = i, 0
+                else:
+                    gap += 1
+            ends.append(last)
+        return ends[0], ends[1] + 1
+
+    out = []
+    for q0, r0, q1, r1, score in detections.astype(np.float64):
+        dq, dr = (q1 - q0) * margin, (r1 - r0) * margin
+        a0, a1 = max(int(np.floor(q0 - dq)), 0), min(int(np.ceil(q1 + dq)), sim.shape[0])
+        b0, b1 = max(int(np.floor(r0 - dr)), 0), min(int(np.ceil(r1 + dr)), sim.shape[1])
+        window = np.asarray(sim[a0:a1, b0:b1], np.float32)
+        row = None
+        if window.size and window.max() >= threshold:
+            row, col = np.unravel_index(np.argmax(window), window.shape)
+            (qs, qe), (rs, re) = walk(window.max(1), row), walk(window.max(0), col)
+            q0, r0, q1, r1 = a0 + qs, b0 + rs, a0 + qe, b0 + re
+        box = [q0, r0, q1, r1, score]
+        if not any(np.array_equal(np.float32(box[:4]), np.float32(o[:4])) for o in out):
+            out.append(box)
+    return np.array(out, np.float32).reshape(-1, 5)
+
+
+@pytest.mark.parametrize("shape, count, margin, max_gap, dtype, transposed",
+                         [((1, 1), 1, 0.25, 1, np.float32, False), ((7, 3), 4, 0.0, 0, np.float32, False),
+                          ((40, 12), 6, 0.25, 1, np.float32, True), ((64, 64), 10, 0.5, 2, np.float16, False),
+                          ((257, 9), 3, 1.0, 3, np.float32, True), ((30, 30), 0, 0.25, 1, np.float32, False)])
+def test_fit_extents_matches_a_loop_reference(shape, count, margin, max_gap, dtype, transposed):
+    rng = np.random.default_rng(sum(shape) + count)
+    sim = rng.uniform(0, 1, shape[::-1] if transposed else shape).astype(dtype)
+    sim = sim.T if transposed else sim  # non-contiguous
+    q0, r0 = rng.uniform(0, shape[0], count), rng.uniform(0, shape[1], count)
+    detections = np.stack([q0, r0, q0 + rng.uniform(0.5, shape[0], count), r0 + rng.uniform(0.5, shape[1], count),
+                           rng.uniform(0, 1, count)], axis=1).astype(np.float32)
+    for threshold in (0.5, 0.9, 1.1):
+        got = fit_extents(detections, sim, threshold, margin, max_gap)
+        np.testing.assert_array_equal(got, _fit_extents_loop(detections, sim, threshold, margin, max_gap))
+        assert got.dtype == np.float32 and got.shape[1] == 5
+    np.testing.assert_array_equal(fit_extents(detections, sim, 1.1, margin, max_gap), detections)  # none above
+
+
+def test_fit_extents_snaps_a_box_to_its_diagonal():
+    sim = np.full((40, 12), 0.3, np.float32)
+    for i in range(10):  # a copy: query 18-28 = reference 1-11, with one weak frame pair at 23
+        sim[18 + i, 1 + i] = 0.6 if i == 5 else 0.95
+    fragments = np.array([[18.3, 5.8, 28.3, 10.4, 0.8], [18.3, 1.8, 27.7, 5.6, 0.6]], np.float32)
+    # Each fragment is fitted to the copy cells inside its window (rows 15-30 x columns 4-11 and 0-6): the
+    # first to query 21-28 / reference 4-11 (the weak pair bridged), the second to 18-23 / 1-6 (its window ends
+    # at column 6, so the weak pair ends its runs).
+    np.testing.assert_array_equal(fit_extents(fragments, sim, 0.8, margin=0.25, max_gap=1),
+                                  np.float32([[21, 4, 28, 11, 0.8], [18, 1, 23, 6, 0.6]]))
+    # Windows holding the whole copy fit both fragments to it: one box is left, the better scored.
+    np.testing.assert_array_equal(fit_extents(fragments, sim, 0.8, margin=2.0, max_gap=1),
+                                  np.float32([[18, 1, 28, 11, 0.8]]))
+    # Without bridging, the weak pair at query 23 splits the run around the best cell.
+    assert fit_extents(fragments[:1], sim, 0.8, margin=1.0, max_gap=0)[0, 2] == 23
+
+
+def test_postprocess_applies_floor_then_fit_and_takes_torch_maps():
+    sim = np.full((20, 20), 0.2, np.float32)
+    sim[np.arange(4, 14), np.arange(4, 14)] = 0.9
+    sim[16:19, 16:19] = 0.5  # a look-alike block under the floor
+    detections = np.array([[5, 5, 12, 12, 0.7], [16, 16, 19, 19, 0.6]], np.float32)
+    off = DetectionSettings(input_size=S)
+    np.testing.assert_array_equal(postprocess(detections, sim, off), detections)
+    on = DetectionSettings(input_size=S, min_similarity=0.8, extent_similarity=0.8, extent_margin=0.5)
+    np.testing.assert_array_equal(postprocess(detections, sim, on), np.float32([[4, 4, 14, 14, 0.7]]))
+    torch = pytest.importorskip("torch")
+    np.testing.assert_array_equal(postprocess(detections, torch.from_numpy(sim), on), np.float32([[4, 4, 14, 14, 0.7]]))

@@ -12,6 +12,11 @@ are clipped to their tile (the reference lets them run past the map ends, where 
 addition, off by default (-1): with ``min_similarity`` above -1, a detection is kept only when some cell of the map
 inside its box reaches that cosine (a copy holds at least one near-duplicate frame pair; the floor is a
 property of the extractor, calibrated on held-out pairs and carried in an exported model's manifest).
+A second addition, also off by default: with ``extent_similarity`` above -1, each kept box is fitted to the map
+(:func:`fit_extents`): its query and reference extents become the runs of frames around the box's best cell
+whose best similarity reaches that cosine (the detector places copies well but cuts their extents short or
+long, most of all on maps far from square). Like the floor it is calibrated per extractor and carried in the
+manifest.
 
 Everything here is in frame units; ``to_seconds`` converts at the features' frame rate. Torch-free: the
 model is any callable ``run(images float32 (B, 3, S, S)) -> raw outputs (B, A, 5 + C)``.
@@ -39,6 +44,9 @@ class DetectionSettings:
     chunk_length: int = 1200
     batch_size: int = 16  # tiles rendered and run per call of the runner
     min_similarity: float = -1.0  # keep a detection only if its box holds a cell >= this cosine (-1: all)
+    extent_similarity: float = -1.0  # fit box extents to the frames >= this cosine (-1: boxes as detected)
+    extent_margin: float = 0.25  # fit_extents looks this fraction of the box size beyond each side
+    extent_gap: int = 1  # fit_extents bridges runs of at most this many frames below extent_similarity
 
     def __post_init__(self) -> None:
         if self.input_size <= 0 or self.input_size % max(STRIDES) != 0:
@@ -46,15 +54,18 @@ class DetectionSettings:
         if not 0.0 <= self.conf_threshold <= 1.0 or not 0.0 <= self.nms_threshold <= 1.0:
             raise ValueError(f"conf_threshold and nms_threshold must lie in [0, 1], got "
                              f"{self.conf_threshold} and {self.nms_threshold}")
-        if not -1.0 <= self.min_similarity <= 1.0:
-            raise ValueError(f"min_similarity is a cosine in [-1, 1], got {self.min_similarity}")
+        for name in ("min_similarity", "extent_similarity"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a cosine in [-1, 1], got {getattr(self, name)}")
+        if self.extent_margin < 0 or self.extent_gap < 0:
+            raise ValueError(f"extent_margin and extent_gap must be >= 0, got {self.extent_margin}, {self.extent_gap}")
         if self.chunk_length < 1 or self.batch_size < 1:
             raise ValueError(f"chunk_length and batch_size must be >= 1, got {self.chunk_length}, {self.batch_size}")
 
 
 def detection_settings(spec, overrides: Mapping[str, Any] | None = None) -> DetectionSettings:
-    """The settings for a detector of ``spec`` (a ``vcl_fast.runtime.specs.DetectorSpec``): its input size and
-    cosine floor, then ``overrides`` (any other field; ValueError for ``input_size`` or other strides)."""
+    """The settings for a detector of ``spec`` (a ``vcl_fast.runtime.specs.DetectorSpec``): its input size,
+    cosine floor and extent cosine, then ``overrides`` (any other field; ValueError for ``input_size`` or other strides)."""
     from vcl_fast.config import replace_fields
 
     overrides = dict(overrides or {})
@@ -62,8 +73,8 @@ def detection_settings(spec, overrides: Mapping[str, Any] | None = None) -> Dete
         raise ValueError(f"the detector's strides {tuple(spec.strides)} are not {STRIDES}")
     if "input_size" in overrides:
         raise ValueError("input_size is the detector's own; it cannot be overridden")
-    return replace_fields(DetectionSettings(input_size=spec.input_size, min_similarity=spec.min_similarity),
-                          **overrides)
+    return replace_fields(DetectionSettings(input_size=spec.input_size, min_similarity=spec.min_similarity,
+                                            extent_similarity=spec.extent_similarity), **overrides)
 
 
 def chunk_spans(length: int, chunk_length: int = 1200) -> list[tuple[int, int]]:
@@ -136,8 +147,16 @@ def localize_maps(maps: Sequence[np.ndarray], run: Runner, settings: DetectionSe
     offsets = np.array([(t.q0, t.r0, t.q0, t.r0) for t in tiles], dtype=np.float32)[tile_ids[keep]]
     found = np.concatenate([frames[keep] + offsets, obj[keep, None]], axis=1).astype(np.float32)
     pair_of_kept = np.array([t.pair for t in tiles], dtype=np.int64)[tile_ids[keep]]
-    return [drop_weak_detections(found[pair_of_kept == pair], m, settings.min_similarity)
-            for pair, m in enumerate(maps)]
+    return [postprocess(found[pair_of_kept == pair], m, settings) for pair, m in enumerate(maps)]
+
+
+def postprocess(detections: np.ndarray, similarity, settings: DetectionSettings) -> np.ndarray:
+    """The (N, 5) frame detections of one map ((Q, R) numpy array or torch tensor) after the cosine floor and
+    the extent fit of ``settings``."""
+    kept = drop_weak_detections(detections, similarity, settings.min_similarity)
+    if settings.extent_similarity <= -1.0:
+        return kept
+    return fit_extents(kept, similarity, settings.extent_similarity, settings.extent_margin, settings.extent_gap)
 
 
 def box_peaks(detections: np.ndarray, similarity) -> np.ndarray:
@@ -159,6 +178,46 @@ def drop_weak_detections(detections: np.ndarray, similarity, min_similarity: flo
     if min_similarity <= -1.0 or not len(detections):
         return detections
     return detections[box_peaks(detections, similarity) >= min_similarity]
+
+
+def _run_around(profile: np.ndarray, peak: int, threshold: float, max_gap: int) -> tuple[int, int]:
+    """``[start, stop)`` of the run of ``profile`` >= ``threshold`` that holds index ``peak`` (itself >=
+    ``threshold``), runs of at most ``max_gap`` values below it bridged."""
+    above = np.flatnonzero(profile >= threshold)
+    breaks = np.flatnonzero(np.diff(above) > max_gap + 1)  # the run ends after above[b] for b in breaks
+    run = np.searchsorted(breaks, np.searchsorted(above, peak))
+    first = 0 if run == 0 else breaks[run - 1] + 1
+    last = breaks[run] if run < len(breaks) else len(above) - 1
+    return int(above[first]), int(above[last]) + 1
+
+
+def fit_extents(detections: np.ndarray, similarity: np.ndarray, threshold: float, margin: float = 0.25,
+                max_gap: int = 1) -> np.ndarray:
+    """(N, 5) frame detections ``[q_s, r_s, q_e, r_e, score]`` with their extents fitted to ``similarity``
+    ((Q, R) numpy array or torch tensor; only the boxes' windows are read); float32, same order, exact duplicates created by the fit dropped (the first kept).
+
+    Each box is widened by ``margin`` x its size on every side (within the map); in that window, the query
+    extent becomes the run of rows whose best cell reaches ``threshold`` around the row of the window's best
+    cell (runs of at most ``max_gap`` rows below it bridged), and the reference extent likewise over columns.
+    A box whose window holds no cell >= ``threshold`` is kept as detected."""
+    detections = np.asarray(detections, dtype=np.float32).reshape(-1, 5)
+    q_len, r_len = similarity.shape
+    fitted = detections.copy()
+    for box in fitted:
+        q0, r0, q1, r1 = (float(v) for v in box[:4])
+        dq, dr = (q1 - q0) * margin, (r1 - r0) * margin
+        a0, a1 = max(int(np.floor(q0 - dq)), 0), min(int(np.ceil(q1 + dq)), q_len)
+        b0, b1 = max(int(np.floor(r0 - dr)), 0), min(int(np.ceil(r1 + dr)), r_len)
+        window = similarity[a0:a1, b0:b1]
+        window = np.asarray(window.float().cpu() if hasattr(window, "cpu") else window, dtype=np.float32)
+        if window.size == 0 or not window.max() >= threshold:
+            continue
+        row, col = np.unravel_index(int(np.argmax(window)), window.shape)
+        qs, qe = _run_around(window.max(axis=1), row, threshold, max_gap)
+        rs, re = _run_around(window.max(axis=0), col, threshold, max_gap)
+        box[:4] = a0 + qs, b0 + rs, a0 + qe, b0 + re
+    _, first = np.unique(fitted[:, :4], axis=0, return_index=True)
+    return fitted[np.sort(first)]
 
 
 def to_seconds(detections: np.ndarray, query_fps: float, reference_fps: float | None = None) -> np.ndarray:

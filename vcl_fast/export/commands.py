@@ -39,7 +39,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             from vcl_fast.export.onnx import export_onnx
         except ImportError as exc:
             raise CliError(f"export needs torch and onnx ({exc}): pip install 'vcl_fast[torch,export]'") from None
-        export_onnx(args.output, args.extractor, args.detector, opset=args.opset, min_similarity=args.min_similarity)
+        export_onnx(args.output, args.extractor, args.detector, opset=args.opset, min_similarity=args.min_similarity,
+                    extent_similarity=args.extent_similarity)
     if args.format == "trt":
         _build_engines(args, onnx_dir)
     out = Path(args.output)
@@ -82,6 +83,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-similarity", type=float, default=-1.0, metavar="COSINE",
                    help="the detector's cosine floor for this extractor, written to the manifest: detections whose "
                         "box holds no cell >= COSINE are dropped (default -1: none)")
+    p.add_argument("--extent-similarity", type=float, default=-1.0, metavar="COSINE",
+                   help="the cosine the detector's boxes are fitted to for this extractor, written to the manifest "
+                        "(default -1: boxes as detected)")
     trt = p.add_argument_group("TensorRT engines (--format trt; see docs/gpu.md)")
     trt.add_argument("--onnx", metavar="DIR", help="build from this exported model directory instead of exporting")
     trt.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="engine precision (default fp16)")

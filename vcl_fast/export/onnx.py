@@ -158,11 +158,13 @@ def _versions() -> dict:
 
 def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch.nn.Module | None = None,
                 detector: str | os.PathLike | torch.nn.Module | None = None, opset: int = OPSET,
-                min_similarity: float = -1.0) -> Path:
+                min_similarity: float = -1.0, extent_similarity: float = -1.0) -> Path:
     """Export an extractor and/or a detector (modules, or their weight directories / checkpoints) into
     ``out_dir`` as ``extractor.onnx``, ``detector.onnx`` and ``manifest.json``; returns the manifest path.
     ``min_similarity``: the detector's cosine floor for its extractor (calibrated on held-out pairs, e.g. with
-    ``bench/eval_generated.py --min-similarity``), recorded in the manifest; -1 = none.
+    ``bench/eval_reserved.py calibrate`` on a validation set), recorded in the manifest; -1 = none.
+    ``extent_similarity``: likewise, the cosine the detector's boxes are fitted to
+    (``DetectionSettings.extent_similarity``); -1 = none.
 
     ``out_dir`` must be absent, an empty folder or an earlier export (a folder holding ``manifest.json``),
     which is replaced as a whole, anything else in it included; FileExistsError for any other folder."""
@@ -173,8 +175,9 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
         raise ValueError("nothing to export: give an extractor and/or a detector")
     if not isinstance(opset, int) or opset < 17:
         raise ValueError(f"opset must be an int >= 17 (LayerNormalization), got {opset!r}")
-    if not -1.0 <= min_similarity <= 1.0:
-        raise ValueError(f"min_similarity is a cosine in [-1, 1], got {min_similarity}")
+    for name, value in (("min_similarity", min_similarity), ("extent_similarity", extent_similarity)):
+        if not -1.0 <= value <= 1.0:
+            raise ValueError(f"{name} is a cosine in [-1, 1], got {value}")
     if isinstance(extractor, (str, os.PathLike)):
         extractor = load_extractor(extractor)
     if isinstance(detector, (str, os.PathLike)):
@@ -193,7 +196,7 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
             simplifiers.append(entry.pop("simplifier"))
             manifest[name] = {"file": file, "sha256": sha256_file(staging / file), **entry}
         if detector is not None:
-            manifest["detector"]["min_similarity"] = min_similarity
+            manifest["detector"].update(min_similarity=min_similarity, extent_similarity=extent_similarity)
         manifest["simplifier"] = simplifiers[0]
         with open(staging / MANIFEST_FILE, "w") as handle:
             json.dump(manifest, handle, indent=2)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from vcl_fast.config import replace_fields
-from vcl_fast.detect.localizer import DetectionSettings, chunk_spans, detection_settings, drop_weak_detections
+from vcl_fast.detect.localizer import DetectionSettings, chunk_spans, detection_settings, postprocess
 from vcl_fast.detect.render import bicubic_taps
 from vcl_fast.runtime.preprocess import bilinear_taps
 from vcl_fast.runtime.specs import ExtractorSpec
@@ -181,7 +181,7 @@ def localize_maps_device(maps: Sequence[torch.Tensor], run: DeviceRunner,
     found = kept[:, :5].astype(np.float32)
     found[:, :4] += tiles[tile_of_kept][:, [1, 2, 1, 2]].astype(np.float32)
     pair_of_kept = tiles[tile_of_kept, 0]
-    return [drop_weak_detections(found[pair_of_kept == pair], m, settings.min_similarity) for pair, m in enumerate(maps)]
+    return [postprocess(found[pair_of_kept == pair], m, settings) for pair, m in enumerate(maps)]
 
 
 class TorchDeviceRunner:

@@ -32,21 +32,23 @@ class ExtractorSpec:
 @dataclass(frozen=True)
 class DetectorSpec:
     """Copy detector: (B, 3, ``input_size``, ``input_size``) float32 rendered similarity maps -> raw YOLOX head
-    outputs (B, A, 5 + ``num_classes``) over feature levels ``strides``. ``min_similarity``: the cosine floor
-    calibrated for the extractor the detector was trained with (the default of
-    ``DetectionSettings.min_similarity``; -1 = none)."""
+    outputs (B, A, 5 + ``num_classes``) over feature levels ``strides``. ``min_similarity`` and
+    ``extent_similarity``: the cosine floor and the extent-fit cosine calibrated for the extractor the detector
+    was trained with (the defaults of ``DetectionSettings``; -1 = none)."""
 
     input_size: int
     strides: tuple[int, ...]
     num_classes: int
     min_similarity: float = -1.0
+    extent_similarity: float = -1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
         if self.input_size < 1 or self.num_classes < 1 or not self.strides:
             raise ValueError(f"input_size and num_classes must be >= 1 and strides non-empty, got {self}")
-        if not -1.0 <= self.min_similarity <= 1.0:
-            raise ValueError(f"min_similarity is a cosine in [-1, 1], got {self.min_similarity}")
+        for name in ("min_similarity", "extent_similarity"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a cosine in [-1, 1], got {getattr(self, name)}")
 
     @property
     def num_anchors(self) -> int:
