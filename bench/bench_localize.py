@@ -38,3 +38,19 @@ def test_extract(benchmark, sources, backend):
 def test_localize_pair(benchmark, sources, backend, method):
     (case,) = [c for c in localize_cases({backend: sources[backend]}, THREADS) if c.name.split()[1] == method]
     benchmark(case.impls[backend])
+
+
+@pytest.mark.parametrize("extent_similarity", [-1.0, 0.75])
+def test_postprocess(benchmark, extent_similarity):
+    """The cosine floor alone, and with the extent fit, on a 600 x 600 map holding 50 detections."""
+    import numpy as np
+
+    from vcl_fast.detect.localizer import DetectionSettings, postprocess
+
+    rng = np.random.default_rng(0)
+    sim = rng.uniform(0.2, 0.95, (600, 600)).astype(np.float32)
+    q0, r0 = rng.uniform(0, 550, 50), rng.uniform(0, 550, 50)
+    sizes = rng.uniform(5, 50, (2, 50))
+    boxes = np.stack([q0, r0, q0 + sizes[0], r0 + sizes[1], rng.uniform(0.1, 1, 50)], 1).astype(np.float32)
+    settings = DetectionSettings(input_size=256, min_similarity=0.9, extent_similarity=extent_similarity)
+    benchmark(postprocess, boxes, sim, settings)

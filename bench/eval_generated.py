@@ -9,8 +9,9 @@ alarms) over all pairs, negatives included. Predictions are counted as each meth
         --detector "YOLOX (vanilla)=RUN_DIR2" [--methods hv,tn,dp,dtw] [--tuned tuned.json] [--json OUT.json]
 
 ``--min-similarity 0.7,0.8,0.9`` also scores every detector with each cosine floor
-(``DetectionSettings.min_similarity``): the calibration behind ``vcl-fast export --min-similarity``, run on
-pairs generated from held-out photos.
+(``DetectionSettings.min_similarity``), each with the extent fit of ``--extent-similarity`` as well when it is
+given (``DetectionSettings.extent_similarity``). The shipped cosines are chosen on a validation set built like
+the reserved one (``bench/eval_reserved.py calibrate``); this shows what they do on generated pairs.
 
 A detector is a trained model directory (torch) or an exported directory with ``detector.onnx``
 (ONNX Runtime).
@@ -46,10 +47,11 @@ def load_detector(path: str):
     return get_backend(backend).load_detector(path)
 
 
-def detect(detector, maps: list[np.ndarray], conf: float = 0.1, min_similarity: float = -1.0) -> list[np.ndarray]:
+def detect(detector, maps: list[np.ndarray], conf: float = 0.1, min_similarity: float = -1.0,
+           extent_similarity: float = -1.0) -> list[np.ndarray]:
     """(N, 5) frame boxes per map from a runtime detector at its own input size."""
     settings = DetectionSettings(input_size=detector.spec.input_size, conf_threshold=conf,
-                                 min_similarity=min_similarity)
+                                 min_similarity=min_similarity, extent_similarity=extent_similarity)
     return localize_maps(maps, detector.run, settings)
 
 
@@ -91,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                         "bench/tune_localizers.py output")
     parser.add_argument("--min-similarity", default="", metavar="FLOORS",
                         help="comma-separated cosine floors to score every detector with as well")
+    parser.add_argument("--extent-similarity", type=float, default=None, metavar="COSINE",
+                        help="also score each floor with the extent fit to this cosine")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     floors = [float(v) for v in args.min_similarity.split(",") if v]
@@ -110,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((name, lambda d=detector: detect(d, maps)))
         for floor in floors:
             runs.append((f"{name} (min_similarity={floor})", lambda d=detector, f=floor: detect(d, maps, min_similarity=f)))
+            if args.extent_similarity is not None:
+                runs.append((f"{name} (min_similarity={floor}, extent_similarity={args.extent_similarity})",
+                             lambda d=detector, f=floor: detect(d, maps, min_similarity=f,
+                                                                extent_similarity=args.extent_similarity)))
     for method in filter(None, args.methods.split(",")):
         runs.append((method.upper(), lambda m=method: [align(sim, m) for sim in maps]))
     if args.tuned:

@@ -169,10 +169,11 @@ def _localizers(args: argparse.Namespace) -> dict:
             "default extractor + TN": Localizer(method="tn", threads=args.threads)}
     if args.k0_extractor:
         runs["k=0 extractor (no regional token) + TN"] = Localizer(args.k0_extractor, backend="torch", method="tn", threads=args.threads)
-        if args.k0_detector:  # with the default model's cosine floor
+        if args.k0_detector:  # with the default model's cosine floor and extent cosine
             runs["k=0 extractor (no regional token) + YOLOX"] = Localizer(
                 args.k0_extractor, args.k0_detector, backend="torch", threads=args.threads,
-                method_params={"min_similarity": default.params.min_similarity})
+                method_params={"min_similarity": default.params.min_similarity,
+                               "extent_similarity": default.params.extent_similarity})
     return runs
 
 
