@@ -188,7 +188,8 @@ def _read_set(data: Path) -> tuple[list, dict, dict, dict]:
     return pairs, read_labels(data / "labels.json"), paths, edits
 
 
-def calibrate(args: argparse.Namespace) -> None:
+def calibrate(args: argparse.Namespace) -> dict:
+    """Prints the grid and the best pair; returns {(floor, extent cosine): VcslMetrics}."""
     from vcl_fast.api import Localizer, frames_to_seconds
     from vcl_fast.config import replace_fields
     from vcl_fast.detect.localizer import localize_maps, postprocess
@@ -200,11 +201,9 @@ def calibrate(args: argparse.Namespace) -> None:
     features = {video: loc.features(path, video) for video, path in paths.items()}
     maps = [similarity_map(features[q].features, features[r].features) for q, r in pairs]
     raw = localize_maps(maps, loc.detector.run, replace_fields(loc.params, min_similarity=-1.0, extent_similarity=-1.0))
-    floors = [float(v) for v in args.floors.split(",")]
-    extents = [float(v) for v in args.extents.split(",")]
     grid = {}
-    for floor in floors:
-        for extent in extents:
+    for floor in args.floors:
+        for extent in args.extents:
             settings = replace_fields(loc.params, min_similarity=floor, extent_similarity=extent)
             predictions = {}
             for (q, r), boxes, sim in zip(pairs, raw, maps):
@@ -219,6 +218,7 @@ def calibrate(args: argparse.Namespace) -> None:
               f"{m.video_f1:.3f} | {m.false_alarms}/{m.num_negative} |")
     best = max(grid, key=lambda key: grid[key].segment_f1)
     print(f"best segment F {grid[best].segment_f1:.3f}: --min-similarity {best[0]} --extent-similarity {best[1]}")
+    return grid
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -263,6 +263,17 @@ def evaluate(args: argparse.Namespace) -> None:
             json.dump({"data": str(data), "pairs": len(pairs), "results": results}, handle, indent=2)
 
 
+def cosine_list(text: str) -> list[float]:
+    """argparse type: comma-separated cosines in [-1, 1]."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not all(-1.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"cosines lie in [-1, 1], got {text!r}")
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
@@ -284,8 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("calibrate", help="choose the floor and extent cosines of a model on a validation set")
     p.add_argument("--data", required=True, help="directory written by build (with --photos)")
     p.add_argument("--model", help="exported model directory (default: the embedded model)")
-    p.add_argument("--floors", default="0.7,0.75,0.8,0.85,0.9,0.95", help="cosine floors to try")
-    p.add_argument("--extents", default="-1,0.7,0.75,0.8,0.85,0.9", help="extent cosines to try (-1: no fit)")
+    p.add_argument("--floors", type=cosine_list, default="0.7,0.75,0.8,0.85,0.9,0.95", help="cosine floors to try")
+    p.add_argument("--extents", type=cosine_list, default="-1,0.7,0.75,0.8,0.85,0.9",
+                   help="extent cosines to try (-1: no fit)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backends")
     args = parser.parse_args(argv)
     if args.action == "build":

@@ -65,7 +65,8 @@ class DetectionSettings:
 
 def detection_settings(spec, overrides: Mapping[str, Any] | None = None) -> DetectionSettings:
     """The settings for a detector of ``spec`` (a ``vcl_fast.runtime.specs.DetectorSpec``): its input size,
-    cosine floor and extent cosine, then ``overrides`` (any other field; ValueError for ``input_size`` or other strides)."""
+    cosine floor and extent cosine, then ``overrides`` (any other field; ValueError for ``input_size`` or other
+    strides)."""
     from vcl_fast.config import replace_fields
 
     overrides = dict(overrides or {})
@@ -191,10 +192,11 @@ def _run_around(profile: np.ndarray, peak: int, threshold: float, max_gap: int) 
     return int(above[first]), int(above[last]) + 1
 
 
-def fit_extents(detections: np.ndarray, similarity: np.ndarray, threshold: float, margin: float = 0.25,
-                max_gap: int = 1) -> np.ndarray:
+def fit_extents(detections: np.ndarray, similarity, threshold: float, margin: float = 0.25, max_gap: int = 1
+                ) -> np.ndarray:
     """(N, 5) frame detections ``[q_s, r_s, q_e, r_e, score]`` with their extents fitted to ``similarity``
-    ((Q, R) numpy array or torch tensor; only the boxes' windows are read); float32, same order, exact duplicates created by the fit dropped (the first kept).
+    ((Q, R) numpy array or torch tensor; only the boxes' windows are read): float32, in the same order, the
+    exact duplicates the fit makes dropped (the first kept).
 
     Each box is widened by ``margin`` x its size on every side (within the map); in that window, the query
     extent becomes the run of rows whose best cell reaches ``threshold`` around the row of the window's best
