@@ -25,6 +25,10 @@ OUT: ``videos/<id>.mp4`` (queries; references are symlinks to the reserved files
 them, then each (floor, extent cosine) of a grid is applied (``vcl_fast.detect.localizer.postprocess``) and
 scored; the pair with the best segment F is printed with the whole grid.
 
+``features`` writes the features of every video of a set (``vcl_fast.data.features`` layout), so that a set
+built from TRAINING photos can fine-tune a detector: ``vcl-fast train detector --labels OUT/labels.json
+--pairs OUT/pairs.csv --features FEATURES --init DIR``.
+
 ``evaluate`` runs Localizers on the set: segment and video R/P/F and false alarms (``evaluate_vcsl``, all
 predictions counted) with features computed once per video, and the end-to-end seconds per pair
 (decode + extract + similarity + localize, nothing cached) of ``Localizer.localize(query, reference)``.
@@ -221,6 +225,18 @@ def calibrate(args: argparse.Namespace) -> dict:
     return grid
 
 
+def write_features(args: argparse.Namespace) -> None:
+    from vcl_fast.api import Localizer
+    from vcl_fast.data.features import save_video_features
+
+    _, _, paths, _ = _read_set(Path(args.data))
+    loc = Localizer(args.model, method="tn", threads=args.threads)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    for video, path in paths.items():
+        save_video_features(args.out, loc.features(path, video))
+    print(f"{args.out}: features of {len(paths)} videos")
+
+
 def evaluate(args: argparse.Namespace) -> None:
     from vcl_fast.eval.vcsl_metrics import evaluate_vcsl
     from vcl_fast.localize_commands import localize_pairs
@@ -292,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timed-pairs", type=int, default=16, help="pairs timed end to end (default 16)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backends")
     p.add_argument("--json", help="also write the results here")
+    p = sub.add_parser("features", help="write the features of every video of a built set")
+    p.add_argument("--data", required=True, help="directory written by build")
+    p.add_argument("--model", help="exported model directory (default: the embedded model)")
+    p.add_argument("--out", required=True, help="features directory")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backend")
     p = sub.add_parser("calibrate", help="choose the floor and extent cosines of a model on a validation set")
     p.add_argument("--data", required=True, help="directory written by build (with --photos)")
     p.add_argument("--model", help="exported model directory (default: the embedded model)")
@@ -306,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         build(args.out, paths, args.pairs_per_edit, args.query_seconds, args.seed)
     elif args.action == "calibrate":
         calibrate(args)
+    elif args.action == "features":
+        write_features(args)
     else:
         evaluate(args)
     return 0

@@ -76,3 +76,23 @@ def test_calibrate_matches_the_localizer_with_each_setting(validation_set, micro
                                    [direct.segment_f1, direct.video_f1], atol=1e-9)
     with pytest.raises(SystemExit):
         module.main(["calibrate", "--data", str(validation_set), "--floors", "0.5,high"])
+
+
+def test_features_of_a_set_feed_detector_fine_tuning(validation_set, micro_model_dir, tmp_path):
+    from vcl_fast.data.features import load_video_features
+    from vcl_fast.data.formats import read_labels, read_pairs
+    from vcl_fast.data.labelled_pairs import LabelledPairMaps
+
+    out = tmp_path / "features"
+    assert _bench_module().main(["features", "--data", str(validation_set), "--model", str(micro_model_dir),
+                                 "--out", str(out), "--threads", "1"]) == 0
+    pairs = read_pairs(validation_set / "pairs.csv")
+    videos = {v for pair in pairs for v in pair}
+    assert {p.stem for p in out.glob("*.npy")} == videos
+    from vcl_fast.video import read_frames
+
+    query = load_video_features(out, pairs[0][0])
+    frames = read_frames(validation_set / "videos" / f"{pairs[0][0]}.mp4", 1.0).frames
+    assert query.features.ndim == 3 and query.fps == 1.0 and query.num_frames == len(frames) >= 10
+    maps = LabelledPairMaps(pairs, read_labels(validation_set / "labels.json"), out)
+    assert len(maps) == len(pairs) and sum(len(maps[i].boxes) > 0 for i in range(len(maps))) == 8
