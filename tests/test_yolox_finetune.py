@@ -79,6 +79,21 @@ def test_cli_fine_tunes_from_labels(videos, tmp_path):
     assert (tmp_path / "ft" / "model.safetensors").is_file()
 
 
+def test_cli_trains_on_maps_and_labels_together(videos, tmp_path, capsys):
+    from vcl_fast.data.map_dataset import write_map_sample
+
+    directory, labels = videos
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for i in range(3):
+        write_map_sample(maps / f"{i}.npz", np.eye(12, 16, dtype=np.float32), np.array([[0.0, 0.0, 12.0, 12.0]]))
+    code = main(["train", "detector", "--preset", "micro", "--data", str(maps), "--labels", str(labels),
+                 "--features", str(directory), "--out", str(tmp_path / "both"), "--quiet", "epochs=1",
+                 "no_aug_epochs=0", "batch_size=2"])
+    assert code == 0 and "training on 5 maps" in capsys.readouterr().err  # 3 map samples + 2 labelled pairs
+    assert json.loads((tmp_path / "both" / "config.json").read_text())["history"]
+
+
 def test_localize_features_classical_and_yolox(videos, tmp_path, capsys):
     directory, labels = videos
     q, r = str(directory / "q1.npy"), str(directory / "r1.npy")

@@ -283,8 +283,8 @@ def test_cli_trains_on_a_map_folder(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    ([], "give either --data"),
-    (["--data", "{maps}", "--labels", "x.json"], "give either --data"),
+    ([], "give --data DIR"),
+    (["--data", "{maps}", "--labels", "x.json"], "needs --features"),
     (["--data", "{maps}", "--fraction", "0.5"], "go with --labels"),
     (["--labels", "x.json"], "needs --features"),
     (["--data", "{maps}", "bogus=1"], "unknown DetectorTrainConfig key 'bogus'"),

@@ -13,21 +13,25 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     from vcl_fast.train.detector_config import train_config
 
     config = train_config(args.preset, args.overrides)
-    if (args.data is None) == (args.labels is None):
-        raise CliError("give either --data DIR (similarity-map samples) or --labels JSON with --features DIR")
+    if args.data is None and args.labels is None:
+        raise CliError("give --data DIR (similarity-map samples), --labels JSON with --features DIR, or both")
+    if args.labels is None and (args.features or args.pairs or args.fraction != 1.0):
+        raise CliError("--features, --pairs and --fraction go with --labels")
+    if args.labels is not None and args.features is None:
+        raise CliError("--labels needs --features DIR (per-video (L, T, D) .npy files)")
+    parts = []
     if args.data is not None:
-        if args.features or args.pairs or args.fraction != 1.0:
-            raise CliError("--features, --pairs and --fraction go with --labels, not --data")
         from vcl_fast.data.map_dataset import MapDataset
 
-        dataset = MapDataset(args.data)
-    else:
-        if args.features is None:
-            raise CliError("--labels needs --features DIR (per-video (L, T, D) .npy files)")
+        parts.append(MapDataset(args.data))
+    if args.labels is not None:
         from vcl_fast.data.labelled_pairs import LabelledPairMaps
 
-        dataset = LabelledPairMaps.from_files(args.labels, args.features, pairs_path=args.pairs,
-                                              fraction=args.fraction, seed=config.seed)
+        parts.append(LabelledPairMaps.from_files(args.labels, args.features, pairs_path=args.pairs,
+                                                 fraction=args.fraction, seed=config.seed))
+    from torch.utils.data import ConcatDataset
+
+    dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
     print(f"training on {len(dataset)} maps -> {args.out}", file=sys.stderr)
     try:
         out = train_detector(config, dataset, args.out, init=args.init, resume=not args.no_resume,
@@ -45,8 +49,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     train = command_group(sub, "train", help="train a model")
     p = train.add_parser(
         "detector", help="YOLOX copy detector on similarity maps (resumes when --out holds a checkpoint)",
-        description="Train on similarity-map samples (--data, e.g. generated copy pairs) or fine-tune on "
-        "human labels (--labels + --features, usually with --init).")
+        description="Train on similarity-map samples (--data, e.g. generated copy pairs), on labelled pairs "
+        "(--labels + --features, usually with --init to fine-tune), or on both together.")
     p.add_argument("--preset", default="tiny_cpu", help="paper | tiny_cpu | micro (default tiny_cpu)")
     p.add_argument("--data", help="folder of .npz samples holding 'sim' (Q, R) and 'boxes' (N, 4) in frames")
     p.add_argument("--labels", help="VCSL label JSON {\"qid-rid\": [[q_s, r_s, q_e, r_e], ...]} in seconds")
