@@ -216,10 +216,10 @@ def _read_sets(folders: list[str]) -> tuple[list, dict, dict]:
     pairs, labels, paths = [], {}, {}
     for index, folder in enumerate(folders):
         set_pairs, set_labels, set_paths, _ = _read_set(Path(folder))
-        name = (lambda video: f"{index}:{video}") if len(folders) > 1 else (lambda video: video)
-        pairs += [(name(q), name(r)) for q, r in set_pairs]
-        labels.update({(name(q), name(r)): boxes for (q, r), boxes in set_labels.items()})
-        paths.update({name(video): path for video, path in set_paths.items()})
+        prefix = f"{index}:" if len(folders) > 1 else ""
+        pairs += [(prefix + q, prefix + r) for q, r in set_pairs]
+        labels.update({(prefix + q, prefix + r): boxes for (q, r), boxes in set_labels.items()})
+        paths.update({prefix + video: path for video, path in set_paths.items()})
     return pairs, labels, paths
 
 

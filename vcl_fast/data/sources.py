@@ -276,8 +276,7 @@ def collect_photos(
     if not (isinstance(max_side, int) and max_side >= MIN_SIDE):
         raise ValueError(f"max_side must be an int >= {MIN_SIDE}, got {max_side!r}")
     dest = Path(dest)
-    if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not (dest / MANIFEST).is_file())):
-        raise ValueError(f"{dest} exists and is not a photo collection (no {MANIFEST}); choose another --dest")
+    check_collection_dest(dest, "photo")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     candidates = [c for source in dict.fromkeys(sources) for c in CANDIDATES[source](cache)]
 
@@ -313,6 +312,13 @@ def collect_photos(
                     "max_side": max_side, "reserved_for_evaluation_never_included": sorted(RESERVED_VIDEO_NAMES)}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return records
+
+
+def check_collection_dest(dest: Path, kind: str) -> None:
+    """ValueError unless ``dest`` is absent, an empty directory or an earlier collection (it has a
+    ``manifest.json``), so that replacing it loses nothing else; ``kind`` names the collection in the message."""
+    if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not (dest / MANIFEST).is_file())):
+        raise ValueError(f"{dest} exists and is not a {kind} collection (no {MANIFEST}); choose another --dest")
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vcl_fast.data.debian_packages import fetch_package, licence_of, read_copyright
-from vcl_fast.data.sources import MANIFEST, RESERVED_VIDEO_NAMES, default_cache_dir
+from vcl_fast.data.sources import MANIFEST, RESERVED_VIDEO_NAMES, check_collection_dest, default_cache_dir
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,7 @@ def collect_videos(dest: str | os.PathLike, split: str = "training", cache_dir: 
     if split not in SPLITS:
         raise ValueError(f"unknown video split {split!r}; choose from {', '.join(SPLITS)}")
     dest = Path(dest)
-    if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not (dest / MANIFEST).is_file())):
-        raise ValueError(f"{dest} exists and is not a video collection (no {MANIFEST}); choose another --dest")
+    check_collection_dest(dest, "video")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     with atomic_directory(dest, replace=True) as staging:
         records = []
