@@ -8,8 +8,9 @@ reserved sample videos are never written into the repository). Run from the repo
     VCL_FAST_RESERVED_PAIRS=/tmp/reserved_pairs nice -n 10 python -m pytest bench/bench_end_to_end.py \\
         --benchmark-enable --benchmark-columns=min,median,rounds
 
-``test_localize_variants_interleaved`` compares, round by round, the default (decoding ahead; extractor on the
-cores but one) with decoding and embedding in turn and with the extractor on all cores; ``extra_info`` holds seconds per
+``test_localize_variants_interleaved`` compares, round by round, the default (decoding ahead in chunks of 4
+frames; extractor on the cores but one) with decoding and embedding in turn, with the extractor on all cores
+and with chunks of 16 frames (the default before 2026-12-01); ``extra_info`` holds seconds per
 pair (wall and process CPU, warm-up round dropped) and the load average before and after, so runs on the
 shared machine can be read in context.
 """
@@ -71,11 +72,13 @@ def _time_pairs(benchmark, loc: Localizer, pairs) -> None:
 def _localizers() -> dict:
     """Variant name -> localize(query, reference); sessions are created here (extractor loaded up front)."""
     default, all_cores = Localizer(), Localizer(threads=len(os.sched_getaffinity(0)))
-    for loc in (default, all_cores):
+    chunks_16 = Localizer(batch_size=16)
+    for loc in (default, all_cores, chunks_16):
         loc.extractor
     return {"decode-ahead": default.localize,
             "sequential": lambda q, r: sequential_localize(default, q, r),
-            "decode-ahead all-cores": all_cores.localize}
+            "decode-ahead all-cores": all_cores.localize,
+            "decode-ahead chunks-16": chunks_16.localize}
 
 
 @pytest.mark.parametrize("pair_set", list(PAIR_SETS))

@@ -15,7 +15,7 @@ from localize_fixtures import (  # noqa: E402,F401 (micro_model_dir and planted_
     PLANTED, QUERY_PHOTOS, micro_detector, micro_extractor, micro_model_dir, photo_frames, planted_videos,
 )
 from vcl_fast import LocalizationResult, Localizer, Segment  # noqa: E402
-from vcl_fast.api import STAGES  # noqa: E402
+from vcl_fast.api import STAGES, default_batch_size  # noqa: E402
 from vcl_fast.data.features import VideoFeatures  # noqa: E402
 
 # TN settings for the micro extractor's random features: only near-identical frames (cosine >= 0.9) join a
@@ -77,6 +77,12 @@ def test_streaming_chunks_do_not_change_features(micro_model_dir, tn_localizer, 
     small_batches = Localizer(micro_model_dir, method="tn", batch_size=5, threads=1)
     np.testing.assert_array_equal(small_batches.features(planted_videos[0]).features,
                                   tn_localizer.features(planted_videos[0]).features)
+
+
+def test_default_batch_size_is_small_on_a_cpu(micro_model_dir):
+    assert Localizer(micro_model_dir, method="tn").extractor.batch_size == 4
+    assert Localizer(micro_model_dir, method="tn", batch_size=16).extractor.batch_size == 16
+    assert default_batch_size("cpu") == 4 and default_batch_size("cuda:1") == default_batch_size("auto") == 16
 
 
 def test_image_folder_and_timestamps_in_seconds(tn_localizer, tmp_path):

@@ -120,6 +120,51 @@ def test_seek_skips_gops_and_gives_the_same_frames(tmp_path):
     np.testing.assert_array_equal(shown_indices(seeking) , (np.arange(10) * 50) % 256)
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+@pytest.mark.parametrize("fps", [0.5, 1.0, 7.0])
+def test_unshown_non_reference_frames_are_not_decoded(tmp_path, suffix, fps):
+    """One GOP (no seek pays): the B-frames libx264 writes that no sample shows are skipped, samples equal."""
+    path = tmp_path / f"one_gop{suffix}"
+    write_video(path, (painted(i) for i in range(200)), 25.0, gop_size=250)
+    with decode.count_decoded_frames() as in_order:
+        sequential = read_frames(path, fps, seek=False)
+    with decode.count_decoded_frames() as skipping:
+        skipped = read_frames(path, fps, seek=True)
+    assert in_order[0] == 200 and skipping[0] < 200 * 0.8
+    np.testing.assert_array_equal(skipped.timestamps, sequential.timestamps)
+    np.testing.assert_array_equal(skipped.frames, sequential.frames)
+
+
+@pytest.mark.parametrize("suffix,listed", [(".mp4", True), (".mkv", True), (".webm", True), (".avi", False),
+                                           (".gif", False)])
+def test_packet_index_lists_frame_times_only_for_timestamped_containers(clips, suffix, listed):
+    path, times = clips[suffix, "vfr"]
+    index = decode._PacketIndex.read(path)
+    assert (index.frame_times is not None) == listed
+    if listed:
+        np.testing.assert_allclose(index.frame_times, times, atol=1e-9)
+        shown = index.shown_times(3.0)
+        expected = np.union1d(times[select_frames(times, sample_times(times[-1] + 1e-6, 3.0))], times[-2:])
+        np.testing.assert_allclose(sorted(shown), expected, atol=1e-9)
+
+
+def test_frames_that_are_not_the_listed_packets_fall_back_to_decoding_everything(tmp_path, monkeypatch):
+    """A packet index whose times do not match the decoded frames (as in a DivX AVI): no frame is skipped."""
+    path = tmp_path / "one_gop.mp4"
+    write_video(path, (painted(i) for i in range(100)), 25.0, gop_size=250)
+    reference = read_frames(path, 1.0, seek=False)
+    real_read = decode._PacketIndex.read
+
+    def shifted_read(p):
+        index = real_read(p)
+        return decode._PacketIndex(index.keyframe_times, index.frame_times + 0.01)
+
+    monkeypatch.setattr(decode._PacketIndex, "read", shifted_read)
+    decoded = read_frames(path, 1.0, seek=True)
+    np.testing.assert_array_equal(decoded.timestamps, reference.timestamps)
+    np.testing.assert_array_equal(decoded.frames, reference.frames)
+
+
 class _MisSeekingContainer:
     """A container whose seek fails (``mode="raise"``) or lands ``mode`` ticks later than asked."""
 

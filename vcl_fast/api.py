@@ -38,7 +38,7 @@ from vcl_fast.data.features import VideoFeatures
 from vcl_fast.detect.localizer import detection_settings, localize_maps
 from vcl_fast.eval.localizers import LOCALIZERS, get_localizer, localizer_params
 from vcl_fast.runtime import BACKENDS, get_backend
-from vcl_fast.runtime.base import Extractor, check_batch_size
+from vcl_fast.runtime.base import Extractor, check_batch_size, parse_device
 from vcl_fast.runtime.manifest import default_model_dir
 from vcl_fast.video.records import DecodedFrames
 
@@ -104,7 +104,7 @@ class Localizer:
     ``hv``, ``dtw``). method_params: overrides of :class:`~vcl_fast.detect.localizer.DetectionSettings`
     (``conf_threshold``, ``nms_threshold``, ``chunk_length``, ``batch_size``, ``min_similarity``: default the
     exported model's calibrated floor) for yolox, or of the classical method's VCSL-tuned parameters.
-    batch_size: frames decoded and embedded per step. threads: intra-op threads of the backend (None: its
+    batch_size: frames decoded and embedded per step (None: :func:`default_batch_size` of ``device``). threads: intra-op threads of the backend (None: its
     default, except that an onnxruntime extractor gets :func:`default_extractor_threads`, leaving a core to
     the decoding thread). The extractor is loaded on first use (:attr:`extractor`), so a Localizer that is
     only given features never loads it; a missing extractor path fails here already.
@@ -114,7 +114,8 @@ class Localizer:
 
     def __init__(self, extractor: Any = None, detector: Any = None, *, backend: str = "onnxruntime",
                  device: str = "cpu", fps: float = 1.0, method: str = "yolox",
-                 method_params: Mapping[str, Any] | None = None, batch_size: int = 16, threads: int | None = None):
+                 method_params: Mapping[str, Any] | None = None, batch_size: int | None = None,
+                 threads: int | None = None):
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0:
             raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
         if not isinstance(method, str) or method.lower() not in METHODS:
@@ -123,6 +124,7 @@ class Localizer:
         self.method = method.lower()
         self.backend = backend
         runtime = get_backend(backend)
+        batch_size = default_batch_size(device) if batch_size is None else batch_size
         check_batch_size(batch_size)
         source = self._source(extractor, "extractor")
         if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
@@ -268,6 +270,14 @@ class Localizer:
             return localize_maps(maps, self.detector.run, self.params)
         run = get_localizer(self.method).run
         return [run(m, self.params) for m in maps]
+
+
+def default_batch_size(device: str) -> int:
+    """Frames per decoded chunk and extractor call by default: 4 for ``device="cpu"``, else 16. On a CPU a frame costs
+    the extractor about the same in any batch, and small chunks let it start on a video sooner and leave less
+    to embed after the decoder has finished (0.50-0.53 s against 0.58 s per reserved pair on the 2-core build
+    machine, bench/README.md, "End-to-end localize"); a GPU is used better by larger batches."""
+    return 4 if parse_device(device)[0] == "cpu" else 16
 
 
 def default_extractor_threads() -> int:

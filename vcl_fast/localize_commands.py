@@ -239,7 +239,8 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="onnxruntime", choices=list(BACKENDS), help="default: onnxruntime")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's)")
-    p.add_argument("--batch-size", type=int, default=16, help="frames decoded and embedded per step (default 16)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="frames decoded and embedded per step (default 4 with --device cpu, else 16)")
 
 
 def add_localizer_arguments(p: argparse.ArgumentParser) -> None:

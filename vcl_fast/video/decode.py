@@ -5,9 +5,12 @@ Sample ``i`` is the frame on screen at ``i / fps`` seconds from the start of the
 the presentation timestamps. Audio is ignored. Directories are read as image sequences
 (:mod:`vcl_fast.video.image_folder`).
 
-With ``seek=True`` a first pass reads the packet headers (no decoding) to find the keyframes; decoding then
-seeks over every group of pictures (GOP) that holds no sample, which pays when the sampling interval is
-longer than the GOP (bench/README.md, "Video decoding"). ``seek=False`` decodes every frame in order.
+With ``seek=True`` a first pass reads the packet headers (no decoding) to find the keyframes and the display
+time of every packet; decoding then seeks over every group of pictures (GOP) that holds no sample, which pays
+when the sampling interval is longer than the GOP, and does not decode the non-reference frames (no other
+frame is predicted from them) that no sample shows, which pays whatever the GOP (bench/README.md, "Video
+decoding"). The frames returned are those of ``seek=False``, which decodes every frame in order; a damaged
+frame that no sample shows may then go unnoticed.
 """
 from __future__ import annotations
 
@@ -24,11 +27,16 @@ import numpy as np
 from vcl_fast.video import image_folder
 from vcl_fast.video._pyav import RgbConverter, check_size_arg, existing_path, open_input, output_size, video_stream
 from vcl_fast.video.records import DecodedFrames, VideoDecodeError, VideoInfo
-from vcl_fast.video.sampling import TIME_TOLERANCE, TimestampSampler
+from vcl_fast.video.sampling import TIME_TOLERANCE, TimestampSampler, sample_times, select_frames
 
 # A video whose frames end this much before the length its header declares is reported as truncated.
 TRUNCATION_SLACK_S = 1.0
 TRUNCATION_SLACK_FRACTION = 0.05
+
+# Containers whose packets carry the presentation time of the one frame each holds (FFmpeg format names). An
+# AVI only stores decoding order, and DivX files pack two frames in a packet, so the packet a frame comes from
+# is not known there, and no frame is skipped.
+TIMESTAMPED_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
 
 _frame_counters: list[list[int]] = []  # open count_decoded_frames() blocks
 
@@ -72,7 +80,8 @@ def iter_frames(
 
     source: a video file (anything FFmpeg reads: mp4, mkv, avi, webm, gif, ...) or a folder of images.
     size: None keeps the source size, an int sets the short side (aspect kept), ``(w, h)`` sets both.
-    seek: skip the GOPs that hold no sample by seeking (False: decode every frame in order).
+    seek: do not decode what no sample shows: GOPs (by seeking) and non-reference frames (False: decode every
+    frame in order; the samples are the same).
     strict: raise on corrupt data and on truncated files; False keeps what was decoded up to the damage.
     image_fps: for a folder, the rate its images were taken at; default ``fps`` (one sample per image).
     Each chunk is a :class:`DecodedFrames`; chunks follow each other without gaps.
@@ -163,54 +172,81 @@ def _rgb_samples(samples, width: int, height: int) -> Iterator[tuple[float, np.n
         yield time, last_image
 
 
-class _KeyframeIndex:
-    """Keyframe times (seconds from the stream start, sorted) from one pass over the packet headers."""
+class _PacketIndex:
+    """What one pass over a video stream's packet headers tells before decoding (no frame is decoded).
 
-    def __init__(self, times: list[float]):
-        self.times = sorted(times)
+    keyframe_times: sorted seconds from the stream start of the keyframes (where a seek can land).
+    frame_times: sorted display seconds of every packet, or None unless the container is one of
+    ``TIMESTAMPED_FORMATS``, every packet has a presentation timestamp and no two share one.
+    """
+
+    def __init__(self, keyframe_times: list[float], frame_times: list[float] | None):
+        self.keyframe_times = sorted(keyframe_times)
+        self.frame_times = None if frame_times is None else np.sort(np.asarray(frame_times, dtype=np.float64))
 
     @classmethod
-    def read(cls, path: Path) -> "_KeyframeIndex | None":
+    def read(cls, path: Path) -> "_PacketIndex | None":
         """Index ``path``'s first video stream; None when the packets cannot be read (decoding will say why)."""
         import av
 
         with open_input(path) as container:
             stream = video_stream(path, container)
             origin = stream.start_time or 0
-            times = []
+            timestamped = container.format.name in TIMESTAMPED_FORMATS
+            keyframes, frames, complete = [], [], True
             try:
                 for packet in container.demux(stream):
+                    if packet.size == 0:  # the flush packet at the end
+                        continue
+                    if packet.pts is None:
+                        complete = False
+                    else:
+                        frames.append(float((packet.pts - origin) * stream.time_base))
                     ts = packet.pts if packet.pts is not None else packet.dts
                     if packet.is_keyframe and ts is not None:
-                        times.append(float((ts - origin) * stream.time_base))
+                        keyframes.append(float((ts - origin) * stream.time_base))
             except av.FFmpegError:
                 return None
-        return cls(times) if times else None
+        if not keyframes:
+            return None
+        if not (timestamped and complete and len(set(frames)) == len(frames)):
+            frames = None
+        return cls(keyframes, frames)
 
     def worth_seeking(self, position: float, target: float) -> bool:
         """True when a whole GOP lies between the decoded ``position`` and the keyframe before ``target``."""
-        target_gop = bisect.bisect_right(self.times, target + TIME_TOLERANCE) - 1
-        return target_gop > bisect.bisect_right(self.times, position)
+        target_gop = bisect.bisect_right(self.keyframe_times, target + TIME_TOLERANCE) - 1
+        return target_gop > bisect.bisect_right(self.keyframe_times, position)
+
+    def shown_times(self, fps: float) -> frozenset[float] | None:
+        """Display times (seconds) of the frames some sample at ``fps`` shows, and of the last two frames (the
+        end of the video and its last frame interval are read from them); None when ``frame_times`` is."""
+        if self.frame_times is None:
+            return None
+        times = self.frame_times
+        shown = select_frames(times, sample_times(float(times[-1]) + TIME_TOLERANCE, fps))
+        return frozenset(times[shown].tolist()) | frozenset(times[-2:].tolist())
 
 
-class _SeekFailed(Exception):
-    """A seek raised or landed after the wanted time: decode in order instead."""
+class _IndexUnusable(Exception):
+    """A seek raised or landed after the wanted time, or a decoded frame's time is not one the packet index
+    lists: decode every frame in order instead."""
 
 
 def _sample_video(path: Path, fps: float, seek: bool, strict: bool) -> Iterator[tuple[float, "av.VideoFrame"]]:
     """``(t, frame)`` for every sample time ``t = i / fps`` of a video file, in order."""
     sampler = TimestampSampler(fps)
-    index = _KeyframeIndex.read(path) if seek else None
+    index = _PacketIndex.read(path) if seek else None
     try:
         yield from _decode_samples(path, sampler, index, strict)
-    except _SeekFailed:
+    except _IndexUnusable:
         sampler.drop_held()
         yield from _decode_samples(path, sampler, None, strict)
 
 
-def _decode_samples(path: Path, sampler: TimestampSampler, index: _KeyframeIndex | None, strict: bool):
-    """Decode ``path`` from the start, seeking over GOPs without samples when ``index`` is given; feed
-    ``sampler`` and yield the samples it completes."""
+def _decode_samples(path: Path, sampler: TimestampSampler, index: _PacketIndex | None, strict: bool):
+    """Decode ``path`` from the start, feed ``sampler`` and yield the samples it completes. With ``index``,
+    seek over GOPs without samples and do not decode the non-reference frames no sample shows."""
     import av
 
     with open_input(path) as container:
@@ -218,15 +254,19 @@ def _decode_samples(path: Path, sampler: TimestampSampler, index: _KeyframeIndex
         origin = stream.start_time or 0
         rate = stream.guessed_rate or stream.average_rate
         default_interval = 1.0 / float(rate) if rate else 0.0
-        frames = _decode_times(path, container, stream, origin, default_interval, strict)
+        shown = index.shown_times(sampler.fps) if index is not None else None
+        listed = frozenset(index.frame_times.tolist()) if shown is not None else None
+        frames = _decode_times(path, container, stream, origin, default_interval, strict, shown)
         seeked_from = None  # decoded time before the last seek, until the first frame after it arrives
         seeked_for = -1  # the sample the last seek went to: seek at most once per sample
         last_time, last_interval, last_duration = None, default_interval, 0.0
         while (item := next(frames, None)) is not None:
             time, frame, duration = item
+            if listed is not None and (time not in listed or (last_time is not None and time <= last_time)):
+                raise _IndexUnusable  # the frames are not the packets in display order: skipping is unsafe
             if seeked_from is not None:
                 if time > sampler.next_time + TIME_TOLERANCE:
-                    raise _SeekFailed
+                    raise _IndexUnusable
                 if time < seeked_from:  # landed before where it started: seeking does not pay here
                     index = None
                 seeked_from = None
@@ -240,12 +280,12 @@ def _decode_samples(path: Path, sampler: TimestampSampler, index: _KeyframeIndex
                 try:
                     container.seek(origin + int(sampler.next_time / stream.time_base), stream=stream)
                 except av.FFmpegError:
-                    raise _SeekFailed from None
+                    raise _IndexUnusable from None
                 sampler.drop_held()
                 seeked_from, seeked_for, last_time = time, sampler.next_index, None
-                frames = _decode_times(path, container, stream, origin, default_interval, strict)
+                frames = _decode_times(path, container, stream, origin, default_interval, strict, shown)
         if seeked_from is not None:  # the seek landed past the last frame
-            raise _SeekFailed
+            raise _IndexUnusable
         if last_time is None:
             raise VideoDecodeError(path, "no decodable video frames (corrupt or truncated file)")
         end = last_time + (last_duration if last_duration > 0 else last_interval)
@@ -257,22 +297,31 @@ def _decode_samples(path: Path, sampler: TimestampSampler, index: _KeyframeIndex
         yield from sampler.finish(end)
 
 
-def _decode_times(path: Path, container, stream, origin: int, default_interval: float, strict: bool):
-    """Decode from the container's current position: ``(time_s, frame, duration_s)`` in display order."""
+def _decode_times(path: Path, container, stream, origin: int, default_interval: float, strict: bool,
+                  shown: frozenset[float] | None = None):
+    """Decode from the container's current position: ``(time_s, frame, duration_s)`` in display order.
+
+    shown: display times (seconds) of the frames wanted; the decoder skips the non-reference frames of the
+    other packets (no other frame is predicted from them). None decodes every packet.
+    """
     import av
 
     time_base = stream.time_base
+    context = stream.codec_context
     time = None
     try:
-        for frame in container.decode(stream):
-            ts = frame.pts if frame.pts is not None else frame.dts
-            if ts is not None:
-                time = float((ts - origin) * time_base)
-            else:
-                time = 0.0 if time is None else time + default_interval
-            for counter in _frame_counters:
-                counter[0] += 1
-            yield time, frame, float(frame.duration * time_base) if frame.duration else 0.0
+        for packet in container.demux(stream):
+            if shown is not None and packet.pts is not None:
+                context.skip_frame = "DEFAULT" if float((packet.pts - origin) * time_base) in shown else "NONREF"
+            for frame in packet.decode():
+                ts = frame.pts if frame.pts is not None else frame.dts
+                if ts is not None:
+                    time = float((ts - origin) * time_base)
+                else:
+                    time = 0.0 if time is None else time + default_interval
+                for counter in _frame_counters:
+                    counter[0] += 1
+                yield time, frame, float(frame.duration * time_base) if frame.duration else 0.0
     except av.FFmpegError as exc:
         if strict:
             where = f"after {time:.2f} s" if time is not None else "at the start"
