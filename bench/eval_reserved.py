@@ -22,11 +22,13 @@ filler never comes from the reference's family and negatives never pair a family
 OUT: ``videos/<id>.mp4`` (queries; references are symlinks to the reserved files), ``pairs.csv`` and
 ``labels.json`` (VCSL format, seconds), so ``vcl-fast localize --pairs`` and ``vcl-fast eval`` score it too.
 
-``calibrate`` chooses, on validation sets, the two cosines an exported model carries for its extractor
-(``vcl-fast export --min-similarity --extent-similarity``): every pair's detections are computed once without
-them, then each (floor, extent cosine) of a grid is applied (``vcl_fast.detect.localizer.postprocess``) and
-scored over the pairs of all sets together; the pair with the fewest false alarms and then the best segment F
-is printed with the whole grid.
+``calibrate`` chooses, on validation sets, the post-processing settings an exported model carries for its
+extractor (``vcl-fast export --min-similarity --extent-similarity --confident-similarity --confident-score``):
+every pair's detections are computed once without them, then each (floor, extent cosine, lower floor of
+confident detections, their score) of a grid is applied (``vcl_fast.detect.localizer.postprocess``) and scored
+over the pairs of all sets together; the setting with the fewest false alarms and then the best segment F is
+printed after the best of the grid (ties: the first in grid order, so list the values to try from the most
+conservative).
 
 ``features`` writes the features of every video of a set (``vcl_fast.data.features`` layout), so that a set
 built from TRAINING photos can fine-tune a detector: ``vcl-fast train detector --labels OUT/labels.json
@@ -43,7 +45,8 @@ predictions counted) with features computed once per video, and the end-to-end s
     PYTHONPATH=. python bench/eval_reserved.py calibrate --data /tmp/val --model DIR
     vcl-fast data fetch-videos --split validation --dest /tmp/real_val_videos
     PYTHONPATH=. python bench/eval_reserved.py build --videos /tmp/real_val_videos --pairs-per-edit 6 --out /tmp/rval
-    PYTHONPATH=. python bench/eval_reserved.py calibrate --data /tmp/val /tmp/rval --model DIR
+    PYTHONPATH=. python bench/eval_reserved.py calibrate --data /tmp/val /tmp/rval --model DIR \
+        --confident-floors=-1,0.875,0.85,0.825,0.8 --confident-scores 0.8,0.7,0.6,0.5,0.4
 """
 from __future__ import annotations
 
@@ -58,9 +61,11 @@ import numpy as np
 
 from vcl_fast.atomic import atomic_write
 from vcl_fast.data.video_edits import image_edit_clip, overlay_on_video
+from vcl_fast.runtime.specs import CALIBRATED_FIELDS
 
 EDIT_KINDS = ("crop", "pip", "text", "emoji", "color", "blur", "hflip", "speed")
 WORK_FPS = 8.0  # frame rate the queries are composed and encoded at
+SHOWN_SETTINGS = 30  # calibrate prints this many of the best settings
 CANVAS = (320, 240)  # query frame size (width, height); every source is resized (squashed) to it
 
 
@@ -136,6 +141,14 @@ def video_folder_sources(folder: Path) -> dict[str, Path]:
     return paths
 
 
+def pair_reference(n: int, sources: list[str]) -> str:
+    """The reference of positive pair ``n`` (edit kind ``EDIT_KINDS[n % len(EDIT_KINDS)]``): the sources in
+    turn, shifted by one more each round of edit kinds, so that an edit kind meets a different reference each
+    round (with as many sources as edit kinds, a plain turn would give every kind the same reference in every
+    round, and the figures per edit would measure references)."""
+    return sources[(n + n // len(EDIT_KINDS)) % len(sources)]
+
+
 def build(out: Path, paths: dict[str, Path], pairs_per_edit: int, query_seconds: float, seed: int) -> None:
     """Write the pair set described in the module docstring to ``out`` (a new directory) from the source
     videos ``paths`` ({id: file})."""
@@ -151,7 +164,7 @@ def build(out: Path, paths: dict[str, Path], pairs_per_edit: int, query_seconds:
     pairs, labels, edits = [], {}, {}
     for n in range(pairs_per_edit * len(EDIT_KINDS)):
         kind = EDIT_KINDS[n % len(EDIT_KINDS)]
-        reference = sources[n % len(sources)]
+        reference = pair_reference(n, sources)
         source = frames[reference]
         length = int(rng.integers(int(4 * WORK_FPS), min(int(20 * WORK_FPS), len(source)) + 1))
         start = int(rng.integers(0, len(source) - length + 1))
@@ -194,8 +207,7 @@ def _localizers(args: argparse.Namespace) -> dict:
         if args.k0_detector:  # with the default model's cosine floor and extent cosine
             runs["k=0 extractor (no regional token) + YOLOX"] = Localizer(
                 args.k0_extractor, args.k0_detector, backend="torch", threads=args.threads,
-                method_params={"min_similarity": default.params.min_similarity,
-                               "extent_similarity": default.params.extent_similarity})
+                method_params={name: getattr(default.params, name) for name in CALIBRATED_FIELDS})
     return runs
 
 
@@ -223,15 +235,16 @@ def _read_sets(folders: list[str]) -> tuple[list, dict, dict]:
     return pairs, labels, paths
 
 
-def best_setting(grid: dict) -> tuple[float, float]:
-    """The (floor, extent cosine) of ``grid`` ({setting: VcslMetrics}) with the fewest false alarms, then the
-    highest segment F (a false alarm costs more to users than a copy cut short)."""
+def best_setting(grid: dict) -> tuple:
+    """The setting of ``grid`` ({setting: VcslMetrics}) with the fewest false alarms, then the highest segment
+    F (a false alarm costs more to users than a copy cut short); ties: the first in grid order."""
     return min(grid, key=lambda key: (grid[key].false_alarms, -grid[key].segment_f1))
 
 
 def calibrate(args: argparse.Namespace) -> dict:
-    """Prints the grid and the chosen pair (:func:`best_setting`) over the pairs of every ``args.data`` set;
-    returns {(floor, extent cosine): VcslMetrics}."""
+    """Prints the best settings of the grid and the chosen one (:func:`best_setting`) over the pairs of every
+    ``args.data`` set; returns {(floor, extent cosine, confident floor, confident score): VcslMetrics}, with
+    (-1, 1) for the confident pair when no lower floor applies."""
     from vcl_fast.api import Localizer, frames_to_seconds
     from vcl_fast.config import replace_fields
     from vcl_fast.detect.localizer import localize_maps, postprocess
@@ -242,25 +255,35 @@ def calibrate(args: argparse.Namespace) -> dict:
     loc = Localizer(args.model, args.model, threads=args.threads)
     features = {video: loc.features(path, video) for video, path in paths.items()}
     maps = [similarity_map(features[q].features, features[r].features) for q, r in pairs]
-    raw = localize_maps(maps, loc.detector.run, replace_fields(loc.params, min_similarity=-1.0, extent_similarity=-1.0))
+    raw = localize_maps(maps, loc.detector.run, replace_fields(loc.params, **CALIBRATED_FIELDS))
+    confident = [(-1.0, 1.0)] * (-1.0 in args.confident_floors) + [
+        (c, s) for c in args.confident_floors if c > -1.0 for s in args.confident_scores]
     grid = {}
     for floor in args.floors:
         for extent in args.extents:
-            settings = replace_fields(loc.params, min_similarity=floor, extent_similarity=extent)
-            predictions = {}
-            for (q, r), boxes, sim in zip(pairs, raw, maps):
-                found = postprocess(boxes, sim, settings).astype(np.float64)
-                found[:, [0, 2]] = frames_to_seconds(found[:, [0, 2]], features[q])
-                found[:, [1, 3]] = frames_to_seconds(found[:, [1, 3]], features[r])
-                predictions[(q, r)] = found
-            grid[(floor, extent)] = evaluate_vcsl(labels, predictions, pairs, conf=None)
-    print("| floor | extent cosine | seg R | seg P | seg F | video F | false alarms |\n|---|---|---|---|---|---|---|")
-    for (floor, extent), m in grid.items():
-        print(f"| {floor} | {extent} | {m.segment_recall:.3f} | {m.segment_precision:.3f} | {m.segment_f1:.3f} | "
-              f"{m.video_f1:.3f} | {m.false_alarms}/{m.num_negative} |")
+            for confident_floor, confident_score in confident:
+                settings = replace_fields(loc.params, min_similarity=floor, extent_similarity=extent,
+                                          confident_similarity=confident_floor, confident_score=confident_score)
+                predictions = {}
+                for (q, r), boxes, sim in zip(pairs, raw, maps):
+                    found = postprocess(boxes, sim, settings).astype(np.float64)
+                    found[:, [0, 2]] = frames_to_seconds(found[:, [0, 2]], features[q])
+                    found[:, [1, 3]] = frames_to_seconds(found[:, [1, 3]], features[r])
+                    predictions[(q, r)] = found
+                grid[(floor, extent, confident_floor, confident_score)] = evaluate_vcsl(labels, predictions, pairs,
+                                                                                        conf=None)
+    ranked = sorted(grid, key=lambda key: (grid[key].false_alarms, -grid[key].segment_f1))
+    print(f"the best {min(len(ranked), SHOWN_SETTINGS)} of {len(grid)} settings:")
+    print("| floor | extent cosine | confident floor | confident score | seg R | seg P | seg F | video F | "
+          "false alarms |\n|" + "---|" * 9)
+    for key in ranked[:SHOWN_SETTINGS]:
+        m = grid[key]
+        print("| " + " | ".join(str(v) for v in key) + f" | {m.segment_recall:.3f} | {m.segment_precision:.3f} | "
+              f"{m.segment_f1:.3f} | {m.video_f1:.3f} | {m.false_alarms}/{m.num_negative} |")
     best = best_setting(grid)
     print(f"fewest false alarms ({grid[best].false_alarms}/{grid[best].num_negative}), then best segment F "
-          f"({grid[best].segment_f1:.3f}): --min-similarity {best[0]} --extent-similarity {best[1]}")
+          f"({grid[best].segment_f1:.3f}): --min-similarity {best[0]} --extent-similarity {best[1]} "
+          f"--confident-similarity {best[2]} --confident-score {best[3]}")
     return grid
 
 
@@ -318,15 +341,25 @@ def evaluate(args: argparse.Namespace) -> None:
             json.dump({"data": str(data), "pairs": len(pairs), "results": results}, handle, indent=2)
 
 
-def cosine_list(text: str) -> list[float]:
-    """argparse type: comma-separated cosines in [-1, 1]."""
+def number_list(text: str, low: float, what: str) -> list[float]:
+    """Comma-separated numbers in [low, 1]; argparse.ArgumentTypeError naming ``what`` otherwise."""
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not all(-1.0 <= v <= 1.0 for v in values):
-        raise argparse.ArgumentTypeError(f"cosines lie in [-1, 1], got {text!r}")
+    if not all(low <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"{what} lie in [{low:g}, 1], got {text!r}")
     return values
+
+
+def cosine_list(text: str) -> list[float]:
+    """argparse type: comma-separated cosines in [-1, 1]."""
+    return number_list(text, -1.0, "cosines")
+
+
+def score_list(text: str) -> list[float]:
+    """argparse type: comma-separated detector scores in [0, 1]."""
+    return number_list(text, 0.0, "detector scores")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,6 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--floors", type=cosine_list, default="0.7,0.75,0.8,0.85,0.9,0.95", help="cosine floors to try")
     p.add_argument("--extents", type=cosine_list, default="-1,0.7,0.75,0.8,0.85,0.9",
                    help="extent cosines to try (-1: no fit)")
+    p.add_argument("--confident-floors", type=cosine_list, default="-1",
+                   help="lower floors of confident detections to try (-1: none; default -1)")
+    p.add_argument("--confident-scores", type=score_list, default="0.5",
+                   help="detector scores from which the lower floor applies, to try with each (default 0.5)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backends")
     args = parser.parse_args(argv)
     if args.action == "build":

@@ -61,9 +61,11 @@ def test_calibrate_matches_the_localizer_with_each_setting(validation_set, micro
 
     module = _bench_module()
     args = argparse.Namespace(data=[str(validation_set)], model=str(micro_model_dir), floors=[-1.0, 0.5],
-                              extents=[-1.0, 0.3], threads=1)
+                              extents=[-1.0, 0.3], confident_floors=[-1.0, 0.2], confident_scores=[0.3, 0.6],
+                              threads=1)
     grid = module.calibrate(args)
-    assert set(grid) == {(-1.0, -1.0), (-1.0, 0.3), (0.5, -1.0), (0.5, 0.3)}
+    confident = [(-1.0, 1.0), (0.2, 0.3), (0.2, 0.6)]
+    assert list(grid) == [(f, e, c, s) for f in (-1.0, 0.5) for e in (-1.0, 0.3) for c, s in confident]
     assert "fewest false alarms" in capsys.readouterr().out
     # two sets are scored as one: the same set twice has the same F and twice the negatives and false alarms
     doubled = module.calibrate(argparse.Namespace(**{**vars(args), "data": [str(validation_set)] * 2}))
@@ -73,14 +75,16 @@ def test_calibrate_matches_the_localizer_with_each_setting(validation_set, micro
     pairs = read_pairs(validation_set / "pairs.csv")
     labels = read_labels(validation_set / "labels.json")
     paths = {v: find_video(validation_set / "videos", v) for pair in pairs for v in pair}
-    for floor, extent in [(-1.0, -1.0), (0.5, 0.3)]:
-        loc = Localizer(micro_model_dir, micro_model_dir, threads=1,
-                        method_params={"min_similarity": floor, "extent_similarity": extent})
+    for key in [(-1.0, -1.0, -1.0, 1.0), (0.5, 0.3, -1.0, 1.0), (0.5, -1.0, 0.2, 0.6)]:
+        settings = dict(zip(("min_similarity", "extent_similarity", "confident_similarity", "confident_score"), key))
+        loc = Localizer(micro_model_dir, micro_model_dir, threads=1, method_params=settings)
         direct = evaluate_vcsl(labels, localize_pairs(loc, pairs, paths), pairs, conf=None)
-        np.testing.assert_allclose([grid[floor, extent].segment_f1, grid[floor, extent].video_f1],
-                                   [direct.segment_f1, direct.video_f1], atol=1e-9)
+        np.testing.assert_allclose([grid[key].segment_f1, grid[key].video_f1, grid[key].false_alarms],
+                                   [direct.segment_f1, direct.video_f1, direct.false_alarms], atol=1e-9)
     with pytest.raises(SystemExit):
         module.main(["calibrate", "--data", str(validation_set), "--floors", "0.5,high"])
+    with pytest.raises(SystemExit):
+        module.main(["calibrate", "--data", str(validation_set), "--confident-scores", "-0.5"])
 
 
 def test_best_setting_has_the_fewest_false_alarms_then_the_best_segment_f():
@@ -91,6 +95,19 @@ def test_best_setting_has_the_fewest_false_alarms_then_the_best_segment_f():
             (0.85, 0.75): SimpleNamespace(false_alarms=0, segment_f1=0.75),
             (0.9, 0.75): SimpleNamespace(false_alarms=0, segment_f1=0.75)}
     assert _bench_module().best_setting(grid) == (0.85, 0.75)  # ties: the first in grid order
+
+
+@pytest.mark.parametrize("num_sources,rounds", [(8, 3), (4, 6), (7, 2), (1, 2)])
+def test_each_edit_kind_meets_different_references(num_sources, rounds):
+    module = _bench_module()
+    kinds = len(module.EDIT_KINDS)
+    sources = [f"s{i}" for i in range(num_sources)]
+    references = [module.pair_reference(n, sources) for n in range(rounds * kinds)]
+    for kind in range(kinds):
+        assert len(set(references[kind::kinds])) == min(rounds, num_sources)
+    if kinds % num_sources == 0:  # every round uses every source equally often
+        for r in range(rounds):
+            assert len(set(references[r * kinds:(r + 1) * kinds])) == num_sources
 
 
 def test_validation_set_from_a_video_folder(tmp_path):

@@ -181,6 +181,33 @@ def test_min_similarity_keeps_boxes_holding_a_near_duplicate(floor, kept):
     assert [len(f) for f in found] == [int(0 in kept), int(1 in kept)]
 
 
+@pytest.mark.parametrize("floor, confident_floor, confident_score", [
+    (0.7, -1.0, 0.5), (0.7, 0.5, 0.85), (0.7, 0.5, 0.9), (0.7, 0.65, 0.0), (-1.0, 0.5, 0.9), (0.95, 0.9, 0.0)])
+def test_confident_detections_need_only_the_lower_floor(floor, confident_floor, confident_score):
+    rng = np.random.default_rng(3)
+    sim = rng.uniform(0.0, 1.0, (30, 30)).astype(np.float32)
+    starts = rng.integers(0, 25, (12, 2))
+    detections = np.column_stack([starts, starts + rng.integers(1, 6, (12, 2)), rng.uniform(0, 1, 12)])
+    detections = detections[:, [0, 1, 2, 3, 4]].astype(np.float32)
+    expected = []
+    for q0, r0, q1, r1, score in detections:  # plain loop: the box's best cell against the floor for its score
+        peak = sim[int(q0):int(q1), int(r0):int(r1)].max()
+        needed = confident_floor if confident_floor > -1 and score >= confident_score else floor
+        expected.append(floor <= -1 or peak >= min(floor, needed))
+    found = drop_weak_detections(detections, sim, floor, confident_floor, confident_score)
+    np.testing.assert_array_equal(found, detections[np.array(expected, bool)])
+    settings = DetectionSettings(input_size=S, min_similarity=floor, confident_similarity=confident_floor,
+                                 confident_score=confident_score)
+    np.testing.assert_array_equal(postprocess(detections, sim, settings), found)
+
+
+@pytest.mark.parametrize("field, value", [("confident_similarity", 1.5), ("confident_score", -0.1),
+                                          ("confident_score", 1.2)])
+def test_confident_settings_are_checked(field, value):
+    with pytest.raises(ValueError, match=field):
+        DetectionSettings(input_size=S, **{field: value})
+
+
 def _fit_extents_loop(detections, sim, threshold, margin, max_gap):
     """Plain loops: widen, find the best cell, walk out from it over rows / columns (gaps <= max_gap)."""
     def walk(profile, peak):

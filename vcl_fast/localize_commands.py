@@ -249,7 +249,8 @@ def add_localizer_arguments(p: argparse.ArgumentParser) -> None:
                    help="yolox (detector) or a classical localizer (default: yolox)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting of the method (yolox: conf_threshold, nms_threshold, chunk_length, "
-                   "batch_size, and the model's calibrated min_similarity and extent_similarity, -1 = off; "
+                   "batch_size, and the model's calibrated min_similarity, extent_similarity and "
+                   "confident_similarity, -1 = off, with confident_score; "
                    "classical: its VCSL-tuned parameters), repeatable")
     _add_model_arguments(p)
 

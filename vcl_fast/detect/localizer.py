@@ -12,6 +12,10 @@ are clipped to their tile (the reference lets them run past the map ends, where 
 addition, off by default (-1): with ``min_similarity`` above -1, a detection is kept only when some cell of the map
 inside its box reaches that cosine (a copy holds at least one near-duplicate frame pair; the floor is a
 property of the extractor, calibrated on held-out pairs and carried in an exported model's manifest).
+The floor may be lower for confident detections: with ``confident_similarity`` above -1, a detection scored
+at least ``confident_score`` is also kept when its box reaches that lower cosine (copies under heavy edits
+such as picture-in-picture hold no near-duplicate frame pair, but the detector sees their line; weak
+detections still need the full floor). It is calibrated with the floor.
 A second addition, also off by default: with ``extent_similarity`` above -1, each kept box is fitted to the map
 (:func:`fit_extents`): its query and reference extents become the runs of frames around the box's best cell
 whose best similarity reaches that cosine (the detector places copies well but cuts their extents short or
@@ -30,6 +34,7 @@ import numpy as np
 
 from vcl_fast.detect.decode import STRIDES, decode_raw_outputs
 from vcl_fast.detect.render import render_maps
+from vcl_fast.runtime.specs import CALIBRATED_FIELDS, check_calibrated
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -44,6 +49,8 @@ class DetectionSettings:
     chunk_length: int = 1200
     batch_size: int = 16  # tiles rendered and run per call of the runner
     min_similarity: float = -1.0  # keep a detection only if its box holds a cell >= this cosine (-1: all)
+    confident_similarity: float = -1.0  # ... or one >= this lower cosine when scored >= confident_score (-1: off)
+    confident_score: float = 1.0  # detector score (objectness, 0-1) from which confident_similarity applies
     extent_similarity: float = -1.0  # fit box extents to the frames >= this cosine (-1: boxes as detected)
     extent_margin: float = 0.25  # fit_extents looks this fraction of the box size beyond each side
     extent_gap: int = 1  # fit_extents bridges runs of at most this many frames below extent_similarity
@@ -54,9 +61,7 @@ class DetectionSettings:
         if not 0.0 <= self.conf_threshold <= 1.0 or not 0.0 <= self.nms_threshold <= 1.0:
             raise ValueError(f"conf_threshold and nms_threshold must lie in [0, 1], got "
                              f"{self.conf_threshold} and {self.nms_threshold}")
-        for name in ("min_similarity", "extent_similarity"):
-            if not -1.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} is a cosine in [-1, 1], got {getattr(self, name)}")
+        check_calibrated(self)
         if self.extent_margin < 0 or self.extent_gap < 0:
             raise ValueError(f"extent_margin and extent_gap must be >= 0, got {self.extent_margin}, {self.extent_gap}")
         if self.chunk_length < 1 or self.batch_size < 1:
@@ -74,8 +79,8 @@ def detection_settings(spec, overrides: Mapping[str, Any] | None = None) -> Dete
         raise ValueError(f"the detector's strides {tuple(spec.strides)} are not {STRIDES}")
     if "input_size" in overrides:
         raise ValueError("input_size is the detector's own; it cannot be overridden")
-    return replace_fields(DetectionSettings(input_size=spec.input_size, min_similarity=spec.min_similarity,
-                                            extent_similarity=spec.extent_similarity), **overrides)
+    calibrated = {name: getattr(spec, name) for name in CALIBRATED_FIELDS}
+    return replace_fields(DetectionSettings(input_size=spec.input_size, **calibrated), **overrides)
 
 
 def chunk_spans(length: int, chunk_length: int = 1200) -> list[tuple[int, int]]:
@@ -154,7 +159,8 @@ def localize_maps(maps: Sequence[np.ndarray], run: Runner, settings: DetectionSe
 def postprocess(detections: np.ndarray, similarity, settings: DetectionSettings) -> np.ndarray:
     """The (N, 5) frame detections of one map ((Q, R) numpy array or torch tensor) after the cosine floor and
     the extent fit of ``settings``."""
-    kept = drop_weak_detections(detections, similarity, settings.min_similarity)
+    kept = drop_weak_detections(detections, similarity, settings.min_similarity, settings.confident_similarity,
+                                settings.confident_score)
     if settings.extent_similarity <= -1.0:
         return kept
     return fit_extents(kept, similarity, settings.extent_similarity, settings.extent_margin, settings.extent_gap)
@@ -173,12 +179,18 @@ def box_peaks(detections: np.ndarray, similarity) -> np.ndarray:
     return peaks
 
 
-def drop_weak_detections(detections: np.ndarray, similarity, min_similarity: float) -> np.ndarray:
-    """The rows of (N, 5) frame ``detections`` whose box holds a cell of ``similarity`` >= ``min_similarity``
-    (all rows when ``min_similarity`` <= -1, the lowest cosine)."""
+def drop_weak_detections(detections: np.ndarray, similarity, min_similarity: float,
+                         confident_similarity: float = -1.0, confident_score: float = 1.0) -> np.ndarray:
+    """The rows of (N, 5) frame ``detections`` whose box holds a cell of ``similarity`` >= ``min_similarity``,
+    or >= ``confident_similarity`` for a row scored (column 4) >= ``confident_score`` (all rows when
+    ``min_similarity`` <= -1, the lowest cosine; no second floor when ``confident_similarity`` <= -1)."""
     if min_similarity <= -1.0 or not len(detections):
         return detections
-    return detections[box_peaks(detections, similarity) >= min_similarity]
+    peaks = box_peaks(detections, similarity)
+    kept = peaks >= min_similarity
+    if confident_similarity > -1.0:
+        kept |= (peaks >= confident_similarity) & (detections[:, 4] >= confident_score)
+    return detections[kept]
 
 
 def _run_around(profile: np.ndarray, peak: int, threshold: float, max_gap: int) -> tuple[int, int]:

@@ -40,7 +40,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         except ImportError as exc:
             raise CliError(f"export needs torch and onnx ({exc}): pip install 'vcl_fast[torch,export]'") from None
         export_onnx(args.output, args.extractor, args.detector, opset=args.opset, min_similarity=args.min_similarity,
-                    extent_similarity=args.extent_similarity)
+                    extent_similarity=args.extent_similarity, confident_similarity=args.confident_similarity,
+                    confident_score=args.confident_score)
     if args.format == "trt":
         _build_engines(args, onnx_dir)
     out = Path(args.output)
@@ -86,6 +87,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--extent-similarity", type=float, default=-1.0, metavar="COSINE",
                    help="the cosine the detector's boxes are fitted to for this extractor, written to the manifest "
                         "(default -1: boxes as detected)")
+    p.add_argument("--confident-similarity", type=float, default=-1.0, metavar="COSINE",
+                   help="a lower floor for detections scored >= --confident-score, written to the manifest "
+                        "(default -1: every detection needs --min-similarity)")
+    p.add_argument("--confident-score", type=float, default=1.0, metavar="SCORE",
+                   help="the detector score (0-1) from which --confident-similarity applies (default 1)")
     trt = p.add_argument_group("TensorRT engines (--format trt; see docs/gpu.md)")
     trt.add_argument("--onnx", metavar="DIR", help="build from this exported model directory instead of exporting")
     trt.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="engine precision (default fp16)")

@@ -21,6 +21,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ import torch
 from vcl_fast.atomic import atomic_directory, check_new_directory
 from vcl_fast.export import OPSET
 from vcl_fast.runtime.manifest import FORMAT, FORMAT_VERSION, MANIFEST_FILE, sha256_file
+from vcl_fast.runtime.specs import check_calibrated
 
 EXTRACTOR_FILE = "extractor.onnx"
 DETECTOR_FILE = "detector.onnx"
@@ -158,13 +160,15 @@ def _versions() -> dict:
 
 def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch.nn.Module | None = None,
                 detector: str | os.PathLike | torch.nn.Module | None = None, opset: int = OPSET,
-                min_similarity: float = -1.0, extent_similarity: float = -1.0) -> Path:
+                min_similarity: float = -1.0, extent_similarity: float = -1.0, confident_similarity: float = -1.0,
+                confident_score: float = 1.0) -> Path:
     """Export an extractor and/or a detector (modules, or their weight directories / checkpoints) into
     ``out_dir`` as ``extractor.onnx``, ``detector.onnx`` and ``manifest.json``; returns the manifest path.
     ``min_similarity``: the detector's cosine floor for its extractor (calibrated on held-out pairs, e.g. with
     ``bench/eval_reserved.py calibrate`` on a validation set), recorded in the manifest; -1 = none.
     ``extent_similarity``: likewise, the cosine the detector's boxes are fitted to
-    (``DetectionSettings.extent_similarity``); -1 = none.
+    (``DetectionSettings.extent_similarity``); -1 = none. ``confident_similarity``, ``confident_score``: the
+    lower floor of detections scored at least ``confident_score`` (``DetectionSettings``); -1 = none.
 
     ``out_dir`` must be absent, an empty folder or an earlier export (a folder holding ``manifest.json``),
     which is replaced as a whole, anything else in it included; FileExistsError for any other folder."""
@@ -175,9 +179,9 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
         raise ValueError("nothing to export: give an extractor and/or a detector")
     if not isinstance(opset, int) or opset < 17:
         raise ValueError(f"opset must be an int >= 17 (LayerNormalization), got {opset!r}")
-    for name, value in (("min_similarity", min_similarity), ("extent_similarity", extent_similarity)):
-        if not -1.0 <= value <= 1.0:
-            raise ValueError(f"{name} is a cosine in [-1, 1], got {value}")
+    calibrated = {"min_similarity": min_similarity, "extent_similarity": extent_similarity,
+                  "confident_similarity": confident_similarity, "confident_score": confident_score}
+    check_calibrated(SimpleNamespace(**calibrated))
     if isinstance(extractor, (str, os.PathLike)):
         extractor = load_extractor(extractor)
     if isinstance(detector, (str, os.PathLike)):
@@ -196,7 +200,7 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
             simplifiers.append(entry.pop("simplifier"))
             manifest[name] = {"file": file, "sha256": sha256_file(staging / file), **entry}
         if detector is not None:
-            manifest["detector"].update(min_similarity=min_similarity, extent_similarity=extent_similarity)
+            manifest["detector"].update(calibrated)
         manifest["simplifier"] = simplifiers[0]
         with open(staging / MANIFEST_FILE, "w") as handle:
             json.dump(manifest, handle, indent=2)

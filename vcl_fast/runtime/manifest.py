@@ -9,8 +9,9 @@ An exported model directory holds ``extractor.onnx`` and/or ``detector.onnx`` an
                    "max_abs_diff": torch-vs-ONNX-Runtime difference measured at export},
      "detector": {"file": "detector.onnx", "sha256": ..., "input": "images", "output": "raw",
                   "input_size": S, "strides": [8, 16, 32], "num_classes": 1, "outputs": text, "max_abs_diff": ...,
-                  "min_similarity": cosine floor, "extent_similarity": extent-fit cosine (both optional, -1
-                  when absent)}}
+                  "min_similarity": cosine floor, "extent_similarity": extent-fit cosine,
+                  "confident_similarity": the floor of detections scored >= "confident_score" (all four
+                  optional; absent: -1, -1, -1 and 1, i.e. off)}}
 
 Loading checks every key, the format version and each file's SHA-256; any problem is a
 :class:`ManifestError` that says to re-export. Torch-free.
@@ -23,7 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vcl_fast.runtime.specs import DetectorSpec, ExtractorSpec
+from vcl_fast.runtime.specs import CALIBRATED_FIELDS, DetectorSpec, ExtractorSpec
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = "vcl_fast.exported_model"
@@ -124,7 +125,7 @@ def load_component(source: str | os.PathLike, component: str) -> ExportedCompone
                                  int(entry["num_tokens"]), int(entry["dim"]))
         else:
             spec = DetectorSpec(int(entry["input_size"]), tuple(entry["strides"]), int(entry["num_classes"]),
-                                float(entry.get("min_similarity", -1.0)), float(entry.get("extent_similarity", -1.0)))
+                                **{name: float(entry.get(name, off)) for name, off in CALIBRATED_FIELDS.items()})
     except (TypeError, ValueError) as exc:
         raise ManifestError(f"{where}: bad {component} entry ({exc}); {REEXPORT}") from None
     return ExportedComponent(path, str(entry["input"]), str(entry["output"]), spec, entry["sha256"])

@@ -29,26 +29,44 @@ class ExtractorSpec:
         return asdict(self)
 
 
+# The post-processing settings calibrated per extractor (``DetectionSettings``) that an exported detector carries,
+# with their defaults (off).
+CALIBRATED_FIELDS = {"min_similarity": -1.0, "extent_similarity": -1.0, "confident_similarity": -1.0,
+                     "confident_score": 1.0}
+
+
+def check_calibrated(settings) -> None:
+    """ValueError unless the ``CALIBRATED_FIELDS`` attributes of ``settings`` are cosines in [-1, 1] and a
+    score in [0, 1]."""
+    for name in CALIBRATED_FIELDS:
+        value = getattr(settings, name)
+        low = 0.0 if name == "confident_score" else -1.0
+        if not low <= value <= 1.0:
+            kind = "a detector score in [0, 1]" if low == 0.0 else "a cosine in [-1, 1]"
+            raise ValueError(f"{name} is {kind}, got {value}")
+
+
 @dataclass(frozen=True)
 class DetectorSpec:
     """Copy detector: (B, 3, ``input_size``, ``input_size``) float32 rendered similarity maps -> raw YOLOX head
-    outputs (B, A, 5 + ``num_classes``) over feature levels ``strides``. ``min_similarity`` and
-    ``extent_similarity``: the cosine floor and the extent-fit cosine calibrated for the extractor the detector
-    was trained with (the defaults of ``DetectionSettings``; -1 = none)."""
+    outputs (B, A, 5 + ``num_classes``) over feature levels ``strides``. ``min_similarity``,
+    ``extent_similarity``, ``confident_similarity`` and ``confident_score``: the cosine floor, the extent-fit
+    cosine and the lower floor of confident detections calibrated for the extractor the detector was trained
+    with (the defaults of ``DetectionSettings``; -1 = none)."""
 
     input_size: int
     strides: tuple[int, ...]
     num_classes: int
     min_similarity: float = -1.0
     extent_similarity: float = -1.0
+    confident_similarity: float = -1.0
+    confident_score: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
         if self.input_size < 1 or self.num_classes < 1 or not self.strides:
             raise ValueError(f"input_size and num_classes must be >= 1 and strides non-empty, got {self}")
-        for name in ("min_similarity", "extent_similarity"):
-            if not -1.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} is a cosine in [-1, 1], got {getattr(self, name)}")
+        check_calibrated(self)
 
     @property
     def num_anchors(self) -> int:
