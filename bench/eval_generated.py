@@ -11,7 +11,9 @@ alarms) over all pairs, negatives included. Predictions are counted as each meth
 ``--min-similarity 0.7,0.8,0.9`` also scores every detector with each cosine floor
 (``DetectionSettings.min_similarity``), each with the extent fit of ``--extent-similarity`` as well when it is
 given (``DetectionSettings.extent_similarity``). The shipped cosines are chosen on a validation set built like
-the reserved one (``bench/eval_reserved.py calibrate``); this shows what they do on generated pairs.
+the reserved one (``bench/eval_reserved.py calibrate``); this shows what they do on generated pairs. An
+exported detector whose manifest carries calibrated settings is also scored with all of them
+(``NAME (calibrated)``: floor, lower floor of confident detections, extent fit), as ``vcl-fast localize`` runs it.
 
 A detector is a trained model directory (torch) or an exported directory with ``detector.onnx``
 (ONNX Runtime).
@@ -29,9 +31,10 @@ import numpy as np
 from vcl_fast.atomic import atomic_write
 from vcl_fast.data.map_dataset import MapDataset
 from vcl_fast.data.pair_commands import read_pair_index
-from vcl_fast.detect.localizer import DetectionSettings, localize_maps
+from vcl_fast.detect.localizer import DetectionSettings, detection_settings, localize_maps
 from vcl_fast.eval.localizers import align
 from vcl_fast.eval.vcsl_metrics import evaluate_vcsl
+from vcl_fast.runtime.specs import CALIBRATED_FIELDS
 
 CLASSICAL = ("hv", "tn", "dp", "dtw")
 COLUMNS = ("segment_recall", "segment_precision", "segment_f1", "video_recall", "video_precision", "video_f1",
@@ -53,6 +56,13 @@ def detect(detector, maps: list[np.ndarray], conf: float = 0.1, min_similarity: 
     settings = DetectionSettings(input_size=detector.spec.input_size, conf_threshold=conf,
                                  min_similarity=min_similarity, extent_similarity=extent_similarity)
     return localize_maps(maps, detector.run, settings)
+
+
+def calibrated_settings(detector, conf: float = 0.1) -> DetectionSettings | None:
+    """The detector's own calibrated settings (its manifest's; ``detection_settings``), None when all are off."""
+    if all(getattr(detector.spec, name) == off for name, off in CALIBRATED_FIELDS.items()):
+        return None
+    return detection_settings(detector.spec, {"conf_threshold": conf})
 
 
 def load_pairs(directory: str) -> tuple[list[np.ndarray], list[tuple[str, str]], dict]:
@@ -112,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--detector takes NAME=DIR, got {spec!r}")
         detector = load_detector(path)
         runs.append((name, lambda d=detector: detect(d, maps)))
+        calibrated = calibrated_settings(detector)
+        if calibrated is not None:
+            runs.append((f"{name} (calibrated)", lambda d=detector, c=calibrated: localize_maps(maps, d.run, c)))
         for floor in floors:
             runs.append((f"{name} (min_similarity={floor})", lambda d=detector, f=floor: detect(d, maps, min_similarity=f)))
             if args.extent_similarity is not None:

@@ -1,7 +1,6 @@
 """bench/eval_reserved.py: a validation set from pseudo-videos of photos, and the calibration of the cosines."""
 import argparse
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,17 +10,14 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("skimage")
 
+from bench_scripts import load_bench_script  # noqa: E402
 from localize_fixtures import micro_model_dir  # noqa: E402,F401
 from rtr_fixtures import SKIMAGE_PHOTOS, skimage_photo  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("eval_reserved", REPO / "bench" / "eval_reserved.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script("eval_reserved")
 
 
 @pytest.fixture(scope="module")
