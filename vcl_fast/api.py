@@ -105,9 +105,9 @@ class Localizer:
     (``conf_threshold``, ``nms_threshold``, ``chunk_length``, ``batch_size``, ``min_similarity``,
     ``extent_similarity``, ``confident_similarity``, ``confident_score``: default the exported model's
     calibrated ones) for yolox, or of the classical method's VCSL-tuned parameters.
-    batch_size: frames decoded and embedded per step (None: :func:`default_batch_size` of ``device``). threads: intra-op threads of the backend (None: its
-    default, except that an onnxruntime extractor gets :func:`default_extractor_threads`, leaving a core to
-    the decoding thread). The extractor is loaded on first use (:attr:`extractor`), so a Localizer that is
+    batch_size: frames decoded and embedded per step (None: :func:`default_batch_size` of ``device``).
+    threads: intra-op threads of the backend (None: its default, except that an onnxruntime extractor gets
+    :func:`default_extractor_threads`, leaving a core to the decoding thread). The extractor is loaded on first use (:attr:`extractor`), so a Localizer that is
     only given features never loads it; a missing extractor path fails here already.
 
     One instance may serve concurrent calls from several threads (see the module docstring).
@@ -274,10 +274,10 @@ class Localizer:
 
 
 def default_batch_size(device: str) -> int:
-    """Frames per decoded chunk and extractor call by default: 4 for ``device="cpu"``, else 16. On a CPU a frame costs
-    the extractor about the same in any batch, and small chunks let it start on a video sooner and leave less
-    to embed after the decoder has finished (0.50-0.53 s against 0.58 s per reserved pair on the 2-core build
-    machine, bench/README.md, "End-to-end localize"); a GPU is used better by larger batches."""
+    """Frames per decoded chunk and extractor call by default: 4 for ``device="cpu"``, else 16. On a CPU a frame
+    costs the extractor about the same in any batch, and small chunks let it start on a video sooner and leave
+    less to embed after the decoder has finished (0.42-0.51 s against 0.56-0.58 s per reserved pair on the
+    2-core build machine, bench/README.md, "Default model end to end"); a GPU is used better by larger batches."""
     return 4 if parse_device(device)[0] == "cpu" else 16
 
 
