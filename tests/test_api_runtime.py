@@ -12,8 +12,10 @@ import pytest
 
 from vcl_fast.runtime import BACKENDS, available_backends, get_backend
 from vcl_fast.runtime.base import parse_device
-from vcl_fast.runtime.preprocess import (bilinear_taps, preprocess_frames, preprocess_frames_numpy,
-                                        preprocess_frames_reference)
+from vcl_fast.runtime.base import Extractor
+from vcl_fast.runtime.preprocess import (BLANK_FRAME_STD, bilinear_taps, blank_images, preprocess_frames,
+                                        preprocess_frames_numpy, preprocess_frames_reference)
+from vcl_fast.runtime.specs import ExtractorSpec
 
 REPO = Path(__file__).resolve().parents[1]
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -94,6 +96,69 @@ def test_preprocess_non_contiguous_and_exact_size():
     square = frames[:, :32, :32]
     expected = (square.transpose(0, 3, 1, 2) / 255 - np.array(MEAN)[:, None, None]) / np.array(STD)[:, None, None]
     np.testing.assert_allclose(preprocess_frames(square, 32, MEAN, STD), expected, atol=1e-6)
+
+
+def blank_test_frames(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(12, 40, 56, 3) uint8 frames and which are blank: one colour (black, white, grey, random), one colour with
+    +-1 grey level of noise, one channel varying, a gradient, a dark scene, random pixels."""
+    frames, blank = [], []
+    for colour in ([0, 0, 0], [255, 255, 255], [128, 128, 128], rng.integers(0, 256, 3)):
+        frames.append(np.broadcast_to(np.asarray(colour, np.uint8), (40, 56, 3)))
+        blank.append(True)
+    noisy = np.clip(100 + rng.integers(-1, 2, (2, 40, 56, 3)), 0, 255).astype(np.uint8)
+    frames += list(noisy)
+    blank += [True, True]
+    one_channel = np.full((40, 56, 3), 30, np.uint8)
+    one_channel[:, :28, 2] = 60
+    gradient = np.broadcast_to(np.linspace(0, 255, 56).astype(np.uint8)[None, :, None], (40, 56, 3))
+    dark = np.full((40, 56, 3), 8, np.uint8)
+    dark[10:30, 20:40] = 24
+    frames += [one_channel, gradient, dark] + list(rng.integers(0, 256, (3, 40, 56, 3), dtype=np.uint8))
+    blank += [False] * 6
+    return np.stack(frames), np.asarray(blank)
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, 12])
+def test_blank_images_finds_frames_of_one_colour(count):
+    frames, blank = blank_test_frames(np.random.default_rng(count))
+    order = np.random.default_rng(count + 1).permutation(len(frames))[:count]
+    images = preprocess_frames(frames[order], 32, MEAN, STD)
+    found = blank_images(images, STD)
+    assert found.dtype == bool and found.shape == (count,)
+    np.testing.assert_array_equal(found, blank[order])
+    np.testing.assert_array_equal(blank_images(images[:, :, ::2, 1::3], STD), found)  # non-contiguous
+    np.testing.assert_array_equal(blank_images(images.astype(np.float16), STD), found)  # reduced precision
+
+
+def test_blank_images_threshold_is_in_grey_levels_per_channel():
+    half = np.where(np.arange(64) % 2, 1.0, -1.0).reshape(1, 8, 8)  # standard deviation 1
+    for spread, expected in ((BLANK_FRAME_STD * 0.99, True), (BLANK_FRAME_STD * 1.01, False)):
+        images = np.zeros((1, 3, 8, 8), np.float32)
+        images[0, 1] = half * spread / (255 * STD[1])  # one channel spreads `spread` grey levels
+        assert blank_images(images, STD)[0] == expected
+    with pytest.raises(ValueError, match=r"\(N, C, S, S\)"):
+        blank_images(np.zeros((3, 8, 8), np.float32), STD)
+
+
+class _ConstantExtractor(Extractor):
+    """Every image -> the same unit features (a stand-in model)."""
+
+    def _forward(self, images: np.ndarray) -> np.ndarray:
+        spec = self.spec
+        return np.full((len(images), spec.num_tokens, spec.dim), 1 / np.sqrt(spec.dim), np.float32)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 16])
+def test_embed_gives_blank_frames_zero_features(batch_size):
+    from vcl_fast.ops import similarity_map
+
+    frames, blank = blank_test_frames(np.random.default_rng(3))
+    features = _ConstantExtractor(ExtractorSpec(32, MEAN, STD, 2, 8), batch_size).embed(frames)
+    assert features.shape == (len(frames), 2, 8)
+    np.testing.assert_array_equal(np.abs(features).sum(axis=(1, 2)) == 0, blank)
+    sim = similarity_map(features, features)
+    assert np.all(sim[blank] == 0) and np.all(sim[:, blank] == 0)
+    np.testing.assert_allclose(sim[np.ix_(~blank, ~blank)], 1.0, atol=1e-6)
 
 
 @pytest.mark.parametrize("frames, error, message", [

@@ -19,12 +19,13 @@ from vcl_fast.detect.render import bicubic_matrix, render_maps
 from vcl_fast.runtime.gpu_pipeline import (
     GpuPipeline,
     bicubic_matrices,
+    blank_images_device,
     localize_maps_device,
     preprocess_frames_device,
     render_tiles,
     tile_table,
 )
-from vcl_fast.runtime.preprocess import preprocess_frames
+from vcl_fast.runtime.preprocess import BLANK_FRAME_STD, blank_images, preprocess_frames
 from vcl_fast.runtime.specs import ExtractorSpec
 
 SPEC = ExtractorSpec(32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 2, 16)
@@ -84,6 +85,26 @@ def test_preprocess_on_device_non_contiguous_and_bad_input():
         preprocess_frames_device(frames.float(), SPEC)
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
         preprocess_frames_device(frames[0], SPEC)
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("n", [0, 1, 9])
+def test_blank_images_on_device_matches_numpy(device, n):
+    rng = np.random.default_rng(n)
+    spreads = rng.uniform(0, 2 * BLANK_FRAME_STD, (n, 3))  # grey levels per channel, around the threshold
+    pattern = rng.standard_normal((n, 3, 16, 16))
+    pattern /= pattern.std(axis=(2, 3), keepdims=True)
+    images = (pattern * (spreads / (255 * np.asarray(SPEC.std)))[..., None, None]).astype(np.float32)
+    expected = blank_images(images, SPEC.std)
+    found = blank_images_device(torch.from_numpy(images).to(device), SPEC.std)
+    assert found.dtype == torch.bool and found.device.type == device
+    np.testing.assert_array_equal(found.cpu().numpy(), expected)
+    view = torch.from_numpy(images).to(device)[:, :, ::2, ::3]
+    np.testing.assert_array_equal(blank_images_device(view, SPEC.std).cpu().numpy(),
+                                  blank_images(images[:, :, ::2, ::3], SPEC.std))
+    half = torch.from_numpy(images).to(device).half()
+    np.testing.assert_array_equal(blank_images_device(half, SPEC.std).cpu().numpy(),
+                                  blank_images(images.astype(np.float16), SPEC.std))
 
 
 @pytest.mark.parametrize("lengths, size", [([1], 8), ([3, 1200, 640, 7], 64), ([2, 5, 5], 640)])
@@ -192,6 +213,20 @@ def test_pipeline_on_cpu_matches_the_localizer(torch_one_thread):
         assert len(boxes) == len(result.segments) > 0
         # Features differ by float rounding (matmul resize vs taps); boxes agree to ~2e-6 frames here.
         np.testing.assert_allclose(boxes, segment_rows(result, localizer.fps), atol=BOX_TOLERANCE, rtol=0)
+
+
+def test_pipeline_gives_blank_frames_zero_features_like_the_localizer(torch_one_thread):
+    from localize_fixtures import QUERY_PHOTOS, photo_frames
+
+    from vcl_fast.api import Localizer
+
+    extractor, detector = micro_models()
+    frames = photo_frames(QUERY_PHOTOS, 1)[:4].copy()
+    frames[1], frames[3] = 0, 255  # black and white
+    found = GpuPipeline.from_torch(extractor, detector, device="cpu").features(frames).numpy()
+    expected = Localizer(extractor, detector, backend="torch").extractor.embed(frames)
+    assert np.all(found[[1, 3]] == 0) and np.all(np.abs(found[[0, 2]]).sum(axis=(1, 2)) > 0)
+    np.testing.assert_allclose(found, expected, atol=1e-4, rtol=0)
 
 
 def test_pipeline_rejects_bad_input():

@@ -133,3 +133,21 @@ def test_hybrid_stem_stops_at_stride_16_with_the_full_backbones_output():
 def test_hybrid_config_errors(change, message):
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(PRESETS["hybrid_cpu"], **change)
+
+
+def test_extract_features_gives_blank_images_zero_rows():
+    import numpy as np
+    from PIL import Image
+
+    from vcl_fast.models.extract import extract_features
+
+    torch.manual_seed(0)
+    model = build_extractor(extractor_config("micro", 1))
+    noise = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    images = [Image.fromarray(noise), Image.new("RGB", (48, 48), (0, 0, 0)),
+              lambda: Image.new("RGB", (40, 64), (250, 250, 250)), Image.fromarray(noise[:, ::-1])]
+    for batch_size in (1, 3):
+        features = extract_features(model, images, batch_size=batch_size)
+        assert features.shape == (4, 2, 16)
+        np.testing.assert_array_equal(np.abs(features).sum(axis=(1, 2)) == 0, [False, True, True, False])
+        np.testing.assert_allclose(np.linalg.norm(features[[0, 3]], axis=-1), 1.0, atol=1e-5)

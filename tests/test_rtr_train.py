@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +138,27 @@ def test_train_config_and_data_errors(photos, tmp_path):
     assert [p.parent.name for p in training_images(tmp_path / "disc")] == ["train", "train"]
     with pytest.raises(ValueError, match="need at least"):
         _trainer(tmp_path / "disc", tmp_path / "out")
+
+
+def test_pip_probability_sets_how_often_views_are_picture_in_picture(photos, monkeypatch):
+    from vcl_fast.train import extractor
+
+    chains = []
+    real_copy_edit = extractor.copy_edit
+
+    def recording_copy_edit(image, rng, space, background):
+        edited, names = real_copy_edit(image, rng, space, background)
+        chains.append(names)
+        return edited, names
+
+    monkeypatch.setattr(extractor, "copy_edit", recording_copy_edit)
+    config, model_config = extractor.TrainConfig(model="micro", batch_size=8), extractor.extractor_config("micro", 1)
+    for probability, expected in ((0.0, 0.0), (1.0, 1.0)):
+        views = extractor.ViewPairBatches(training_images(photos),
+                                          dataclasses.replace(config, pip_probability=probability), model_config)
+        views.set_plan(0, np.arange(8).reshape(1, 8))
+        chains.clear()
+        assert views[0].shape == (16, 3, 32, 32)
+        assert np.mean(["pip" in names for names in chains]) == expected
+    with pytest.raises(ValueError, match="pip_probability"):
+        train_config("micro", {"pip_probability": "1.5"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vcl_fast.runtime.preprocess import check_frames, preprocess_frames
+from vcl_fast.runtime.preprocess import blank_images, check_frames, preprocess_frames
 from vcl_fast.runtime.specs import DetectorSpec, ExtractorSpec
 
 
@@ -44,7 +44,8 @@ class Extractor:
         raise NotImplementedError
 
     def embed(self, frames: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 RGB frames -> (N, T, D) float32 unit-norm features (regional tokens, CLS last)."""
+        """(N, H, W, 3) uint8 RGB frames -> (N, T, D) float32 unit-norm features (regional tokens, CLS last);
+        blank frames (:func:`~vcl_fast.runtime.preprocess.blank_images`) get zero features."""
         frames = check_frames(frames)
         spec = self.spec
         out = np.empty((len(frames), spec.num_tokens, spec.dim), dtype=np.float32)
@@ -55,6 +56,7 @@ class Extractor:
                 raise ValueError(f"the extractor returned shape {features.shape} for {len(images)} images; "
                                  f"its spec says ({len(images)}, {spec.num_tokens}, {spec.dim})")
             out[start:start + len(images)] = features
+            out[start + np.flatnonzero(blank_images(images, spec.std))] = 0.0
         return out
 
 

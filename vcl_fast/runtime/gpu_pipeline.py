@@ -39,7 +39,7 @@ import torch
 from vcl_fast.config import replace_fields
 from vcl_fast.detect.localizer import DetectionSettings, chunk_spans, detection_settings, postprocess
 from vcl_fast.detect.render import bicubic_taps
-from vcl_fast.runtime.preprocess import bilinear_taps
+from vcl_fast.runtime.preprocess import BLANK_FRAME_STD, bilinear_taps
 from vcl_fast.runtime.specs import ExtractorSpec
 
 DeviceRunner = Callable[[torch.Tensor], torch.Tensor]
@@ -86,6 +86,14 @@ def preprocess_frames_device(frames: torch.Tensor, spec: ExtractorSpec) -> torch
     scale = to_device((1 / (255 * std)).reshape(3, 1, 1), frames.device)
     shift = to_device((mean / std).reshape(3, 1, 1), frames.device)
     return x * scale - shift
+
+
+def blank_images_device(images: torch.Tensor, std: Sequence[float]) -> torch.Tensor:
+    """(N,) bool on the images' device: :func:`vcl_fast.runtime.preprocess.blank_images` of (N, C, S, S)
+    float images normalised with per-channel ``std``."""
+    spread = images.flatten(2).double().std(dim=-1, correction=0)
+    scale = torch.tensor([255.0 * s for s in std], dtype=torch.float64, device=images.device)
+    return (spread * scale < BLANK_FRAME_STD).all(dim=1)
 
 
 def tile_table(shapes: Sequence[tuple[int, int]], chunk_length: int) -> np.ndarray:
@@ -325,6 +333,7 @@ class GpuPipeline:
                 raise ValueError(f"the extractor returned shape {tuple(result.shape)} for {len(images)} images; "
                                  f"its spec says ({len(images)}, {spec.num_tokens}, {spec.dim})")
             out[start:start + len(images)] = result
+            out[start:start + len(images)][blank_images_device(images, spec.std)] = 0.0
         return out
 
     def _video_features(self, video: Any, what: str) -> torch.Tensor:

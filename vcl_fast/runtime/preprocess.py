@@ -5,6 +5,11 @@ widens with the downscaling factor (anti-aliased), applied along rows then colum
 extractor is trained with (``vcl_fast.data.images.to_tensor_batch``); ``preprocess_frames_reference`` runs
 Pillow itself, which rounds to uint8 after each pass (so the two differ by up to ~1 grey level).
 
+A blank frame (one colour all over: a black or white screen, a fade) shows nothing to match, yet any two of one
+colour look alike to the extractor. :func:`blank_images` finds them in the preprocessed batch (every channel
+spreads less than ``BLANK_FRAME_STD`` grey levels); the extractors give them zero features, so their
+similarity to any frame is 0.
+
 ``preprocess_frames`` runs the compiled kernel (``vcl_fast._C.preprocess_frames_cpu``, no full-size float
 temporaries, GIL released) and falls back to ``preprocess_frames_numpy``, its plain numpy reference; the two
 give identical float32 values bit for bit.
@@ -48,6 +53,9 @@ def _resize_axis(x: np.ndarray, axis: int, out_size: int) -> np.ndarray:
     for k in range(index.shape[1]):
         out += np.take(x, index[:, k], axis=axis) * weight[:, k].reshape(shape)
     return out
+
+
+BLANK_FRAME_STD = 3.0  # grey levels (0-255): a frame whose every channel spreads less than this is blank
 
 
 def check_frames(frames: np.ndarray) -> np.ndarray:
@@ -109,3 +117,14 @@ def preprocess_frames_reference(frames: np.ndarray, size: int, mean: Sequence[fl
         if len(frames) else np.zeros((0, size, size, 3), np.uint8)
     x = resized.astype(np.float32).transpose(0, 3, 1, 2) / 255
     return (x - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
+
+
+def blank_images(images: np.ndarray, std: Sequence[float]) -> np.ndarray:
+    """(N,) bool: which (N, C, S, S) float images, normalised with per-channel ``std``, are blank: the standard
+    deviation of every channel, in grey levels, below ``BLANK_FRAME_STD``. Measured at the extractor's input
+    size, so detail finer than the extractor sees does not count."""
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, C, S, S), got shape {images.shape}")
+    spread = images.reshape(images.shape[0], images.shape[1], images.shape[2] * images.shape[3]).std(
+        axis=-1, dtype=np.float64)
+    return np.all(spread * (255 * np.asarray(std, dtype=np.float64)) < BLANK_FRAME_STD, axis=1)

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 class ExtractorSpec:
     """Frame feature extractor: RGB frames are resized to ``input_size`` x ``input_size`` (squashed, no crop),
     scaled to [0, 1] and normalised by ``mean``/``std`` per channel; the model maps (B, 3, S, S) float32 to
-    (B, ``num_tokens``, ``dim``) float32 unit vectors (regional tokens first, CLS last)."""
+    (B, ``num_tokens``, ``dim``) float32 unit vectors (regional tokens first, CLS last). The runtimes set the
+    features of blank frames to zero (:func:`vcl_fast.runtime.preprocess.blank_images`)."""
 
     input_size: int
     mean: tuple[float, float, float]

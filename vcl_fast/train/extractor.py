@@ -63,6 +63,7 @@ class TrainConfig:
     batching: str = "random"  # or "hard": each query + its batch_size-1 nearest neighbours (the paper's)
     hard_refresh_steps: int = 25  # hard batching: re-embed the training set every this many steps
     image_max_side: int = 256  # images are downsized to this before editing (pixels)
+    pip_probability: float = TRAIN_EDITS.probabilities["pip"]  # chance that a view is a picture-in-picture
     cache_images: bool = True  # keep decoded training images in memory (small sets)
     seed: int = 0
     checkpoint_every: int = 25
@@ -91,6 +92,8 @@ class TrainConfig:
             raise ValueError("temperature and lr must be > 0")
         if self.distill_weight < 0:
             raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight}")
+        if not 0 <= self.pip_probability <= 1:
+            raise ValueError(f"pip_probability must be in [0, 1], got {self.pip_probability}")
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
@@ -135,7 +138,8 @@ class ViewPairBatches(Dataset):
     """Item ``j`` of a plan -> (2N, 3, S, S) views ``[a_1..a_N, b_1..b_N]`` of the plan's batch ``j``.
 
     View ``v`` of the image at batch position ``i`` of global step ``s`` is edited with the generator seeded
-    ``(seed, s, i, v)``; picture-in-picture backgrounds are other training images drawn from the same generator.
+    ``(seed, s, i, v)`` through :data:`TRAIN_EDITS` with ``config.pip_probability``; picture-in-picture backgrounds
+    are other training images drawn from the same generator.
     """
 
     def __init__(self, paths: list[Path], config: TrainConfig, model_config: RTRConfig) -> None:
@@ -144,6 +148,8 @@ class ViewPairBatches(Dataset):
         self.model_config = model_config
         self.first_step = 0
         self.plan = np.zeros((0, config.batch_size), dtype=np.int64)
+        self.edits = dataclasses.replace(
+            TRAIN_EDITS, probabilities={**TRAIN_EDITS.probabilities, "pip": config.pip_probability})
         self._cache: dict[int, Any] = {}
 
     def set_plan(self, first_step: int, plan: np.ndarray) -> None:
@@ -169,7 +175,7 @@ class ViewPairBatches(Dataset):
                 background = None
                 if rng.random() < 0.5:
                     background = self.image(int(rng.integers(len(self.paths))))
-                edited, _ = copy_edit(self.image(int(index)), rng, TRAIN_EDITS, background)
+                edited, _ = copy_edit(self.image(int(index)), rng, self.edits, background)
                 views[v].append(edited)
         mc = self.model_config
         return to_tensor_batch(views[0] + views[1], mc.img_size, mc.mean, mc.std)
