@@ -27,7 +27,7 @@ pytest.importorskip("onnxruntime")
 from vcl_fast.api import Localizer  # noqa: E402
 from vcl_fast.data.features import VideoFeatures  # noqa: E402
 from vcl_fast.runtime import ort_backend  # noqa: E402
-from vcl_fast.runtime.preprocess import preprocess_frames, preprocess_frames_numpy  # noqa: E402
+from vcl_fast.runtime.preprocess import blank_images, preprocess_frames, preprocess_frames_numpy  # noqa: E402
 from vcl_fast.video import iter_frames  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,6 +128,13 @@ def test_preprocess_chunk(benchmark, impl):
     frames = np.random.default_rng(0).integers(0, 256, (16, 528, 720, 3), dtype=np.uint8)
     preprocess = preprocess_frames if impl == "compiled" else preprocess_frames_numpy
     benchmark(preprocess, frames, 112, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def test_blank_frame_check(benchmark):
+    """The blank-frame check Extractor.embed runs on every chunk: 16 preprocessed 112 px frames (compare with
+    test_preprocess_chunk and the extractor's ~5.5 ms per frame)."""
+    images = np.random.default_rng(0).standard_normal((16, 3, 112, 112)).astype(np.float32)
+    benchmark(blank_images, images, (0.5, 0.5, 0.5))
 
 
 @pytest.fixture(scope="module")
