@@ -8,13 +8,15 @@ reserved sample videos are never written into the repository). Run from the repo
     VCL_FAST_RESERVED_PAIRS=/tmp/reserved_pairs nice -n 10 python -m pytest bench/bench_end_to_end.py \\
         --benchmark-enable --benchmark-columns=min,median,rounds
 
-``test_localize_variants_interleaved`` compares, round by round, the default (decoding ahead in chunks of 4
-frames; extractor on the cores but one) with decoding and embedding in turn, with the extractor on all cores
-and with chunks of 16 frames (the default before 2026-12-01); ``extra_info`` holds seconds per
+``test_localize_variants_interleaved`` compares, round by round, the default (decoding up to 16 frames ahead
+in chunks of 4; extractor on the cores but one) with decoding and embedding in turn, with the extractor on all
+cores, with chunks of 16 frames (the default before 2026-12-01) and with one chunk decoded ahead (the default
+before 2026-12-01, second change); ``extra_info`` holds seconds per
 pair (wall and process CPU, warm-up round dropped) and the load average before and after, so runs on the
 shared machine can be read in context.
 """
 import csv
+import functools
 import os
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
+from vcl_fast import api  # noqa: E402
 from vcl_fast.api import Localizer  # noqa: E402
 from vcl_fast.data.features import VideoFeatures  # noqa: E402
 from vcl_fast.runtime import ort_backend  # noqa: E402
@@ -60,6 +63,15 @@ def sequential_localize(loc: Localizer, query: Path, reference: Path):
     return loc.localize(*videos)
 
 
+def one_chunk_ahead_localize(loc: Localizer, query: Path, reference: Path):
+    """``loc.localize`` with the decoder at most one chunk ahead of the extractor."""
+    saved, api.DECODE_AHEAD_FRAMES = api.DECODE_AHEAD_FRAMES, loc.extractor.batch_size
+    try:
+        return loc.localize(query, reference)
+    finally:
+        api.DECODE_AHEAD_FRAMES = saved
+
+
 def _time_pairs(benchmark, loc: Localizer, pairs) -> None:
     """Benchmark ``loc.localize`` over ``pairs`` (one call = the whole set); seconds per pair and load in
     ``extra_info``."""
@@ -78,7 +90,8 @@ def _localizers() -> dict:
     return {"decode-ahead": default.localize,
             "sequential": lambda q, r: sequential_localize(default, q, r),
             "decode-ahead all-cores": all_cores.localize,
-            "decode-ahead chunks-16": chunks_16.localize}
+            "decode-ahead chunks-16": chunks_16.localize,
+            "decode-ahead one-chunk": functools.partial(one_chunk_ahead_localize, default)}
 
 
 @pytest.mark.parametrize("pair_set", list(PAIR_SETS))

@@ -15,7 +15,7 @@ from localize_fixtures import (  # noqa: E402,F401 (micro_model_dir and planted_
     PLANTED, QUERY_PHOTOS, micro_detector, micro_extractor, micro_model_dir, photo_frames, planted_videos,
 )
 from vcl_fast import LocalizationResult, Localizer, Segment  # noqa: E402
-from vcl_fast.api import STAGES, default_batch_size  # noqa: E402
+from vcl_fast.api import DECODE_AHEAD_FRAMES, STAGES, decode_ahead, default_batch_size  # noqa: E402
 from vcl_fast.data.features import VideoFeatures  # noqa: E402
 
 # TN settings for the micro extractor's random features: only near-identical frames (cosine >= 0.9) join a
@@ -83,6 +83,14 @@ def test_default_batch_size_is_small_on_a_cpu(micro_model_dir):
     assert Localizer(micro_model_dir, method="tn").extractor.batch_size == 4
     assert Localizer(micro_model_dir, method="tn", batch_size=16).extractor.batch_size == 16
     assert default_batch_size("cpu") == 4 and default_batch_size("cuda:1") == default_batch_size("auto") == 16
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 4, 5, 16, 17, 64])
+def test_decode_ahead_holds_whole_chunks_up_to_the_frame_budget(batch_size):
+    chunks = decode_ahead(batch_size)
+    assert chunks >= 1 and (chunks == 1 or chunks * batch_size <= DECODE_AHEAD_FRAMES)
+    assert (chunks + 1) * batch_size > DECODE_AHEAD_FRAMES  # no further whole chunk fits
+    assert decode_ahead(default_batch_size("cpu")) == 4 and decode_ahead(default_batch_size("cuda")) == 1
 
 
 def test_image_folder_and_timestamps_in_seconds(tn_localizer, tmp_path):
@@ -154,6 +162,21 @@ def test_default_model_loader(micro_model_dir, monkeypatch, tmp_path):
     assert loc.extractor.spec.dim == 16 and loc.detector.spec.input_size == 64
     with pytest.raises(ValueError, match="torch backend needs extractor="):
         Localizer(backend="torch")
+
+
+def test_an_exported_directory_gives_its_own_detector(micro_model_dir, tmp_path):
+    from vcl_fast.export.onnx import export_onnx
+
+    assert Localizer(micro_model_dir, threads=1).detector.spec.input_size == 64  # the micro detector, not 256
+    extractor_only = tmp_path / "extractor_only"
+    export_onnx(extractor_only, micro_extractor())
+    assert Localizer(extractor_only, threads=1).detector.spec.input_size == 256  # the embedded default one
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="manifest"):
+        Localizer(broken)
+    assert Localizer(broken, micro_model_dir, threads=1).detector.spec.input_size == 64
 
 
 def test_extractor_is_loaded_once_on_first_use(micro_model_dir, monkeypatch):

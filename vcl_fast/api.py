@@ -10,7 +10,8 @@
 Videos (files or image folders) are sampled at ``fps`` frames per second and streamed through the decoder
 in chunks of ``batch_size`` frames; a background thread decodes the files of a call one after the other
 while the extractor embeds the chunks already decoded (so memory stays bounded for long videos: at most
-``DECODE_AHEAD + 2`` chunks of decoded frames at the source resolution). Frames are then resized and
+``DECODE_AHEAD_FRAMES`` decoded frames waiting, in whole chunks and at least one, plus the two chunks being
+decoded and embedded, at the source resolution). Frames are then resized and
 normalised exactly as frame arrays are (:mod:`vcl_fast.runtime.preprocess`), so a file and its decoded
 frames give the same features. Each sampled frame becomes T feature vectors; the similarity map of
 two videos is the max cosine over token pairs (:func:`vcl_fast.ops.similarity_maps`); copied segments are
@@ -39,12 +40,14 @@ from vcl_fast.detect.localizer import detection_settings, localize_maps
 from vcl_fast.eval.localizers import LOCALIZERS, get_localizer, localizer_params
 from vcl_fast.runtime import BACKENDS, get_backend
 from vcl_fast.runtime.base import Extractor, check_batch_size, parse_device
-from vcl_fast.runtime.manifest import default_model_dir
+from vcl_fast.runtime.manifest import MANIFEST_FILE, default_model_dir, read_manifest
 from vcl_fast.video.records import DecodedFrames
 
 METHODS = ("yolox", *LOCALIZERS)
 STAGES = ("decode", "extract", "similarity", "localize", "total")
-DECODE_AHEAD = 1  # decoded chunks (of batch_size frames) waiting for the extractor at most
+# Decoded frames waiting for the extractor at most (rounded down to whole chunks, at least one). A few chunks of
+# slack let the decoder run on through stretches that decode slowly (bench/README.md, "End-to-end localize").
+DECODE_AHEAD_FRAMES = 16
 
 # A video: a file or image folder path, frames (L, H, W, 3) uint8, features (L, T, D) / (L, D) float,
 # or a VideoFeatures record.
@@ -98,7 +101,9 @@ class Localizer:
 
     extractor, detector: for ``backend="onnxruntime"`` exported model directories (``vcl-fast export``) or
     their ONNX files; for ``backend="torch"`` weight directories, checkpoints or modules. None takes the
-    embedded default model (onnxruntime only). The detector is loaded only for ``method="yolox"``.
+    embedded default model (onnxruntime only), except that ``detector=None`` with ``extractor`` an exported
+    directory that holds a detector too takes that detector (``Localizer("my_export")`` runs both parts of
+    ``my_export``). The detector is loaded only for ``method="yolox"``.
     device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``. fps: frames sampled per second of video (and
     the rate assumed for feature arrays). method: ``"yolox"`` or a classical localizer (``tn``, ``dp``,
     ``hv``, ``dtw``). method_params: overrides of :class:`~vcl_fast.detect.localizer.DetectionSettings`
@@ -137,6 +142,8 @@ class Localizer:
         self._extractor_lock = threading.Lock()
         params = dict(method_params or {})
         if self.method == "yolox":
+            if detector is None:
+                detector = exported_detector_beside(extractor)
             self.detector = runtime.load_detector(self._source(detector, "detector"), device, threads)
             self.params = detection_settings(self.detector.spec, params)
         else:
@@ -170,12 +177,14 @@ class Localizer:
                       ) -> list[tuple[VideoFeatures, str]]:
         """(features, name of the video for results) of each video; adds the decode/extract seconds to
         ``timings``. The files among ``videos`` are decoded one after the other in a background thread, up to
-        ``DECODE_AHEAD`` chunks ahead of the extractor (:mod:`vcl_fast.video.prefetch`)."""
+        :func:`decode_ahead` chunks ahead of the extractor (:mod:`vcl_fast.video.prefetch`)."""
         from vcl_fast.video.prefetch import prefetch
 
         paths = [Path(v) for v in videos if isinstance(v, (str, os.PathLike))]
-        decoding = prefetch(self._decoded_chunks(paths, self.extractor.batch_size), DECODE_AHEAD) if paths \
-            else contextlib.nullcontext(iter(()))
+        decoding = contextlib.nullcontext(iter(()))
+        if paths:
+            batch_size = self.extractor.batch_size
+            decoding = prefetch(self._decoded_chunks(paths, batch_size), decode_ahead(batch_size))
         with decoding as chunks:
             return [self._features(video, video_id, chunks, timings) for video, video_id in zip(videos, video_ids)]
 
@@ -273,12 +282,25 @@ class Localizer:
         return [run(m, self.params) for m in maps]
 
 
+def exported_detector_beside(extractor: Any) -> Path | None:
+    """``extractor`` as a Path when it is a directory whose manifest lists a detector, else None (a directory
+    without a manifest, a file, a module); a manifest that cannot be read raises ManifestError saying why."""
+    if not isinstance(extractor, (str, os.PathLike)) or not (Path(extractor) / MANIFEST_FILE).is_file():
+        return None
+    return Path(extractor) if isinstance(read_manifest(extractor).get("detector"), dict) else None
+
+
 def default_batch_size(device: str) -> int:
     """Frames per decoded chunk and extractor call by default: 4 for ``device="cpu"``, else 16. On a CPU a frame
     costs the extractor about the same in any batch, and small chunks let it start on a video sooner and leave
     less to embed after the decoder has finished (0.42-0.51 s against 0.56-0.58 s per reserved pair on the
     2-core build machine, bench/README.md, "Default model end to end"); a GPU is used better by larger batches."""
     return 4 if parse_device(device)[0] == "cpu" else 16
+
+
+def decode_ahead(batch_size: int) -> int:
+    """Chunks of ``batch_size`` frames the decoding thread may hold ready for the extractor."""
+    return max(1, DECODE_AHEAD_FRAMES // batch_size)
 
 
 def default_extractor_threads() -> int:

@@ -234,7 +234,8 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Options choosing the models and how they run."""
     p.add_argument("--model", metavar="DIR", help="exported model directory (`vcl-fast export`); default: the "
                    "embedded model")
-    p.add_argument("--extractor", metavar="PATH", help="extractor only (torch backend: a weight directory)")
+    p.add_argument("--extractor", metavar="PATH", help="extractor only (torch backend: a weight directory); "
+                   "without --detector, an exported directory's own detector, else the embedded one")
     p.add_argument("--detector", metavar="PATH", help="detector only (torch backend: a directory or checkpoint)")
     p.add_argument("--backend", default="onnxruntime", choices=list(BACKENDS), help="default: onnxruntime")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")

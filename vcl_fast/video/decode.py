@@ -172,6 +172,27 @@ def _rgb_samples(samples, width: int, height: int) -> Iterator[tuple[float, np.n
         yield time, last_image
 
 
+class _StreamClock:
+    """Stream ticks -> seconds from the stream start: ``(ticks - origin) * time_base`` as the nearest float, in
+    integer arithmetic (the same value as through ``fractions.Fraction``, at a fraction of the cost per packet)."""
+
+    def __init__(self, stream):
+        self.origin = stream.start_time or 0
+        self.numerator = stream.time_base.numerator
+        self.denominator = stream.time_base.denominator
+
+    def seconds(self, ticks: int) -> float:
+        return (ticks - self.origin) * self.numerator / self.denominator
+
+    def length(self, ticks: int) -> float:
+        """A duration of ``ticks`` in seconds."""
+        return ticks * self.numerator / self.denominator
+
+    def ticks(self, seconds: float) -> int:
+        """The stream timestamp of ``seconds`` from the start (rounded down)."""
+        return self.origin + int(seconds / (self.numerator / self.denominator))
+
+
 class _PacketIndex:
     """What one pass over a video stream's packet headers tells before decoding (no frame is decoded).
 
@@ -191,20 +212,21 @@ class _PacketIndex:
 
         with open_input(path) as container:
             stream = video_stream(path, container)
-            origin = stream.start_time or 0
+            clock = _StreamClock(stream)
             timestamped = container.format.name in TIMESTAMPED_FORMATS
             keyframes, frames, complete = [], [], True
             try:
                 for packet in container.demux(stream):
                     if packet.size == 0:  # the flush packet at the end
                         continue
-                    if packet.pts is None:
+                    pts = packet.pts
+                    if pts is None:
                         complete = False
                     else:
-                        frames.append(float((packet.pts - origin) * stream.time_base))
-                    ts = packet.pts if packet.pts is not None else packet.dts
+                        frames.append(clock.seconds(pts))
+                    ts = pts if pts is not None else packet.dts
                     if packet.is_keyframe and ts is not None:
-                        keyframes.append(float((ts - origin) * stream.time_base))
+                        keyframes.append(clock.seconds(ts))
             except av.FFmpegError:
                 return None
         if not keyframes:
@@ -251,12 +273,12 @@ def _decode_samples(path: Path, sampler: TimestampSampler, index: _PacketIndex |
 
     with open_input(path) as container:
         stream = video_stream(path, container)
-        origin = stream.start_time or 0
+        clock = _StreamClock(stream)
         rate = stream.guessed_rate or stream.average_rate
         default_interval = 1.0 / float(rate) if rate else 0.0
         shown = index.shown_times(sampler.fps) if index is not None else None
         listed = frozenset(index.frame_times.tolist()) if shown is not None else None
-        frames = _decode_times(path, container, stream, origin, default_interval, strict, shown)
+        frames = _decode_times(path, container, stream, clock, default_interval, strict, shown)
         seeked_from = None  # decoded time before the last seek, until the first frame after it arrives
         seeked_for = -1  # the sample the last seek went to: seek at most once per sample
         last_time, last_interval, last_duration = None, default_interval, 0.0
@@ -278,12 +300,12 @@ def _decode_samples(path: Path, sampler: TimestampSampler, index: _PacketIndex |
                     and index.worth_seeking(time, sampler.next_time)):
                 frames.close()
                 try:
-                    container.seek(origin + int(sampler.next_time / stream.time_base), stream=stream)
+                    container.seek(clock.ticks(sampler.next_time), stream=stream)
                 except av.FFmpegError:
                     raise _IndexUnusable from None
                 sampler.drop_held()
                 seeked_from, seeked_for, last_time = time, sampler.next_index, None
-                frames = _decode_times(path, container, stream, origin, default_interval, strict, shown)
+                frames = _decode_times(path, container, stream, clock, default_interval, strict, shown)
         if seeked_from is not None:  # the seek landed past the last frame
             raise _IndexUnusable
         if last_time is None:
@@ -297,7 +319,7 @@ def _decode_samples(path: Path, sampler: TimestampSampler, index: _PacketIndex |
         yield from sampler.finish(end)
 
 
-def _decode_times(path: Path, container, stream, origin: int, default_interval: float, strict: bool,
+def _decode_times(path: Path, container, stream, clock: _StreamClock, default_interval: float, strict: bool,
                   shown: frozenset[float] | None = None):
     """Decode from the container's current position: ``(time_s, frame, duration_s)`` in display order.
 
@@ -306,22 +328,24 @@ def _decode_times(path: Path, container, stream, origin: int, default_interval: 
     """
     import av
 
-    time_base = stream.time_base
     context = stream.codec_context
+    skipping = None  # the decoder's skip_frame setting, set only when it changes
     time = None
     try:
         for packet in container.demux(stream):
             if shown is not None and packet.pts is not None:
-                context.skip_frame = "DEFAULT" if float((packet.pts - origin) * time_base) in shown else "NONREF"
+                skip = "DEFAULT" if clock.seconds(packet.pts) in shown else "NONREF"
+                if skip != skipping:
+                    context.skip_frame = skipping = skip
             for frame in packet.decode():
                 ts = frame.pts if frame.pts is not None else frame.dts
                 if ts is not None:
-                    time = float((ts - origin) * time_base)
+                    time = clock.seconds(ts)
                 else:
                     time = 0.0 if time is None else time + default_interval
                 for counter in _frame_counters:
                     counter[0] += 1
-                yield time, frame, float(frame.duration * time_base) if frame.duration else 0.0
+                yield time, frame, clock.length(frame.duration) if frame.duration else 0.0
     except av.FFmpegError as exc:
         if strict:
             where = f"after {time:.2f} s" if time is not None else "at the start"
