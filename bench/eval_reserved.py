@@ -51,6 +51,7 @@ predictions counted) with features computed once per video, and the end-to-end s
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -243,8 +244,8 @@ def best_setting(grid: dict) -> tuple:
 
 def calibrate(args: argparse.Namespace) -> dict:
     """Prints the best settings of the grid and the chosen one (:func:`best_setting`) over the pairs of every
-    ``args.data`` set; returns {(floor, extent cosine, confident floor, confident score): VcslMetrics}, with
-    (-1, 1) for the confident pair when no lower floor applies."""
+    ``args.data`` set; returns {(floor, extent cosine, confident floor, confident score, transpose fusion IoU):
+    VcslMetrics}, with (-1, 1) for the confident pair when no lower floor applies."""
     from vcl_fast.api import Localizer, frames_to_seconds
     from vcl_fast.config import replace_fields
     from vcl_fast.detect.localizer import localize_maps, postprocess
@@ -255,27 +256,28 @@ def calibrate(args: argparse.Namespace) -> dict:
     loc = Localizer(args.model, args.model, threads=args.threads)
     features = {video: loc.features(path, video) for video, path in paths.items()}
     maps = [similarity_map(features[q].features, features[r].features) for q, r in pairs]
-    raw = localize_maps(maps, loc.detector.run, replace_fields(loc.params, **CALIBRATED_FIELDS))
     confident = [(-1.0, 1.0)] * (-1.0 in args.confident_floors) + [
         (c, s) for c in args.confident_floors if c > -1.0 for s in args.confident_scores]
     grid = {}
-    for floor in args.floors:
-        for extent in args.extents:
-            for confident_floor, confident_score in confident:
-                settings = replace_fields(loc.params, min_similarity=floor, extent_similarity=extent,
-                                          confident_similarity=confident_floor, confident_score=confident_score)
-                predictions = {}
-                for (q, r), boxes, sim in zip(pairs, raw, maps):
-                    found = postprocess(boxes, sim, settings).astype(np.float64)
-                    found[:, [0, 2]] = frames_to_seconds(found[:, [0, 2]], features[q])
-                    found[:, [1, 3]] = frames_to_seconds(found[:, [1, 3]], features[r])
-                    predictions[(q, r)] = found
-                grid[(floor, extent, confident_floor, confident_score)] = evaluate_vcsl(labels, predictions, pairs,
-                                                                                        conf=None)
+    for fusion in args.transpose_fusion_ious:
+        raw = localize_maps(maps, loc.detector.run,
+                            replace_fields(loc.params, **{**CALIBRATED_FIELDS, "transpose_fusion_iou": fusion}))
+        for floor, extent, (confident_floor, confident_score) in itertools.product(args.floors, args.extents,
+                                                                                   confident):
+            settings = replace_fields(loc.params, min_similarity=floor, extent_similarity=extent,
+                                      confident_similarity=confident_floor, confident_score=confident_score)
+            predictions = {}
+            for (q, r), boxes, sim in zip(pairs, raw, maps):
+                found = postprocess(boxes, sim, settings).astype(np.float64)
+                found[:, [0, 2]] = frames_to_seconds(found[:, [0, 2]], features[q])
+                found[:, [1, 3]] = frames_to_seconds(found[:, [1, 3]], features[r])
+                predictions[(q, r)] = found
+            grid[(floor, extent, confident_floor, confident_score, fusion)] = evaluate_vcsl(labels, predictions,
+                                                                                            pairs, conf=None)
     ranked = sorted(grid, key=lambda key: (grid[key].false_alarms, -grid[key].segment_f1))
     print(f"the best {min(len(ranked), SHOWN_SETTINGS)} of {len(grid)} settings:")
-    print("| floor | extent cosine | confident floor | confident score | seg R | seg P | seg F | video F | "
-          "false alarms |\n|" + "---|" * 9)
+    print("| floor | extent cosine | confident floor | confident score | transpose fusion IoU | seg R | seg P | "
+          "seg F | video F | false alarms |\n|" + "---|" * 10)
     for key in ranked[:SHOWN_SETTINGS]:
         m = grid[key]
         print("| " + " | ".join(str(v) for v in key) + f" | {m.segment_recall:.3f} | {m.segment_precision:.3f} | "
@@ -283,7 +285,7 @@ def calibrate(args: argparse.Namespace) -> dict:
     best = best_setting(grid)
     print(f"fewest false alarms ({grid[best].false_alarms}/{grid[best].num_negative}), then best segment F "
           f"({grid[best].segment_f1:.3f}): --min-similarity {best[0]} --extent-similarity {best[1]} "
-          f"--confident-similarity {best[2]} --confident-score {best[3]}")
+          f"--confident-similarity {best[2]} --confident-score {best[3]} --transpose-fusion-iou {best[4]}")
     return grid
 
 
@@ -362,6 +364,14 @@ def score_list(text: str) -> list[float]:
     return number_list(text, 0.0, "detector scores")
 
 
+def fusion_list(text: str) -> list[float]:
+    """argparse type: comma-separated IoUs in (0, 1], or -1 (no fusion)."""
+    values = number_list(text, -1.0, "transpose fusion IoUs")
+    if not all(v == -1.0 or v > 0.0 for v in values):
+        raise argparse.ArgumentTypeError(f"transpose fusion IoUs lie in (0, 1] or are -1, got {text!r}")
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
@@ -396,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="extent cosines to try (-1: no fit)")
     p.add_argument("--confident-floors", type=cosine_list, default="-1",
                    help="lower floors of confident detections to try (-1: none; default -1)")
+    p.add_argument("--transpose-fusion-ious", type=fusion_list, default="-1",
+                   help="IoUs of the fusion with the transposed maps' boxes to try (-1: off; default -1)")
     p.add_argument("--confident-scores", type=score_list, default="0.5",
                    help="detector scores from which the lower floor applies, to try with each (default 0.5)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backends")

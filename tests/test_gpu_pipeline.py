@@ -158,17 +158,17 @@ def assert_same_detections(found, expected):
 
 
 @pytest.mark.parametrize("device", devices())
-@pytest.mark.parametrize("min_similarity", [-1.0, 0.95])
+@pytest.mark.parametrize("min_similarity, fusion", [(-1.0, -1.0), (0.95, -1.0), (-1.0, 0.55)])
 @pytest.mark.parametrize("shapes, chunk, batch", [
     ([(30, 40)], 1200, 16),
     ([(120, 70), (5, 5), (0, 9), (61, 130)], 50, 3),  # several tiles per map, an empty map, ragged batches
     ([(64, 64)] * 5, 64, 2),
 ])
-def test_localize_maps_device_matches_cpu_path(device, shapes, chunk, batch, min_similarity):
+def test_localize_maps_device_matches_cpu_path(device, shapes, chunk, batch, min_similarity, fusion):
     rng = np.random.default_rng(sum(q * r for q, r in shapes))
     maps = [rng.uniform(-0.2, 1, shape).astype(np.float32) for shape in shapes]
     settings = DetectionSettings(input_size=SIZE, chunk_length=chunk, batch_size=batch, conf_threshold=0.3,
-                                 nms_threshold=0.3, min_similarity=min_similarity)
+                                 nms_threshold=0.3, min_similarity=min_similarity, transpose_fusion_iou=fusion)
     expected = localize_maps(maps, fake_raw, settings)
     found = localize_maps_device([torch.from_numpy(m).to(device) for m in maps], fake_raw_torch, settings)
     assert sum(len(e) for e in expected) > 10  # the fake detector finds plenty, NMS has work to do

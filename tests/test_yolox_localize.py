@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from vcl_fast.detect.decode import anchor_points
-from vcl_fast.detect.localizer import (DetectionSettings, box_peaks, chunk_spans, drop_weak_detections, fit_extents,
-                                       localize_maps, postprocess, to_seconds)
+from vcl_fast.detect.localizer import (DetectionSettings, box_iou, box_peaks, chunk_spans, drop_weak_detections,
+                                       fit_extents, fuse_views, localize_maps, postprocess, swap_axes, to_seconds)
 
 S = 64
 ANCHORS = anchor_points(S)
@@ -128,7 +128,9 @@ def test_runner_with_wrong_output_is_an_error():
 @pytest.mark.parametrize("kwargs", [{"input_size": 100}, {"conf_threshold": 1.5}, {"nms_threshold": -0.1},
                                     {"chunk_length": 0}, {"batch_size": 0},
                                     {"min_similarity": 1.01}, {"min_similarity": -1.5},
-                                    {"extent_similarity": 1.5}, {"extent_margin": -0.1}, {"extent_gap": -1}])
+                                    {"extent_similarity": 1.5}, {"extent_margin": -0.1}, {"extent_gap": -1},
+                                    {"transpose_fusion_iou": 0.0}, {"transpose_fusion_iou": -0.5},
+                                    {"transpose_fusion_iou": 1.5}])
 def test_bad_settings(kwargs):
     with pytest.raises(ValueError):
         DetectionSettings(**kwargs)
@@ -286,3 +288,67 @@ def test_postprocess_applies_floor_then_fit_and_takes_torch_maps():
     np.testing.assert_array_equal(postprocess(detections, sim, on), np.float32([[4, 4, 14, 14, 0.7]]))
     torch = pytest.importorskip("torch")
     np.testing.assert_array_equal(postprocess(detections, torch.from_numpy(sim), on), np.float32([[4, 4, 14, 14, 0.7]]))
+
+
+def boxes(*rows):
+    return np.asarray(rows, dtype=np.float32).reshape(-1, 5)
+
+
+def test_fuse_views_merges_matching_boxes_and_halves_lone_ones():
+    first = boxes([0, 0, 10, 10, 0.8], [20, 30, 30, 40, 0.6])
+    second = boxes([1, 1, 11, 11, 0.4], [50, 50, 60, 70, 0.2])
+    fused = fuse_views(first, second, iou_threshold=0.5, nms_threshold=0.3)
+    weighted = (0.8 * first[0, :4] + 0.4 * second[0, :4]) / 1.2
+    np.testing.assert_allclose(fused, boxes([*weighted, 0.6], [20, 30, 30, 40, 0.3], [50, 50, 60, 70, 0.1]),
+                               rtol=1e-6)
+    assert fused.dtype == np.float32
+    # below the IoU threshold nothing merges; every box keeps half its score
+    apart = fuse_views(first, second, iou_threshold=0.9, nms_threshold=1.0)
+    np.testing.assert_allclose(np.sort(apart[:, 4]), np.sort(np.r_[first[:, 4], second[:, 4]] / 2))
+
+
+def test_fuse_views_takes_at_most_one_box_per_view_and_applies_nms():
+    # two boxes of the first view overlap one of the second: only the best-scored joins it
+    first = boxes([0, 0, 10, 10, 0.9], [0, 0, 10, 9, 0.5])
+    second = boxes([0, 0, 10, 10, 0.7])
+    fused = fuse_views(first, second, iou_threshold=0.5, nms_threshold=1.0)
+    assert len(fused) == 2 and fused[0, 4] == pytest.approx(0.8) and fused[1, 4] == pytest.approx(0.25)
+    assert len(fuse_views(first, second, iou_threshold=0.5, nms_threshold=0.3)) == 1  # NMS drops the second
+    assert fuse_views(boxes(), boxes(), 0.5, 0.3).shape == (0, 5)
+    np.testing.assert_allclose(fuse_views(boxes(), second, 0.5, 0.3), boxes([0, 0, 10, 10, 0.35]))
+
+
+def test_box_iou_and_swap_axes():
+    np.testing.assert_allclose(box_iou(np.array([0, 0, 10, 10.0]), boxes([5, 0, 15, 10, 1], [20, 20, 30, 30, 1])),
+                               [50 / 150, 0.0])
+    np.testing.assert_array_equal(swap_axes(boxes([1, 2, 3, 4, 0.5])), boxes([2, 1, 4, 3, 0.5]))
+
+
+def diagonal_runner(images):
+    """Fake detector that is not symmetric: one box around the bright pixels, shifted right by 8 pixels."""
+    raw = np.full((len(images), len(ANCHORS), 6), -12.0, np.float32)
+    for b, image in enumerate(images):
+        ys, xs = np.nonzero(image[0] > 0.5)
+        if len(ys):
+            x1, x2, y1, y2 = xs.min() + 8, min(xs.max() + 9, S), ys.min(), ys.max() + 1
+            index, values = encode((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
+            raw[b, index] = values
+    return raw
+
+
+@pytest.mark.parametrize("shape", [(40, 40), (24, 56), (1, 9)])
+def test_transposed_view_makes_detections_the_same_either_way_round(shape):
+    sim = np.zeros(shape, np.float32)
+    q, r = shape
+    sim[q // 4:q // 4 + max(1, q // 2), r // 4:r // 4 + max(1, r // 2)] = 1.0
+    one_view = DetectionSettings(input_size=S)
+    both = DetectionSettings(input_size=S, transpose_fusion_iou=0.3)
+    plain, flipped = localize_maps([sim, sim.T], diagonal_runner, one_view)
+    assert not np.allclose(plain[:, :4], swap_axes(flipped)[:, :4])  # the fake detector is lopsided
+    direct, transposed = localize_maps([sim, sim.T], diagonal_runner, both)
+    np.testing.assert_allclose(direct, swap_axes(transposed), atol=1e-4)
+    # the fused box lies between the two views' boxes
+    assert len(direct) == 1 and direct[0, 4] == pytest.approx(plain[0, 4], rel=1e-5)
+    lo = np.minimum(plain[0, :4], swap_axes(flipped)[0, :4]) - 1e-4
+    hi = np.maximum(plain[0, :4], swap_axes(flipped)[0, :4]) + 1e-4
+    assert np.all((lo <= direct[0, :4]) & (direct[0, :4] <= hi))

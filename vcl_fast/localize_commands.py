@@ -250,8 +250,8 @@ def add_localizer_arguments(p: argparse.ArgumentParser) -> None:
                    help="yolox (detector) or a classical localizer (default: yolox)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting of the method (yolox: conf_threshold, nms_threshold, chunk_length, "
-                   "batch_size, and the model's calibrated min_similarity, extent_similarity and "
-                   "confident_similarity, -1 = off, with confident_score; "
+                   "batch_size, and the model's calibrated min_similarity, extent_similarity, "
+                   "confident_similarity and transpose_fusion_iou, -1 = off, with confident_score; "
                    "classical: its VCSL-tuned parameters), repeatable")
     _add_model_arguments(p)
 

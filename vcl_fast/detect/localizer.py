@@ -21,6 +21,12 @@ A second addition, also off by default: with ``extent_similarity`` above -1, eac
 whose best similarity reaches that cosine (the detector places copies well but cuts their extents short or
 long, most of all on maps far from square). Like the floor it is calibrated per extractor and carried in the
 manifest.
+A third addition, also off by default: with ``transpose_fusion_iou`` above -1, the detector also sees every map
+transposed (queries and references swapped: the same copies, mirrored) and :func:`fuse_views` merges the two
+views' boxes (weighted box fusion: a box of one view and the best-scored box of the other at that IoU or more
+become their score-weighted mean, scored by the mean of the two scores; a box only one view found keeps half
+its score), then NMS again. It makes the detections the same whichever video is the query, and is calibrated
+(with the floors, whose ``confident_score`` it rescales) and carried in the manifest like them.
 
 Everything here is in frame units; ``to_seconds`` converts at the features' frame rate. Torch-free: the
 model is any callable ``run(images float32 (B, 3, S, S)) -> raw outputs (B, A, 5 + C)``.
@@ -54,6 +60,7 @@ class DetectionSettings:
     extent_similarity: float = -1.0  # fit box extents to the frames >= this cosine (-1: boxes as detected)
     extent_margin: float = 0.25  # fit_extents looks this fraction of the box size beyond each side
     extent_gap: int = 1  # fit_extents bridges runs of at most this many frames below extent_similarity
+    transpose_fusion_iou: float = -1.0  # also detect on the transposed map, fuse boxes at this IoU (-1: off)
 
     def __post_init__(self) -> None:
         if self.input_size <= 0 or self.input_size % max(STRIDES) != 0:
@@ -130,11 +137,19 @@ def localize_maps(maps: Sequence[np.ndarray], run: Runner, settings: DetectionSe
     """Detect copies in similarity maps (rows = query frames, columns = reference frames).
 
     Returns one float32 array (N_b, 5) per map: ``[q_start, r_start, q_end, r_end, score]`` in frames,
-    ordered by decreasing confidence. All tiles of all maps are batched together (``settings.batch_size``).
+    ordered by decreasing confidence. All tiles of all maps (and of their transposes, with
+    ``transpose_fusion_iou``) are batched together (``settings.batch_size``).
     """
+    maps = [np.asarray(m) for m in maps]
+    found = with_transposed_view(maps, lambda views: detect_maps(views, run, settings), settings)
+    return [postprocess(f, m, settings) for f, m in zip(found, maps)]
+
+
+def detect_maps(maps: Sequence[np.ndarray], run: Runner, settings: DetectionSettings) -> list[np.ndarray]:
+    """The detector's boxes per map (N_b, 5) float32 frames, after the per-tile NMS and before
+    :func:`postprocess`, by decreasing confidence."""
     from vcl_fast.ops import segment_nms
 
-    maps = [np.asarray(m) for m in maps]
     tiles = _tiles(maps, settings.chunk_length)
     parts = []
     for start in range(0, len(tiles), settings.batch_size):
@@ -153,7 +168,70 @@ def localize_maps(maps: Sequence[np.ndarray], run: Runner, settings: DetectionSe
     offsets = np.array([(t.q0, t.r0, t.q0, t.r0) for t in tiles], dtype=np.float32)[tile_ids[keep]]
     found = np.concatenate([frames[keep] + offsets, obj[keep, None]], axis=1).astype(np.float32)
     pair_of_kept = np.array([t.pair for t in tiles], dtype=np.int64)[tile_ids[keep]]
-    return [postprocess(found[pair_of_kept == pair], m, settings) for pair, m in enumerate(maps)]
+    return [found[pair_of_kept == pair] for pair in range(len(maps))]
+
+
+def with_transposed_view(maps: Sequence, detect: Callable[[list], list[np.ndarray]], settings: DetectionSettings
+                         ) -> list[np.ndarray]:
+    """``detect(maps)`` (per map (N, 5) float32 frame boxes), or with ``settings.transpose_fusion_iou`` on,
+    ``detect`` over the maps and their transposes (numpy arrays or torch tensors) in one call, fused map by map
+    (:func:`fuse_views`)."""
+    maps = list(maps)
+    if settings.transpose_fusion_iou <= -1.0:
+        return detect(maps)
+    found = detect(maps + [m.T for m in maps])
+    return [fuse_views(direct, swap_axes(transposed), settings.transpose_fusion_iou, settings.nms_threshold)
+            for direct, transposed in zip(found[:len(maps)], found[len(maps):])]
+
+
+def swap_axes(boxes: np.ndarray) -> np.ndarray:
+    """(N, 5) boxes of a transposed map ``[r_start, q_start, r_end, q_end, score]`` -> the map's own order."""
+    return boxes[:, [1, 0, 3, 2, 4]]
+
+
+def box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """IoU (K,) of one ``[q_start, r_start, q_end, r_end]`` box with (K, 4+) others."""
+    q = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    r = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    inter = q * r
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    return inter / np.maximum(union - inter, 1e-12)
+
+
+def fuse_views(first: np.ndarray, second: np.ndarray, iou_threshold: float, nms_threshold: float) -> np.ndarray:
+    """Weighted box fusion of two views' (N, 5) boxes ``[q_start, r_start, q_end, r_end, score]`` of one map.
+
+    In decreasing score, each box joins the fused box it overlaps most among those led by a box of the other view
+    and not yet joined, when that IoU is >= ``iou_threshold``; else it leads a new one. A fused box
+    is the score-weighted mean of its (one or two) boxes, scored by the mean of the two views' scores (0 for a
+    view without a box there). Returns (M, 5) float32 by decreasing score after NMS at ``nms_threshold``."""
+    from vcl_fast.ops import segment_nms
+
+    boxes = np.concatenate([first, second]).astype(np.float64).reshape(-1, 5)
+    view = np.repeat([0, 1], [len(first), len(second)])
+    order = np.argsort(-boxes[:, 4], kind="stable")
+    groups: list[list[int]] = []
+    for i in order:
+        open_groups = [g for g in groups if len(g) == 1 and view[g[0]] != view[i]]
+        if open_groups:
+            leaders = boxes[[g[0] for g in open_groups]]
+            overlap = box_iou(boxes[i], leaders)
+            best = int(np.argmax(overlap))
+            if overlap[best] >= iou_threshold:
+                open_groups[best].append(i)
+                continue
+        groups.append([i])
+    if not groups:
+        return np.zeros((0, 5), np.float32)
+    fused = np.empty((len(groups), 5))
+    for row, members in zip(fused, groups):
+        weights = boxes[members, 4]
+        row[:4] = weights @ boxes[members, :4] / max(weights.sum(), 1e-12)
+        row[4] = weights.sum() / 2
+    fused = fused.astype(np.float32)
+    fused = fused[np.argsort(-fused[:, 4], kind="stable")]
+    keep = np.sort(np.asarray(segment_nms(fused[:, :4], fused[:, 4], nms_threshold), dtype=np.int64))
+    return fused[keep]
 
 
 def postprocess(detections: np.ndarray, similarity, settings: DetectionSettings) -> np.ndarray:

@@ -41,7 +41,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             raise CliError(f"export needs torch and onnx ({exc}): pip install 'vcl_fast[torch,export]'") from None
         export_onnx(args.output, args.extractor, args.detector, opset=args.opset, min_similarity=args.min_similarity,
                     extent_similarity=args.extent_similarity, confident_similarity=args.confident_similarity,
-                    confident_score=args.confident_score)
+                    confident_score=args.confident_score, transpose_fusion_iou=args.transpose_fusion_iou)
     if args.format == "trt":
         _build_engines(args, onnx_dir)
     out = Path(args.output)
@@ -92,6 +92,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "(default -1: every detection needs --min-similarity)")
     p.add_argument("--confident-score", type=float, default=1.0, metavar="SCORE",
                    help="the detector score (0-1) from which --confident-similarity applies (default 1)")
+    p.add_argument("--transpose-fusion-iou", type=float, default=-1.0, metavar="IOU",
+                   help="also detect on each transposed map and fuse boxes that overlap at IOU (0-1), written to "
+                        "the manifest (default -1: one view)")
     trt = p.add_argument_group("TensorRT engines (--format trt; see docs/gpu.md)")
     trt.add_argument("--onnx", metavar="DIR", help="build from this exported model directory instead of exporting")
     trt.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="engine precision (default fp16)")

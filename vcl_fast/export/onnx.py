@@ -161,7 +161,7 @@ def _versions() -> dict:
 def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch.nn.Module | None = None,
                 detector: str | os.PathLike | torch.nn.Module | None = None, opset: int = OPSET,
                 min_similarity: float = -1.0, extent_similarity: float = -1.0, confident_similarity: float = -1.0,
-                confident_score: float = 1.0) -> Path:
+                confident_score: float = 1.0, transpose_fusion_iou: float = -1.0) -> Path:
     """Export an extractor and/or a detector (modules, or their weight directories / checkpoints) into
     ``out_dir`` as ``extractor.onnx``, ``detector.onnx`` and ``manifest.json``; returns the manifest path.
     ``min_similarity``: the detector's cosine floor for its extractor (calibrated on held-out pairs, e.g. with
@@ -169,6 +169,8 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
     ``extent_similarity``: likewise, the cosine the detector's boxes are fitted to
     (``DetectionSettings.extent_similarity``); -1 = none. ``confident_similarity``, ``confident_score``: the
     lower floor of detections scored at least ``confident_score`` (``DetectionSettings``); -1 = none.
+    ``transpose_fusion_iou``: fuse the boxes of each map and of its transpose at this IoU
+    (``DetectionSettings.transpose_fusion_iou``); -1 = none.
 
     ``out_dir`` must be absent, an empty folder or an earlier export (a folder holding ``manifest.json``),
     which is replaced as a whole, anything else in it included; FileExistsError for any other folder."""
@@ -180,7 +182,8 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
     if not isinstance(opset, int) or opset < 17:
         raise ValueError(f"opset must be an int >= 17 (LayerNormalization), got {opset!r}")
     calibrated = {"min_similarity": min_similarity, "extent_similarity": extent_similarity,
-                  "confident_similarity": confident_similarity, "confident_score": confident_score}
+                  "confident_similarity": confident_similarity, "confident_score": confident_score,
+                  "transpose_fusion_iou": transpose_fusion_iou}
     check_calibrated(SimpleNamespace(**calibrated))
     if isinstance(extractor, (str, os.PathLike)):
         extractor = load_extractor(extractor)

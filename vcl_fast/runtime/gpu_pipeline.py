@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from vcl_fast.config import replace_fields
-from vcl_fast.detect.localizer import DetectionSettings, chunk_spans, detection_settings, postprocess
+from vcl_fast.detect.localizer import (DetectionSettings, chunk_spans, detection_settings, postprocess,
+                                       with_transposed_view)
 from vcl_fast.detect.render import bicubic_taps
 from vcl_fast.runtime.preprocess import BLANK_FRAME_STD, bilinear_taps
 from vcl_fast.runtime.specs import ExtractorSpec
@@ -162,11 +163,19 @@ def localize_maps_device(maps: Sequence[torch.Tensor], run: DeviceRunner,
     torch maps -> per map a numpy (N, 5) float32 ``[q_start, r_start, q_end, r_end, score]`` in frames, by
     decreasing confidence. ``run(images (B, 3, S, S)) -> raw (B, A, 5 + C)`` on the same device; its output
     is consumed before the next call, so a runner may reuse one output buffer."""
-    from vcl_fast.ops import segment_nms
-
     for i, m in enumerate(maps):
         if m.ndim != 2:
             raise ValueError(f"map {i} must be a 2-D (Q, R) tensor, got shape {tuple(m.shape)}")
+    found = with_transposed_view(maps, lambda views: detect_maps_device(views, run, settings), settings)
+    return [postprocess(f, m, settings) for f, m in zip(found, maps)]
+
+
+def detect_maps_device(maps: Sequence[torch.Tensor], run: DeviceRunner, settings: DetectionSettings
+                       ) -> list[np.ndarray]:
+    """:func:`vcl_fast.detect.localizer.detect_maps` on the maps' device: per map the detector's (N, 5) float32
+    numpy boxes in frames after the per-tile NMS, by decreasing confidence."""
+    from vcl_fast.ops import segment_nms
+
     tiles = tile_table([tuple(m.shape) for m in maps], settings.chunk_length)
     if not len(tiles):
         return [np.zeros((0, 5), np.float32) for _ in maps]
@@ -189,7 +198,7 @@ def localize_maps_device(maps: Sequence[torch.Tensor], run: DeviceRunner,
     found = kept[:, :5].astype(np.float32)
     found[:, :4] += tiles[tile_of_kept][:, [1, 2, 1, 2]].astype(np.float32)
     pair_of_kept = tiles[tile_of_kept, 0]
-    return [postprocess(found[pair_of_kept == pair], m, settings) for pair, m in enumerate(maps)]
+    return [found[pair_of_kept == pair] for pair in range(len(maps))]
 
 
 class TorchDeviceRunner:

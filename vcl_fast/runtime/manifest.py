@@ -10,8 +10,9 @@ An exported model directory holds ``extractor.onnx`` and/or ``detector.onnx`` an
      "detector": {"file": "detector.onnx", "sha256": ..., "input": "images", "output": "raw",
                   "input_size": S, "strides": [8, 16, 32], "num_classes": 1, "outputs": text, "max_abs_diff": ...,
                   "min_similarity": cosine floor, "extent_similarity": extent-fit cosine,
-                  "confident_similarity": the floor of detections scored >= "confident_score" (all four
-                  optional; absent: -1, -1, -1 and 1, i.e. off)}}
+                  "confident_similarity": the floor of detections scored >= "confident_score",
+                  "transpose_fusion_iou": IoU of the fusion with the transposed map's boxes (all five
+                  optional; absent: -1, -1, -1, 1 and -1, i.e. off)}}
 
 Loading checks every key, the format version and each file's SHA-256; any problem is a
 :class:`ManifestError` that says to re-export. Torch-free.

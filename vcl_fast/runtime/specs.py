@@ -33,14 +33,18 @@ class ExtractorSpec:
 # The post-processing settings calibrated per extractor (``DetectionSettings``) that an exported detector carries,
 # with their defaults (off).
 CALIBRATED_FIELDS = {"min_similarity": -1.0, "extent_similarity": -1.0, "confident_similarity": -1.0,
-                     "confident_score": 1.0}
+                     "confident_score": 1.0, "transpose_fusion_iou": -1.0}
 
 
 def check_calibrated(settings) -> None:
-    """ValueError unless the ``CALIBRATED_FIELDS`` attributes of ``settings`` are cosines in [-1, 1] and a
-    score in [0, 1]."""
+    """ValueError unless the ``CALIBRATED_FIELDS`` attributes of ``settings`` are cosines in [-1, 1], a score
+    in [0, 1] and an IoU in (0, 1] or -1 (off)."""
     for name in CALIBRATED_FIELDS:
         value = getattr(settings, name)
+        if name == "transpose_fusion_iou":
+            if not (value == -1.0 or 0.0 < value <= 1.0):
+                raise ValueError(f"transpose_fusion_iou is an IoU in (0, 1] or -1 (off), got {value}")
+            continue
         low = 0.0 if name == "confident_score" else -1.0
         if not low <= value <= 1.0:
             kind = "a detector score in [0, 1]" if low == 0.0 else "a cosine in [-1, 1]"
@@ -53,7 +57,8 @@ class DetectorSpec:
     outputs (B, A, 5 + ``num_classes``) over feature levels ``strides``. ``min_similarity``,
     ``extent_similarity``, ``confident_similarity`` and ``confident_score``: the cosine floor, the extent-fit
     cosine and the lower floor of confident detections calibrated for the extractor the detector was trained
-    with (the defaults of ``DetectionSettings``; -1 = none)."""
+    with; ``transpose_fusion_iou``: the IoU at which boxes of the map and of its transpose are fused (the
+    defaults of ``DetectionSettings``; -1 = none)."""
 
     input_size: int
     strides: tuple[int, ...]
@@ -62,6 +67,7 @@ class DetectorSpec:
     extent_similarity: float = -1.0
     confident_similarity: float = -1.0
     confident_score: float = 1.0
+    transpose_fusion_iou: float = -1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
