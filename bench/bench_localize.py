@@ -54,3 +54,33 @@ def test_postprocess(benchmark, extent_similarity):
     boxes = np.stack([q0, r0, q0 + sizes[0], r0 + sizes[1], rng.uniform(0.1, 1, 50)], 1).astype(np.float32)
     settings = DetectionSettings(input_size=256, min_similarity=0.9, extent_similarity=extent_similarity)
     benchmark(postprocess, boxes, sim, settings)
+
+
+@pytest.mark.parametrize("map_kind", ["whole", "lazy"])
+def test_long_pair_detection(benchmark, map_kind):
+    """The embedded default detector on a pair of 2-hour feature sequences (7,200 x 7,200 frames at 1 fps, 36
+    tiles): the whole map computed first, or a LazySimilarityMap read tile by tile. ``extra_info`` holds the
+    peak traced memory (numpy allocations, MiB) of one call."""
+    import tracemalloc
+
+    import numpy as np
+
+    from vcl_fast.api import Localizer
+    from vcl_fast.detect.localizer import localize_maps
+    from vcl_fast.ops import LazySimilarityMap, similarity_map
+
+    loc = Localizer(threads=THREADS)
+    rng = np.random.default_rng(0)
+    query = rng.standard_normal((7200, 2, 256)).astype(np.float32)
+    reference = rng.standard_normal((7200, 2, 256)).astype(np.float32)
+    reference[3000:3600] = query[100:700]
+
+    def run():
+        sim = LazySimilarityMap(query, reference) if map_kind == "lazy" else similarity_map(query, reference)
+        return localize_maps([sim], loc.detector.run, loc.params)
+
+    tracemalloc.start()
+    run()
+    benchmark.extra_info["peak_traced_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    benchmark.pedantic(run, rounds=3, iterations=1)

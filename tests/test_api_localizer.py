@@ -128,6 +128,29 @@ def _assert_same_segments(found: list[Segment], expected: list[Segment]) -> None
         assert a.score == pytest.approx(b.score, abs=SCORE_TOL)
 
 
+def test_large_maps_are_read_tile_by_tile_with_the_same_result(micro_model_dir, monkeypatch):
+    from vcl_fast import api
+    from vcl_fast.ops import LazySimilarityMap
+
+    rng = np.random.default_rng(5)
+    query = rng.standard_normal((90, 2, 16)).astype(np.float32)
+    references = [np.concatenate([rng.standard_normal((30, 2, 16)), query[20:60]]).astype(np.float32),
+                  rng.standard_normal((1, 2, 16)).astype(np.float32)]
+    loc = Localizer(micro_model_dir, micro_model_dir, threads=1,
+                    method_params={"conf_threshold": 0.0, "chunk_length": 32, "min_similarity": 0.5})
+    whole = loc.localize_many(query, references)
+    seen = []
+    monkeypatch.setattr(api, "WHOLE_MAP_CELLS", 0)
+    monkeypatch.setattr(loc, "_detect", lambda maps, detect=loc._detect: seen.extend(maps) or detect(maps))
+    tiled = loc.localize_many(query, references)
+    assert len(seen) == 2 and all(isinstance(m, LazySimilarityMap) for m in seen)
+    assert sum(len(r.segments) for r in whole) > 0
+    assert [r.segments for r in tiled] == [r.segments for r in whole]
+    seen.clear()
+    mapped = loc.localize(query, references[0], return_map=True)  # a map to return is computed whole
+    assert isinstance(seen[0], np.ndarray) and mapped.similarity.shape == (90, 70)
+
+
 def test_onnxruntime_and_torch_localize_alike(micro_model_dir, planted_videos):
     ort_loc = Localizer(micro_model_dir, micro_model_dir, method_params=YOLOX_PARAMS, threads=1)
     torch_loc = Localizer(micro_extractor(), micro_detector(), backend="torch", method_params=YOLOX_PARAMS)

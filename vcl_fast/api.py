@@ -14,7 +14,9 @@ while the extractor embeds the chunks already decoded (so memory stays bounded f
 decoded and embedded, at the source resolution). Frames are then resized and
 normalised exactly as frame arrays are (:mod:`vcl_fast.runtime.preprocess`), so a file and its decoded
 frames give the same features. Each sampled frame becomes T feature vectors; the similarity map of
-two videos is the max cosine over token pairs (:func:`vcl_fast.ops.similarity_maps`); copied segments are
+two videos is the max cosine over token pairs (:func:`vcl_fast.ops.similarity_maps`; above ``WHOLE_MAP_CELLS``
+cells per call the YOLOX detector reads it tile by tile instead, :class:`vcl_fast.ops.LazySimilarityMap`, so
+long videos never hold a whole map; its cost then counts under ``localize``); copied segments are
 found in it by the YOLOX detector (:func:`vcl_fast.detect.localizer.localize_maps`) or a classical localizer
 (``method="tn"``, ``"dp"``, ``"hv"``, ``"dtw"``; :mod:`vcl_fast.eval.localizers`).
 
@@ -48,6 +50,9 @@ STAGES = ("decode", "extract", "similarity", "localize", "total")
 # Decoded frames waiting for the extractor at most (rounded down to whole chunks, at least one). A few chunks of
 # slack let the decoder run on through stretches that decode slowly (bench/README.md, "End-to-end localize").
 DECODE_AHEAD_FRAMES = 16
+# A call whose similarity maps hold more cells than this (256 MiB of float32) gives the YOLOX detector lazy maps
+# (vcl_fast.ops.LazySimilarityMap), computed tile by tile, unless the maps are to be returned.
+WHOLE_MAP_CELLS = 2**26
 
 # A video: a file or image folder path, frames (L, H, W, 3) uint8, features (L, T, D) / (L, D) float,
 # or a VideoFeatures record.
@@ -252,7 +257,7 @@ class Localizer:
 
     def _localize(self, query: VideoInput, references: list[VideoInput], return_map: bool,
                   roles: list[str]) -> list[LocalizationResult]:
-        from vcl_fast.ops import similarity_maps
+        from vcl_fast.ops import LazySimilarityMap, similarity_maps
 
         timings = _new_timings()
         begin = time.perf_counter()
@@ -264,8 +269,13 @@ class Localizer:
         videos = [q, *(r for r, _ in refs)]
         dtype = np.float16 if all(v.features.dtype == np.float16 for v in videos) else np.float32
         start = time.perf_counter()
-        maps = similarity_maps(q.features.astype(dtype, copy=False),
-                               [r.features.astype(dtype, copy=False) for r, _ in refs])
+        query_features = q.features.astype(dtype, copy=False)
+        reference_features = [r.features.astype(dtype, copy=False) for r, _ in refs]
+        cells = sum(q.num_frames * r.num_frames for r, _ in refs)
+        if self.method == "yolox" and not return_map and cells > WHOLE_MAP_CELLS:
+            maps = [LazySimilarityMap(query_features, features) for features in reference_features]
+        else:
+            maps = similarity_maps(query_features, reference_features)
         timings["similarity"] += time.perf_counter() - start
         start = time.perf_counter()
         boxes = self._detect(maps)

@@ -100,17 +100,23 @@ class _Tile:
     pair: int
     q0: int
     r0: int
-    view: np.ndarray  # (q_len, r_len) slice of the pair's map
+    q_len: int
+    r_len: int
+    source: Any  # the pair's map: a numpy array or a LazySimilarityMap
+
+    def view(self) -> np.ndarray:
+        """The tile's (q_len, r_len) block of its map (computed now for a LazySimilarityMap)."""
+        return self.source[self.q0:self.q0 + self.q_len, self.r0:self.r0 + self.r_len]
 
 
-def _tiles(maps: Sequence[np.ndarray], chunk_length: int) -> list[_Tile]:
+def _tiles(maps: Sequence, chunk_length: int) -> list[_Tile]:
     tiles = []
     for pair, m in enumerate(maps):
         if m.ndim != 2:
             raise ValueError(f"map {pair} must be a 2-D (Q, R) array, got shape {m.shape}")
         for q0, q1 in chunk_spans(m.shape[0], chunk_length):
             for r0, r1 in chunk_spans(m.shape[1], chunk_length):
-                tiles.append(_Tile(pair, q0, r0, m[q0:q1, r0:r1]))
+                tiles.append(_Tile(pair, q0, r0, q1 - q0, r1 - r0, m))
     return tiles
 
 
@@ -122,7 +128,7 @@ def _tile_detections(raw: np.ndarray, tiles: Sequence[_Tile], settings: Detectio
     conf = obj * cls.max(axis=-1)
     tile_idx, anchor_idx = np.nonzero(conf >= settings.conf_threshold)
     cx, cy, w, h = np.moveaxis(boxes[tile_idx, anchor_idx], -1, 0)
-    sizes = np.array([t.view.shape for t in tiles], dtype=np.float32).reshape(-1, 2)[tile_idx]
+    sizes = np.array([(t.q_len, t.r_len) for t in tiles], dtype=np.float32).reshape(-1, 2)[tile_idx]
     q_len, r_len = sizes[:, 0], sizes[:, 1]
     q_scale, r_scale = q_len / settings.input_size, r_len / settings.input_size
     frames = np.stack([(cy - h / 2) * q_scale, (cx - w / 2) * r_scale,
@@ -138,9 +144,13 @@ def localize_maps(maps: Sequence[np.ndarray], run: Runner, settings: DetectionSe
 
     Returns one float32 array (N_b, 5) per map: ``[q_start, r_start, q_end, r_end, score]`` in frames,
     ordered by decreasing confidence. All tiles of all maps (and of their transposes, with
-    ``transpose_fusion_iou``) are batched together (``settings.batch_size``).
+    ``transpose_fusion_iou``) are batched together (``settings.batch_size``). A map may be a
+    :class:`~vcl_fast.ops.LazySimilarityMap`: its tiles are computed batch by batch and only the boxes' blocks
+    are read afterwards, so no whole map is held.
     """
-    maps = [np.asarray(m) for m in maps]
+    from vcl_fast.ops import LazySimilarityMap
+
+    maps = [m if isinstance(m, LazySimilarityMap) else np.asarray(m) for m in maps]
     found = with_transposed_view(maps, lambda views: detect_maps(views, run, settings), settings)
     return [postprocess(f, m, settings) for f, m in zip(found, maps)]
 
@@ -154,7 +164,7 @@ def detect_maps(maps: Sequence[np.ndarray], run: Runner, settings: DetectionSett
     parts = []
     for start in range(0, len(tiles), settings.batch_size):
         batch = tiles[start:start + settings.batch_size]
-        raw = np.asarray(run(render_maps([t.view for t in batch], settings.input_size)))
+        raw = np.asarray(run(render_maps([t.view() for t in batch], settings.input_size)))
         if raw.ndim != 3 or raw.shape[0] != len(batch):
             raise ValueError(f"the detector returned shape {raw.shape} for {len(batch)} images; "
                              "expected raw outputs (B, A, 5 + num_classes)")

@@ -9,6 +9,7 @@ from vcl_fast.ops.alignment_paths import (
     tn_paths,
     tn_paths_reference,
 )
+from vcl_fast.ops.lazy_similarity import LazySimilarityMap
 from vcl_fast.ops.nms import segment_nms, segment_nms_reference
 from vcl_fast.ops.similarity import (
     dual_softmax,
@@ -22,6 +23,7 @@ from vcl_fast.ops.similarity import (
 )
 
 __all__ = [
+    "LazySimilarityMap",
     "dual_softmax",
     "dtw_path",
     "dtw_path_reference",
