@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from vcl_fast.detect.decode import anchor_points
-from vcl_fast.detect.localizer import (DetectionSettings, box_iou, box_peaks, chunk_spans, drop_weak_detections,
+from vcl_fast.data.boxes import box_iou
+from vcl_fast.detect.localizer import (DetectionSettings, box_peaks, chunk_spans, drop_weak_detections,
                                        fit_extents, fuse_views, localize_maps, postprocess, swap_axes, to_seconds)
 
 S = 64

@@ -15,6 +15,19 @@ import numpy as np
 PairBoxes = dict[tuple[str, str], np.ndarray]
 
 
+def box_iou(box, boxes) -> np.ndarray:
+    """(K,) float64 IoU of one ``[q_start, r_start, q_end, r_end]`` box with each of ``boxes`` ((K, >= 4) array
+    or list; plain areas); 0 where the union is empty."""
+    if len(boxes) == 0:
+        return np.zeros(0)
+    a = np.asarray(box, dtype=np.float64)[:4]
+    b = np.asarray(boxes, dtype=np.float64)[:, :4]
+    wh = np.clip(np.minimum(a[2:], b[:, 2:]) - np.maximum(a[:2], b[:, :2]), 0, None)
+    inter = wh[:, 0] * wh[:, 1]
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
 def box_problem(boxes: np.ndarray, allow_reversed: bool = False) -> str | None:
     """First problem of a float64 ``(N, C)`` box array as text (non-finite value, end before start), or None."""
     if boxes.size == 0:

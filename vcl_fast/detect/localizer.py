@@ -199,15 +199,6 @@ def swap_axes(boxes: np.ndarray) -> np.ndarray:
     return boxes[:, [1, 0, 3, 2, 4]]
 
 
-def box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """IoU (K,) of one ``[q_start, r_start, q_end, r_end]`` box with (K, 4+) others."""
-    q = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
-    r = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
-    inter = q * r
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / np.maximum(union - inter, 1e-12)
-
-
 def fuse_views(first: np.ndarray, second: np.ndarray, iou_threshold: float, nms_threshold: float) -> np.ndarray:
     """Weighted box fusion of two views' (N, 5) boxes ``[q_start, r_start, q_end, r_end, score]`` of one map.
 
@@ -215,6 +206,7 @@ def fuse_views(first: np.ndarray, second: np.ndarray, iou_threshold: float, nms_
     and not yet joined, when that IoU is >= ``iou_threshold``; else it leads a new one. A fused box
     is the score-weighted mean of its (one or two) boxes, scored by the mean of the two views' scores (0 for a
     view without a box there). Returns (M, 5) float32 by decreasing score after NMS at ``nms_threshold``."""
+    from vcl_fast.data.boxes import box_iou
     from vcl_fast.ops import segment_nms
 
     boxes = np.concatenate([first, second]).astype(np.float64).reshape(-1, 5)

@@ -11,8 +11,9 @@ import dataclasses
 
 import numpy as np
 
+from vcl_fast.data.boxes import box_iou
 from vcl_fast.eval.localizers.params import LocalizerParams
-from vcl_fast.eval.localizers.paths import box_iou, boxes_array, check_sim_map
+from vcl_fast.eval.localizers.paths import boxes_array, check_sim_map
 
 
 @dataclasses.dataclass(frozen=True)

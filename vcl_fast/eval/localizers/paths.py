@@ -38,17 +38,6 @@ def path_box(path: np.ndarray) -> list[int]:
     return [int(low[0]), int(low[1]), int(high[0]) + 1, int(high[1]) + 1]
 
 
-def box_iou(box: list[int], boxes: list[list[int]]) -> np.ndarray:
-    """IoU of one box with each of ``boxes`` (plain areas); 0 where the union is empty."""
-    if not boxes:
-        return np.zeros(0)
-    a, b = np.asarray(box, dtype=np.float64), np.asarray(boxes, dtype=np.float64)
-    wh = np.clip(np.minimum(a[2:], b[:, 2:]) - np.maximum(a[:2], b[:, :2]), 0, None)
-    inter = wh[:, 0] * wh[:, 1]
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 def _runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Starts and (exclusive) ends of the runs of True in a 1-D bool array."""
     edges = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
