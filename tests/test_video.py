@@ -402,3 +402,18 @@ def test_rgb_converter_gives_the_pixels_of_to_ndarray(tmp_path, size):
             found = convert(frame)
             assert found.shape == (height, width, 3) and found.dtype == np.uint8
             np.testing.assert_array_equal(found, expected)
+
+
+@pytest.mark.parametrize("time_base", [Fraction(1, 90000), Fraction(1, 1000), Fraction(1001, 30000), Fraction(1, 25),
+                                       Fraction(1, 12800), Fraction(7, 3)])
+def test_stream_clock_equals_fraction_arithmetic(time_base):
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(time_base.denominator)
+    for origin in (None, 0, 1234, -5000):
+        clock = decode._StreamClock(SimpleNamespace(start_time=origin, time_base=time_base))
+        for ticks in [0, 1, 2**40 + 3, *rng.integers(-10**6, 10**12, 200).tolist()]:
+            assert clock.seconds(ticks) == float((ticks - (origin or 0)) * time_base)
+            assert clock.length(ticks) == float(ticks * time_base)
+        for seconds in [0.0, 0.5, 1 / 3, 123.456, *rng.uniform(0, 10**4, 50).tolist()]:
+            assert clock.ticks(seconds) == (origin or 0) + int(seconds / time_base)
