@@ -10,8 +10,9 @@ reserved sample videos are never written into the repository). Run from the repo
 
 ``test_localize_variants_interleaved`` compares, round by round, the default (decoding up to 16 frames ahead
 in chunks of 4; extractor on the cores but one) with decoding and embedding in turn, with the extractor on all
-cores, with chunks of 16 frames (the default before 2026-12-01) and with one chunk decoded ahead (the default
-before 2026-12-01, second change); ``extra_info`` holds seconds per
+cores, with chunks of 16 frames (the default before 2026-12-01), with one chunk decoded ahead (the default
+before 2026-12-01, second change) and with exact decoding (every video at full size: the default before
+2026-12-01, third change); ``extra_info`` holds seconds per
 pair (wall and process CPU, warm-up round dropped) and the load average before and after, so runs on the
 shared machine can be read in context.
 """
@@ -84,10 +85,11 @@ def _time_pairs(benchmark, loc: Localizer, pairs) -> None:
 def _localizers() -> dict:
     """Variant name -> localize(query, reference); sessions are created here (extractor loaded up front)."""
     default, all_cores = Localizer(), Localizer(threads=len(os.sched_getaffinity(0)))
-    chunks_16 = Localizer(batch_size=16)
-    for loc in (default, all_cores, chunks_16):
+    chunks_16, exact = Localizer(batch_size=16), Localizer(exact_decoding=True)
+    for loc in (default, all_cores, chunks_16, exact):
         loc.extractor
     return {"decode-ahead": default.localize,
+            "decode-ahead exact-decoding": exact.localize,
             "sequential": lambda q, r: sequential_localize(default, q, r),
             "decode-ahead all-cores": all_cores.localize,
             "decode-ahead chunks-16": chunks_16.localize,

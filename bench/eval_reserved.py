@@ -200,14 +200,15 @@ def _localizers(args: argparse.Namespace) -> dict:
     """Name -> Localizer for every configuration compared."""
     from vcl_fast.api import Localizer
 
-    default = Localizer(threads=args.threads)
+    run = {"threads": args.threads, "exact_decoding": args.exact_decoding}
+    default = Localizer(**run)
     runs = {"default model (YOLOX, onnxruntime)": default,
-            "default extractor + TN": Localizer(method="tn", threads=args.threads)}
+            "default extractor + TN": Localizer(method="tn", **run)}
     if args.k0_extractor:
-        runs["k=0 extractor (no regional token) + TN"] = Localizer(args.k0_extractor, backend="torch", method="tn", threads=args.threads)
+        runs["k=0 extractor (no regional token) + TN"] = Localizer(args.k0_extractor, backend="torch", method="tn", **run)
         if args.k0_detector:  # with the default model's cosine floor and extent cosine
             runs["k=0 extractor (no regional token) + YOLOX"] = Localizer(
-                args.k0_extractor, args.k0_detector, backend="torch", threads=args.threads,
+                args.k0_extractor, args.k0_detector, backend="torch", **run,
                 method_params={name: getattr(default.params, name) for name in CALIBRATED_FIELDS})
     return runs
 
@@ -390,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k0-extractor", help="the same extractor trained without a regional token (k=0), a weight directory, to compare with")
     p.add_argument("--k0-detector", help="detector weights (torch) to run on the k=0 features")
     p.add_argument("--timed-pairs", type=int, default=16, help="pairs timed end to end (default 16)")
+    p.add_argument("--exact-decoding", action="store_true", help="decode the videos at full size (the default "
+                   "until 2026-12-01) instead of the Localizer's draft decoding")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backends")
     p.add_argument("--json", help="also write the results here")
     p = sub.add_parser("features", help="write the features of every video of a built set")

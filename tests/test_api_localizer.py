@@ -276,6 +276,8 @@ def test_bad_arguments(micro_model_dir, tn_localizer):
             Localizer(micro_model_dir, method="tn", fps=fps)
     with pytest.raises(ValueError, match="unknown backend"):
         Localizer(micro_model_dir, backend="tflite")
+    with pytest.raises(TypeError, match="exact_decoding must be True or False"):
+        Localizer(micro_model_dir, method="tn", exact_decoding="yes")
     with pytest.raises(ValueError, match="min_sim"):
         Localizer(micro_model_dir, method="tn", method_params={"min_simm": 0.5})
     with pytest.raises(ValueError, match="input_size"):

@@ -37,11 +37,24 @@ def test_onnx_files_match_the_torch_weights(torch_one_thread):
     np.testing.assert_allclose(onnx_raw, torch_raw, atol=1e-4 * max(1.0, float(np.abs(torch_raw).max())))
 
 
-def test_default_model_localizes_the_readme_example():
+@pytest.fixture(scope="module")
+def mpeg4_query(tmp_path_factory):
+    """examples/query.mp4 at 640 x 360 in MPEG-4 part 2 (AVI): a codec the draft decoding decodes at half size."""
+    from vcl_fast.video import read_frames, write_video
+
+    path = tmp_path_factory.mktemp("mpeg4") / "query.avi"
+    write_video(path, read_frames(REPO / "examples" / "query.mp4", 25.0, size=(640, 360)).frames, 25.0)
+    return path
+
+
+@pytest.mark.parametrize("query", ["query.mp4", "mpeg4"])
+@pytest.mark.parametrize("exact_decoding", [False, True])
+def test_default_model_localizes_the_readme_example(query, exact_decoding, mpeg4_query):
     """examples/query.mp4 shows examples/reference.mp4 (0-5.3 s) edited at 8.0-13.3 s (make_examples.py)."""
     from vcl_fast import Localizer
 
-    result = Localizer(threads=1).localize(REPO / "examples" / "query.mp4", REPO / "examples" / "reference.mp4")
+    query = mpeg4_query if query == "mpeg4" else REPO / "examples" / query
+    result = Localizer(threads=1, exact_decoding=exact_decoding).localize(query, REPO / "examples" / "reference.mp4")
     assert result.copied and len(result.segments) == 1
 
     def iou(a0, a1, b0, b1):
@@ -49,3 +62,13 @@ def test_default_model_localizes_the_readme_example():
 
     best = result.segments[0]
     assert iou(best.q_start, best.q_end, 8.0, 13.3) > 0.7 and iou(best.r_start, best.r_end, 0.0, 5.3) > 0.7
+
+
+def test_draft_decoding_moves_the_features_little(mpeg4_query):
+    """The default draft decoding (MPEG-4 at half size) against decoding every pixel: cosine >= 0.98 per frame."""
+    from vcl_fast import Localizer
+
+    draft = Localizer(threads=1).features(mpeg4_query).features
+    exact = Localizer(threads=1, exact_decoding=True).features(mpeg4_query).features
+    assert draft.shape == exact.shape and not np.array_equal(draft, exact)
+    assert (draft * exact).sum(-1).min() >= 0.98

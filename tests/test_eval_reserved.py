@@ -157,3 +157,10 @@ def test_features_of_a_set_feed_detector_fine_tuning(validation_set, micro_model
     assert query.features.ndim == 3 and query.fps == 1.0 and query.num_frames == len(frames) >= 10
     maps = LabelledPairMaps(pairs, read_labels(validation_set / "labels.json"), out)
     assert len(maps) == len(pairs) and sum(len(maps[i].boxes) > 0 for i in range(len(maps))) == 8
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_evaluated_localizers_decode_as_asked(exact):
+    args = argparse.Namespace(threads=1, exact_decoding=exact, k0_extractor=None, k0_detector=None)
+    runs = _bench_module()._localizers(args)
+    assert len(runs) == 2 and all(loc.exact_decoding is exact for loc in runs.values())

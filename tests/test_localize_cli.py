@@ -42,6 +42,15 @@ def test_one_pair_json_table_and_plot(micro_model_dir, planted_videos, tmp_path,
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("flag,exact", [([], False), (["--exact-decoding"], True)])
+def test_exact_decoding_option(micro_model_dir, flag, exact):
+    from vcl_fast.cli import build_parser
+    from vcl_fast.localize_commands import build_localizer
+
+    args = build_parser().parse_args(["localize", "q.mp4", "r.mp4", "--model", str(micro_model_dir), *flag])
+    assert build_localizer(args).exact_decoding is exact
+
+
 @pytest.mark.parametrize("with_rich", [True, False])
 def test_no_copy_verdict(micro_model_dir, planted_videos, capsys, monkeypatch, with_rich):
     if not with_rich:

@@ -68,15 +68,16 @@ def test_train_then_resume_then_extract(photos, tmp_path, capsys):
     assert video.fps == 2.0
 
 
-def test_extract_video_file(tmp_path, capsys):
+@pytest.mark.parametrize("suffix,flag", [(".mp4", []), (".avi", []), (".avi", ["--exact-decoding"])])
+def test_extract_video_file(tmp_path, capsys, suffix, flag):
     from vcl_fast.video import write_video
 
-    frames = np.stack([np.asarray(skimage_photo(name, 64).resize((64, 48))) for name in SKIMAGE_PHOTOS[:3]])
-    clip = tmp_path / "clip.mp4"
+    frames = np.stack([np.asarray(skimage_photo(name, 256).resize((256, 192))) for name in SKIMAGE_PHOTOS[:3]])
+    clip = tmp_path / f"clip{suffix}"
     write_video(clip, np.repeat(frames, 10, axis=0), fps=10.0)  # 3 s: one photo per second
     save_extractor(build_extractor("micro", 1), tmp_path / "w")
     out = tmp_path / "features" / "clip.npy"
-    assert main(["extract", str(clip), "-o", str(out), "--model", str(tmp_path / "w")]) == 0
+    assert main(["extract", str(clip), "-o", str(out), "--model", str(tmp_path / "w"), *flag]) == 0
     video = load_video_features(out.parent, "clip")
     assert video.features.shape == (3, 2, 16)
     np.testing.assert_array_equal(video.timestamps, [0.0, 1.0, 2.0])

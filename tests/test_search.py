@@ -476,7 +476,8 @@ def test_index_and_search_videos_with_the_localizer(tmp_path, micro_model_dir):
                  "--threads", "1", "-o", str(index)]) == 0
     library = ReferenceLibrary(index)
     assert library.video_ids == ("reference",) and library.manifest.embedder == {
-        "kind": "localizer", "backend": "onnxruntime", "extractor": str(micro_model_dir.resolve()), "fps": 1.0}
+        "kind": "localizer", "backend": "onnxruntime", "extractor": str(micro_model_dir.resolve()), "fps": 1.0,
+        "exact_decoding": False}
     want = Localizer(micro_model_dir, method="tn", threads=1).features(tmp_path / "refs" / "reference.mp4")
     np.testing.assert_array_equal(library["reference"].features, want.features)
     np.testing.assert_array_equal(library["reference"].timestamps, want.timestamps)
@@ -491,6 +492,17 @@ def test_index_and_search_videos_with_the_localizer(tmp_path, micro_model_dir):
     assert main(["search", str(query), "--index", str(index), "--model", str(micro_model_dir), "--threads", "1",
                  "--param", "conf_threshold=0.0", "--json", str(out)]) == 0  # yolox through the Localizer
     assert json.loads(out.read_text())[0]["candidates"][0]["reference_id"] == "reference"
+
+
+def test_library_embedder_keeps_the_decoding_of_the_library():
+    """Queries are embedded as the library was: a library described before draft decoding decodes exactly."""
+    from vcl_fast.search.embed import embedder_from_description
+
+    old = {"kind": "localizer", "backend": "onnxruntime", "extractor": None, "fps": 1.0}
+    assert embedder_from_description(old, threads=1).spec.exact_decoding is True
+    for exact in (False, True):
+        described = LocalizerEmbedder(LocalizerSpec(exact_decoding=exact)).describe()
+        assert embedder_from_description(described).spec.exact_decoding is exact
 
 
 def test_localizer_pairs_are_the_localizers_boxes(micro_model_dir, references, planted):

@@ -337,6 +337,7 @@ def test_corrupt_data(tmp_path, clips):
     ({"fps": "1"}, TypeError, "fps"), ({"size": 0}, ValueError, "short side"),
     ({"size": (0, 10)}, TypeError, "size"), ({"size": (1.5, 2)}, TypeError, "size"),
     ({"size": "big"}, TypeError, "size"), ({"chunk_size": 0}, ValueError, "chunk_size"),
+    ({"draft": 0}, ValueError, "draft"), ({"draft": 1.5}, ValueError, "draft"), ({"draft": True}, ValueError, "draft"),
 ])
 def test_bad_arguments(clips, kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -384,6 +385,88 @@ def test_sample_videos_seek_and_sequential_agree():
         seeking, in_order = read_frames(path, 1.0, size=48), read_frames(path, 1.0, size=48, seek=False)
         np.testing.assert_array_equal(seeking.frames, in_order.frames)
         assert abs(len(seeking) - probe(path).duration) <= 1  # one sample per second of the declared length
+
+
+# --- draft decoding ----------------------------------------------------------------------------------
+DRAFT_WIDTH, DRAFT_HEIGHT = 320, 240
+
+
+def textured(index: int) -> np.ndarray:
+    """A ``DRAFT_HEIGHT x DRAFT_WIDTH`` frame of smooth waves drifting with ``index``, ``index`` painted on top."""
+    y, x = np.mgrid[:DRAFT_HEIGHT, :DRAFT_WIDTH] / 16.0
+    waves = [np.sin(x + 0.3 * index) * np.cos(y - 0.2 * index), np.sin(0.7 * x - y + 0.1 * index),
+             np.cos(0.5 * x + 0.9 * y - 0.25 * index)]
+    image = ((np.stack(waves, -1) + 1) * 127.5).astype(np.uint8)
+    image[:24] = painted(index, DRAFT_WIDTH, 24)
+    return image
+
+
+def _write_codec(path, codec: str, frames: int, fps: int = 25) -> None:
+    """Encode ``textured`` frames with any FFmpeg encoder (write_video picks the encoder by suffix)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = DRAFT_WIDTH, DRAFT_HEIGHT
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        for i in range(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(textured(i), format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+# file name -> (FFmpeg encoder, factor the draft decoding at 64 px divides the size by: 1 = decoded whole)
+DRAFT_CODECS = {"mpeg4.avi": ("mpeg4", 2), "msmpeg4.avi": ("msmpeg4", 2), "msmpeg4v2.avi": ("msmpeg4v2", 2),
+                "wmv1.avi": ("wmv1", 2), "flv.flv": ("flv", 2), "mjpeg.avi": ("mjpeg", 2), "mpeg1.mpg": ("mpeg1video", 2),
+                "mpeg2.mkv": ("mpeg2video", 2), "h264.mp4": ("libx264", 1), "vp9.webm": ("libvpx-vp9", 1),
+                "wmv2.avi": ("wmv2", 1), "ffv1.mkv": ("ffv1", 1), "utvideo.avi": ("utvideo", 1)}
+
+
+@pytest.fixture(scope="module")
+def draft_clips(tmp_path_factory):
+    """{name: path}: 50 frames at 25 fps of each codec of DRAFT_CODECS."""
+    folder = tmp_path_factory.mktemp("draft")
+    for name, (codec, _) in DRAFT_CODECS.items():
+        _write_codec(folder / name, codec, 50)
+    return {name: folder / name for name in DRAFT_CODECS}
+
+
+@pytest.mark.parametrize("name", list(DRAFT_CODECS))
+@pytest.mark.parametrize("seek", [True, False])
+def test_draft_decoding_is_close_to_exact_decoding(draft_clips, name, seek):
+    """Draft frames, resized to the draft size, are within a few grey levels of the exact ones (bit for bit for the
+    decoders left whole: wmv2 and ffv1 say they can decode at a lower size but give garbage); same samples."""
+    from vcl_fast.runtime.preprocess import preprocess_frames_numpy
+
+    path, factor = draft_clips[name], DRAFT_CODECS[name][1]
+    exact, draft = read_frames(path, 3.0, seek=seek), read_frames(path, 3.0, seek=seek, draft=64)
+    assert draft.frames.shape[1:] == (DRAFT_HEIGHT // factor, DRAFT_WIDTH // factor, 3)
+    assert (draft.source.width, draft.source.height) == (DRAFT_WIDTH, DRAFT_HEIGHT)
+    np.testing.assert_array_equal(draft.timestamps, exact.timestamps)
+    np.testing.assert_array_equal([read_index(f) for f in draft.frames], [read_index(f) for f in exact.frames])
+    if factor == 1:
+        np.testing.assert_array_equal(draft.frames, exact.frames)
+    grey = [preprocess_frames_numpy(d.frames, 64, (0.0,) * 3, (1 / 255,) * 3) for d in (exact, draft)]
+    assert np.abs(grey[0] - grey[1]).mean() < 3.0
+
+
+def test_draft_decoding_keeps_the_asked_size(draft_clips):
+    path = draft_clips["mpeg4.avi"]
+    assert len(list(iter_frames(path, 3.0, chunk_size=2, draft=64))) == 3
+    assert read_frames(path, 1.0, size=(50, 40), draft=64).frames.shape[1:] == (40, 50, 3)
+    assert read_frames(path, 1.0, draft=DRAFT_HEIGHT).frames.shape[1:] == (DRAFT_HEIGHT, DRAFT_WIDTH, 3)
+    chunks = list(iter_frames(path, 3.0, chunk_size=4, draft=30))  # k = 3: 40 x 30
+    assert {c.frames.shape[1:] for c in chunks} == {(30, 40, 3)}
+
+
+@pytest.mark.parametrize("width,height,draft,lowres", [
+    (320, 240, 64, 1), (320, 240, 60, 2), (320, 240, 30, 3), (320, 240, 1, 3), (320, 240, 121, 0),
+    (768, 576, 112, 2), (720, 528, 112, 2), (176, 144, 112, 0), (1280, 720, 112, 2), (101, 51, 26, 1), (0, 0, 16, 0),
+])
+def test_draft_options(width, height, draft, lowres):
+    from vcl_fast.video._pyav import draft_options, draft_size
+
+    assert draft_options("mpeg4", width, height, draft) == ({"lowres": str(lowres)} if lowres else {})
+    assert draft_options("h264", width, height, draft) == {}
+    assert draft_size("mpeg4", width, height, draft) == (-(-width // 2 ** lowres), -(-height // 2 ** lowres))
+    assert draft_size("h264", width, height, draft) == (width, height)
 
 
 @pytest.mark.parametrize("size", [None, (48, 32), (97, 65)], ids=["same-size", "down", "up"])

@@ -119,6 +119,9 @@ class Localizer:
     threads: intra-op threads of the backend (None: its default, except that an onnxruntime extractor gets
     :func:`default_extractor_threads`, leaving a core to the decoding thread). The extractor is loaded on first use (:attr:`extractor`), so a Localizer that is
     only given features never loads it; a missing extractor path fails here already.
+    exact_decoding: decode video files at their full size. By default the decoders that can (MPEG-1/2/4, MS-MPEG-4,
+    H.263, MJPEG...) decode at a reduced size that stays at least the extractor's input size
+    (``iter_frames(draft=...)``): faster, and the features move little (bench/README.md, "Draft decoding").
 
     One instance may serve concurrent calls from several threads (see the module docstring).
     """
@@ -126,12 +129,15 @@ class Localizer:
     def __init__(self, extractor: Any = None, detector: Any = None, *, backend: str = "onnxruntime",
                  device: str = "cpu", fps: float = 1.0, method: str = "yolox",
                  method_params: Mapping[str, Any] | None = None, batch_size: int | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, exact_decoding: bool = False):
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0:
             raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
         if not isinstance(method, str) or method.lower() not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+        if not isinstance(exact_decoding, bool):
+            raise TypeError(f"exact_decoding must be True or False, got {exact_decoding!r}")
         self.fps = float(fps)
+        self.exact_decoding = exact_decoding
         self.method = method.lower()
         self.backend = backend
         runtime = get_backend(backend)
@@ -197,8 +203,9 @@ class Localizer:
         """The frame chunks of each video in turn, each video followed by None."""
         from vcl_fast.video import iter_frames
 
+        draft = None if self.exact_decoding else self.extractor.spec.input_size
         for path in paths:
-            yield from iter_frames(path, self.fps, chunk_size=chunk_size)
+            yield from iter_frames(path, self.fps, chunk_size=chunk_size, draft=draft)
             yield None
 
     def _features(self, video: VideoInput, video_id: str | None, chunks: Iterator[DecodedFrames | None],

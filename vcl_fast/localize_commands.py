@@ -39,7 +39,7 @@ def build_localizer(args: argparse.Namespace):
     try:
         return Localizer(extractor, detector, backend=args.backend, device=args.device, fps=args.fps,
                          method=args.method, method_params=parse_overrides(args.param), batch_size=args.batch_size,
-                         threads=args.threads)
+                         threads=args.threads, exact_decoding=args.exact_decoding)
     except ImportError as exc:
         raise CliError(str(exc)) from None
 
@@ -269,6 +269,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="OUT.png", help="draw the similarity map with the segments (matplotlib)")
     p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     add_localizer_arguments(p)
+    p.add_argument("--exact-decoding", action="store_true",
+                   help="decode videos at full size (default: MPEG-1/2/4, MJPEG and the like decode at a reduced "
+                   "size no smaller than the extractor's input: faster, a few grey levels off)")
     p.add_argument("--pairs", metavar="CSV", help="pair list (query_id,reference_id)")
     p.add_argument("--videos", metavar="DIR", help="directory holding <id>.<suffix> videos for --pairs")
     p.add_argument("-o", "--output", metavar="PREDS.json", help="--pairs: VCSL prediction JSON")

@@ -58,7 +58,8 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
     _require("faiss", "search", "the search index")
     if args.videos is not None:
         spec = LocalizerSpec(_model_path(args.extractor or args.model), backend=args.backend, device=args.device,
-                             fps=args.fps, batch_size=args.batch_size, threads=args.threads)
+                             fps=args.fps, batch_size=args.batch_size, threads=args.threads,
+                             exact_decoding=args.exact_decoding)
         sources, embedder = list_videos(args.videos), LocalizerEmbedder(spec)
         embedder.load()  # a bad model fails here, before any work
     else:
@@ -197,6 +198,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's)")
     build.add_argument("--batch-size", type=int, default=16, help="frames decoded and embedded per step (default 16)")
     build.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (with --videos; default 1)")
+    build.add_argument("--exact-decoding", action="store_true", help="with --videos: decode videos at full size "
+                       "(default: draft decoding, as `vcl-fast localize`; queries follow the library)")
     build.add_argument("--preset", choices=list(PRESETS), default=None,
                        help="frame index: exact (flat), ivf or ivfpq (default: keep the index's, exact for a new one)")
     build.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",

@@ -77,7 +77,8 @@ class LocalizerSpec:
     """The arguments of a :class:`vcl_fast.api.Localizer`, as a picklable record, so that every worker (a
     Ray actor on any node) builds its own. extractor / detector: exported model directories or ONNX files
     (``backend="onnxruntime"``), weight directories or checkpoints (``backend="torch"``), as paths every
-    worker can read; None takes the embedded default model. method_params: ``((key, value), ...)``."""
+    worker can read; None takes the embedded default model. method_params: ``((key, value), ...)``.
+    exact_decoding: see :class:`~vcl_fast.api.Localizer` (it changes the features a little)."""
 
     extractor: str | None = None
     detector: str | None = None
@@ -88,13 +89,14 @@ class LocalizerSpec:
     method_params: tuple[tuple[str, Any], ...] = ()
     batch_size: int = 16
     threads: int | None = None
+    exact_decoding: bool = False
 
     def build(self):
         from vcl_fast.api import Localizer
 
         return Localizer(self.extractor, self.detector, backend=self.backend, device=self.device, fps=self.fps,
                          method=self.method, method_params=dict(self.method_params), batch_size=self.batch_size,
-                         threads=self.threads)
+                         threads=self.threads, exact_decoding=self.exact_decoding)
 
 
 class LocalizerEmbedder:
@@ -109,9 +111,9 @@ class LocalizerEmbedder:
         return {**self.__dict__, "_localizer": None}
 
     def describe(self) -> dict:
-        """What makes the features: backend, extractor (None: the embedded default model) and fps."""
+        """What makes the features: backend, extractor (None: the embedded default model), fps and decoding."""
         return {"kind": "localizer", "backend": self.spec.backend, "extractor": self.spec.extractor,
-                "fps": self.spec.fps}
+                "fps": self.spec.fps, "exact_decoding": self.spec.exact_decoding}
 
     def load(self):
         """The Localizer (built once)."""
@@ -125,11 +127,13 @@ class LocalizerEmbedder:
 
 def embedder_from_description(description: dict, **runtime: Any):
     """The embedder a manifest's ``embedder`` entry describes; ``runtime``: LocalizerSpec fields that do not
-    change the features (device, threads, batch_size). ``FeatureFileLoader`` for precomputed features."""
+    change the features (device, threads, batch_size). ``FeatureFileLoader`` for precomputed features. A library
+    described without ``exact_decoding`` was built before draft decoding existed, so its queries decode exactly."""
     kind = description.get("kind")
     if kind == "localizer":
         return LocalizerEmbedder(LocalizerSpec(description["extractor"], backend=description["backend"],
-                                               fps=description["fps"], **runtime))
+                                               fps=description["fps"],
+                                               exact_decoding=description.get("exact_decoding", True), **runtime))
     if kind == "features":
         return FeatureFileLoader()
     raise ValueError(f"unknown embedder description {description!r}")

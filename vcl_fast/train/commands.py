@@ -60,7 +60,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         video = VideoFeatures.from_fps(out.stem, extract_features(model, loaders, args.batch_size), args.fps)
     else:  # a video file, decoded at --fps in bounded-memory chunks
         backend = "onnxruntime" if (model_dir / "manifest.json").is_file() else "torch"
-        localizer = Localizer(str(model_dir), backend=backend, method="tn", fps=args.fps, batch_size=args.batch_size)
+        localizer = Localizer(str(model_dir), backend=backend, method="tn", fps=args.fps, batch_size=args.batch_size,
+                              exact_decoding=args.exact_decoding)
         video = localizer.features(source)
     path = save_video_features(out.parent, dataclasses.replace(video, video_id=out.stem))
     length, tokens, dim = video.features.shape
@@ -118,6 +119,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     p.add_argument("--model", help=f"extractor weights folder (default: ${MODEL_ENV})")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--exact-decoding", action="store_true", help="a video file: decode it at full size (default: "
+                   "draft decoding, as `vcl-fast localize`)")
     p.set_defaults(func=_cmd_extract)
 
     icd = sub.add_parser("icd", help="image copy detection sets and evaluation (DISC21 metrics)")

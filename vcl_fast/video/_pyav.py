@@ -12,6 +12,12 @@ from vcl_fast.video.records import VideoDecodeError
 
 # swscale filter for resizing; its bilinear filter widens with the scale factor, so downscaling is anti-aliased.
 INTERPOLATION = "BILINEAR"
+# Decoders whose ``lowres`` option decodes the picture at 1/2, 1/4 or 1/8 of its size (checked by
+# tests/test_video.py). Others must not get it: most then fill a smaller frame with garbage (cinepak, msvideo1,
+# ffv1, utvideo), and wmv2 claims it but decodes garbage too.
+LOWRES_DECODERS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "h261", "h263", "flv", "msmpeg4v2", "msmpeg4",
+                             "wmv1", "rv10", "rv20", "mjpeg"})
+MAX_LOWRES = 3  # the most halvings those decoders do
 
 
 def existing_path(source: str | os.PathLike) -> Path:
@@ -41,15 +47,49 @@ def open_input(path: Path) -> Iterator["av.container.InputContainer"]:
         yield container
 
 
-def video_stream(path: Path, container) -> "av.video.stream.VideoStream":
-    """The first video stream of ``container``, set up for multi-threaded decoding."""
+def video_stream(path: Path, container, draft: int | None = None) -> "av.video.stream.VideoStream":
+    """The first video stream of ``container``, set up for multi-threaded decoding (and ``draft``: see
+    :func:`draft_options`; set before the first packet is decoded)."""
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams})
         why = "audio-only file" if kinds == ["audio"] else f"streams: {', '.join(kinds) or 'none'}"
         raise VideoDecodeError(path, f"no video stream ({why})")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    if draft is not None:
+        context = stream.codec_context
+        context.options = draft_options(context.name, context.width, context.height, draft)
     return stream
+
+
+def lowres_factor(decoder: str, width: int, height: int, draft: int) -> int:
+    """``k``: a ``decoder`` whose frames are only needed at ``draft`` pixels or more per side decodes a ``width x
+    height`` video at 1/2^k of its size; the largest ``k <= MAX_LOWRES`` that keeps both sides >= ``draft`` for the
+    ``LOWRES_DECODERS``, 0 for the others and when the size is unknown (0)."""
+    check_draft_arg(draft)
+    k = 0
+    while (decoder in LOWRES_DECODERS and k < MAX_LOWRES
+           and min(-(-width >> (k + 1)), -(-height >> (k + 1))) >= draft):
+        k += 1
+    return k
+
+
+def draft_options(decoder: str, width: int, height: int, draft: int) -> dict[str, str]:
+    """FFmpeg options for :func:`lowres_factor`."""
+    k = lowres_factor(decoder, width, height, draft)
+    return {"lowres": str(k)} if k else {}
+
+
+def draft_size(decoder: str, width: int, height: int, draft: int) -> tuple[int, int]:
+    """``(width, height)`` of the frames decoded with :func:`draft_options` (FFmpeg rounds up)."""
+    k = lowres_factor(decoder, width, height, draft)
+    return -(-width >> k), -(-height >> k)
+
+
+def check_draft_arg(draft: int | None) -> None:
+    """``draft`` is None or a positive int (pixels)."""
+    if draft is not None and (isinstance(draft, bool) or not isinstance(draft, (int, np.integer)) or draft < 1):
+        raise ValueError(f"draft must be None or a positive int (pixels per side), got {draft!r}")
 
 
 def output_size(width: int, height: int, size: None | int | tuple[int, int]) -> tuple[int, int]:

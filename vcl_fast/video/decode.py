@@ -25,7 +25,8 @@ from typing import Iterator
 import numpy as np
 
 from vcl_fast.video import image_folder
-from vcl_fast.video._pyav import RgbConverter, check_size_arg, existing_path, open_input, output_size, video_stream
+from vcl_fast.video._pyav import (RgbConverter, check_draft_arg, check_size_arg, draft_size, existing_path, open_input,
+                                  output_size, video_stream)
 from vcl_fast.video.records import DecodedFrames, VideoDecodeError, VideoInfo
 from vcl_fast.video.sampling import TIME_TOLERANCE, TimestampSampler, sample_times, select_frames
 
@@ -75,6 +76,7 @@ def iter_frames(
     seek: bool = True,
     strict: bool = True,
     image_fps: float | None = None,
+    draft: int | None = None,
 ) -> Iterator[DecodedFrames]:
     """Stream a video as chunks of at most ``chunk_size`` frames sampled at ``fps`` (bounded memory).
 
@@ -84,18 +86,27 @@ def iter_frames(
     frame in order; the samples are the same).
     strict: raise on corrupt data and on truncated files; False keeps what was decoded up to the damage.
     image_fps: for a folder, the rate its images were taken at; default ``fps`` (one sample per image).
+    draft: the frames are only needed at ``draft`` pixels or more per side: the decoders that can (MPEG-1/2/4,
+    MS-MPEG-4, H.263, MJPEG...: :func:`~vcl_fast.video._pyav.draft_options`) then decode at 1/2, 1/4 or 1/8 of the
+    size (faster; a few grey levels off once resized to ``draft``), and with ``size=None`` frames come at that
+    size (:func:`~vcl_fast.video._pyav.draft_size`). Other codecs and images in a folder are decoded whole, as
+    with None.
     Each chunk is a :class:`DecodedFrames`; chunks follow each other without gaps.
     Raises VideoDecodeError (a ValueError) naming the file when it cannot be read.
     """
     _check_sampling_args(fps, chunk_size)
     check_size_arg(size)
+    check_draft_arg(draft)
     path = existing_path(source)
     if path.is_dir():
         info, samples = image_folder.sample_images(path, fps, size, fps if image_fps is None else image_fps)
     else:
         info = probe(path)
-        width, height = output_size(info.width, info.height, size)
-        samples = _rgb_samples(_sample_video(path, fps, seek, strict), width, height)
+        if size is None and draft is not None:
+            width, height = draft_size(info.codec, info.width, info.height, draft)
+        else:
+            width, height = output_size(info.width, info.height, size)
+        samples = _rgb_samples(_sample_video(path, fps, seek, strict, draft), width, height)
     times: list[float] = []
     images: list[np.ndarray] = []
     for time, image in samples:
@@ -116,12 +127,14 @@ def read_frames(
     seek: bool = True,
     strict: bool = True,
     image_fps: float | None = None,
+    draft: int | None = None,
 ) -> DecodedFrames:
     """A whole video sampled at ``fps``: ``frames`` ``(L, H, W, 3)`` uint8 RGB, ``timestamps`` ``(L,)``.
 
     Same arguments as :func:`iter_frames`; ``L >= 1`` for any readable video.
     """
-    (whole,) = iter_frames(source, fps, size, chunk_size=sys.maxsize, seek=seek, strict=strict, image_fps=image_fps)
+    (whole,) = iter_frames(source, fps, size, chunk_size=sys.maxsize, seek=seek, strict=strict, image_fps=image_fps,
+                           draft=draft)
     return whole
 
 
@@ -255,24 +268,26 @@ class _IndexUnusable(Exception):
     lists: decode every frame in order instead."""
 
 
-def _sample_video(path: Path, fps: float, seek: bool, strict: bool) -> Iterator[tuple[float, "av.VideoFrame"]]:
+def _sample_video(path: Path, fps: float, seek: bool, strict: bool, draft: int | None
+                  ) -> Iterator[tuple[float, "av.VideoFrame"]]:
     """``(t, frame)`` for every sample time ``t = i / fps`` of a video file, in order."""
     sampler = TimestampSampler(fps)
     index = _PacketIndex.read(path) if seek else None
     try:
-        yield from _decode_samples(path, sampler, index, strict)
+        yield from _decode_samples(path, sampler, index, strict, draft)
     except _IndexUnusable:
         sampler.drop_held()
-        yield from _decode_samples(path, sampler, None, strict)
+        yield from _decode_samples(path, sampler, None, strict, draft)
 
 
-def _decode_samples(path: Path, sampler: TimestampSampler, index: _PacketIndex | None, strict: bool):
+def _decode_samples(path: Path, sampler: TimestampSampler, index: _PacketIndex | None, strict: bool,
+                    draft: int | None):
     """Decode ``path`` from the start, feed ``sampler`` and yield the samples it completes. With ``index``,
     seek over GOPs without samples and do not decode the non-reference frames no sample shows."""
     import av
 
     with open_input(path) as container:
-        stream = video_stream(path, container)
+        stream = video_stream(path, container, draft)
         clock = _StreamClock(stream)
         rate = stream.guessed_rate or stream.average_rate
         default_interval = 1.0 / float(rate) if rate else 0.0
