@@ -23,9 +23,10 @@ OUT: ``videos/<id>.mp4`` (queries; references are symlinks to the reserved files
 ``labels.json`` (VCSL format, seconds), so ``vcl-fast localize --pairs`` and ``vcl-fast eval`` score it too.
 
 ``calibrate`` chooses, on validation sets, the post-processing settings an exported model carries for its
-extractor (``vcl-fast export --min-similarity --extent-similarity --confident-similarity --confident-score``):
-every pair's detections are computed once without them, then each (floor, extent cosine, lower floor of
-confident detections, their score) of a grid is applied (``vcl_fast.detect.localizer.postprocess``) and scored
+extractor (``vcl-fast export --min-similarity --extent-similarity --confident-similarity --confident-score
+--transpose-fusion-iou --query-margin --reference-margin``): every pair's detections are computed once without
+them (once per fusion IoU), then each (floor, extent cosine, lower floor of confident detections, their score,
+query margin, reference margin) of a grid is applied (``vcl_fast.detect.localizer.postprocess``) and scored
 over the pairs of all sets together; the setting with the fewest false alarms and then the best segment F is
 printed after the best of the grid (ties: the first in grid order, so list the values to try from the most
 conservative).
@@ -62,7 +63,7 @@ import numpy as np
 
 from vcl_fast.atomic import atomic_write
 from vcl_fast.data.video_edits import image_edit_clip, overlay_on_video
-from vcl_fast.runtime.specs import CALIBRATED_FIELDS
+from vcl_fast.runtime.specs import CALIBRATED_FIELDS, MAX_MARGIN
 
 EDIT_KINDS = ("crop", "pip", "text", "emoji", "color", "blur", "hflip", "speed")
 WORK_FPS = 8.0  # frame rate the queries are composed and encoded at
@@ -243,10 +244,16 @@ def best_setting(grid: dict) -> tuple:
     return min(grid, key=lambda key: (grid[key].false_alarms, -grid[key].segment_f1))
 
 
+# The settings calibrate tries, in the order of its grid keys.
+GRID_FIELDS = ("min_similarity", "extent_similarity", "confident_similarity", "confident_score",
+               "transpose_fusion_iou", "query_margin", "reference_margin")
+
+
 def calibrate(args: argparse.Namespace) -> dict:
     """Prints the best settings of the grid and the chosen one (:func:`best_setting`) over the pairs of every
-    ``args.data`` set; returns {(floor, extent cosine, confident floor, confident score, transpose fusion IoU):
-    VcslMetrics}, with (-1, 1) for the confident pair when no lower floor applies."""
+    ``args.data`` set; returns {(floor, extent cosine, confident floor, confident score, transpose fusion IoU,
+    query margin, reference margin) (``GRID_FIELDS``): VcslMetrics}, with (-1, 1) for the confident pair when no
+    lower floor applies."""
     from vcl_fast.api import Localizer, frames_to_seconds
     from vcl_fast.config import replace_fields
     from vcl_fast.detect.localizer import localize_maps, postprocess
@@ -263,30 +270,29 @@ def calibrate(args: argparse.Namespace) -> dict:
     for fusion in args.transpose_fusion_ious:
         raw = localize_maps(maps, loc.detector.run,
                             replace_fields(loc.params, **{**CALIBRATED_FIELDS, "transpose_fusion_iou": fusion}))
-        for floor, extent, (confident_floor, confident_score) in itertools.product(args.floors, args.extents,
-                                                                                   confident):
-            settings = replace_fields(loc.params, min_similarity=floor, extent_similarity=extent,
-                                      confident_similarity=confident_floor, confident_score=confident_score)
+        for floor, extent, (confident_floor, confident_score), query_margin, reference_margin in itertools.product(
+                args.floors, args.extents, confident, args.query_margins, args.reference_margins):
+            key = (floor, extent, confident_floor, confident_score, fusion, query_margin, reference_margin)
+            settings = replace_fields(loc.params, **dict(zip(GRID_FIELDS, key)))
             predictions = {}
             for (q, r), boxes, sim in zip(pairs, raw, maps):
                 found = postprocess(boxes, sim, settings).astype(np.float64)
                 found[:, [0, 2]] = frames_to_seconds(found[:, [0, 2]], features[q])
                 found[:, [1, 3]] = frames_to_seconds(found[:, [1, 3]], features[r])
                 predictions[(q, r)] = found
-            grid[(floor, extent, confident_floor, confident_score, fusion)] = evaluate_vcsl(labels, predictions,
-                                                                                            pairs, conf=None)
+            grid[key] = evaluate_vcsl(labels, predictions, pairs, conf=None)
     ranked = sorted(grid, key=lambda key: (grid[key].false_alarms, -grid[key].segment_f1))
     print(f"the best {min(len(ranked), SHOWN_SETTINGS)} of {len(grid)} settings:")
-    print("| floor | extent cosine | confident floor | confident score | transpose fusion IoU | seg R | seg P | "
-          "seg F | video F | false alarms |\n|" + "---|" * 10)
+    print("| " + " | ".join(GRID_FIELDS) + " | seg R | seg P | seg F | video F | false alarms |\n|"
+          + "---|" * (len(GRID_FIELDS) + 5))
     for key in ranked[:SHOWN_SETTINGS]:
         m = grid[key]
         print("| " + " | ".join(str(v) for v in key) + f" | {m.segment_recall:.3f} | {m.segment_precision:.3f} | "
               f"{m.segment_f1:.3f} | {m.video_f1:.3f} | {m.false_alarms}/{m.num_negative} |")
     best = best_setting(grid)
     print(f"fewest false alarms ({grid[best].false_alarms}/{grid[best].num_negative}), then best segment F "
-          f"({grid[best].segment_f1:.3f}): --min-similarity {best[0]} --extent-similarity {best[1]} "
-          f"--confident-similarity {best[2]} --confident-score {best[3]} --transpose-fusion-iou {best[4]}")
+          f"({grid[best].segment_f1:.3f}): "
+          + " ".join(f"--{name.replace('_', '-')} {value}" for name, value in zip(GRID_FIELDS, best)))
     return grid
 
 
@@ -373,6 +379,17 @@ def fusion_list(text: str) -> list[float]:
     return values
 
 
+def margin_list(text: str) -> list[float]:
+    """argparse type: comma-separated margins in frames, within +-``MAX_MARGIN``."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers of frames, got {text!r}") from None
+    if not all(-MAX_MARGIN <= v <= MAX_MARGIN for v in values):
+        raise argparse.ArgumentTypeError(f"margins lie in [-{MAX_MARGIN:g}, {MAX_MARGIN:g}] frames, got {text!r}")
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
@@ -413,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="IoUs of the fusion with the transposed maps' boxes to try (-1: off; default -1)")
     p.add_argument("--confident-scores", type=score_list, default="0.5",
                    help="detector scores from which the lower floor applies, to try with each (default 0.5)")
+    p.add_argument("--query-margins", type=margin_list, default="0",
+                   help="frames added to each end of a box's query extent, to try (default 0: none)")
+    p.add_argument("--reference-margins", type=margin_list, default="0",
+                   help="frames added to each end of a box's reference extent, to try (default 0: none)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backends")
     args = parser.parse_args(argv)
     if args.action == "build":

@@ -343,14 +343,15 @@ def test_calibrated_cosines_default_to_the_manifests(micro_model_dir, tmp_path):
     shutil.copytree(micro_model_dir, calibrated)
     manifest = json.loads((calibrated / "manifest.json").read_text())
     manifest["detector"].update(min_similarity=0.85, extent_similarity=0.75, confident_similarity=0.8,
-                                confident_score=0.5)
+                                confident_score=0.5, query_margin=0.5, reference_margin=-0.25)
     (calibrated / "manifest.json").write_text(json.dumps(manifest))
     params = Localizer(calibrated, calibrated, threads=1).params
-    assert (params.min_similarity, params.extent_similarity, params.confident_similarity,
-            params.confident_score) == (0.85, 0.75, 0.8, 0.5)
+    assert (params.min_similarity, params.extent_similarity, params.confident_similarity, params.confident_score,
+            params.query_margin, params.reference_margin) == (0.85, 0.75, 0.8, 0.5, 0.5, -0.25)
     loc = Localizer(calibrated, calibrated, method_params={"min_similarity": 0.5, "extent_similarity": -1}, threads=1)
     assert (loc.params.min_similarity, loc.params.extent_similarity) == (0.5, -1.0)
-    for key in ("min_similarity", "extent_similarity", "confident_similarity", "confident_score"):
-        (calibrated / "manifest.json").write_text(json.dumps({**manifest, "detector": {**manifest["detector"], key: 3.0}}))
+    for key, bad in (("min_similarity", 3.0), ("extent_similarity", 3.0), ("confident_similarity", 3.0),
+                     ("confident_score", 3.0), ("query_margin", 11.0), ("reference_margin", -11.0)):
+        (calibrated / "manifest.json").write_text(json.dumps({**manifest, "detector": {**manifest["detector"], key: bad}}))
         with pytest.raises(ValueError, match=key):
             Localizer(calibrated, calibrated, threads=1)

@@ -4,8 +4,8 @@ import pytest
 
 from vcl_fast.detect.decode import anchor_points
 from vcl_fast.data.boxes import box_iou
-from vcl_fast.detect.localizer import (DetectionSettings, box_peaks, chunk_spans, drop_weak_detections,
-                                       fit_extents, fuse_views, localize_maps, postprocess, swap_axes, to_seconds)
+from vcl_fast.detect.localizer import (DetectionSettings, add_margins, box_peaks, chunk_spans,
+                                       drop_weak_detections, fit_extents, fuse_views, localize_maps, postprocess, swap_axes, to_seconds)
 
 S = 64
 ANCHORS = anchor_points(S)
@@ -289,6 +289,62 @@ def test_postprocess_applies_floor_then_fit_and_takes_torch_maps():
     np.testing.assert_array_equal(postprocess(detections, sim, on), np.float32([[4, 4, 14, 14, 0.7]]))
     torch = pytest.importorskip("torch")
     np.testing.assert_array_equal(postprocess(detections, torch.from_numpy(sim), on), np.float32([[4, 4, 14, 14, 0.7]]))
+
+
+def _add_margins_loop(detections, shape, query_margin, reference_margin):
+    """Plain loop: per box and axis, move both ends by the margin (in by at most a quarter), clip to the map."""
+    out = []
+    for q0, r0, q1, r1, score in np.asarray(detections, np.float64).reshape(-1, 5):
+        row = [0.0] * 4 + [score]
+        for axis, (start, end), margin, length in ((0, (q0, q1), query_margin, shape[0]),
+                                                   (1, (r0, r1), reference_margin, shape[1])):
+            step = max(margin, -(end - start) / 4)
+            row[axis], row[axis + 2] = min(max(start - step, 0), length), min(max(end + step, 0), length)
+        out.append(row)
+    return np.array(out, np.float32).reshape(-1, 5)
+
+
+@pytest.mark.parametrize("shape, count, dtype, transposed",
+                         [((1, 1), 1, np.float32, False), ((30, 30), 0, np.float32, False),
+                          ((40, 12), 7, np.float32, True), ((9, 257), 5, np.float16, False),
+                          ((64, 64), 12, np.float64, True)])
+@pytest.mark.parametrize("query_margin, reference_margin", [(0.5, -0.5), (0.0, 2.0), (-3.0, 0.25), (10.0, -10.0)])
+def test_add_margins_matches_a_loop_reference(shape, count, dtype, transposed, query_margin, reference_margin):
+    rng = np.random.default_rng(sum(shape) + count)
+    q0, r0 = rng.uniform(0, shape[0] - 0.1, count), rng.uniform(0, shape[1] - 0.1, count)
+    detections = np.stack([q0, r0, np.minimum(q0 + rng.uniform(0.1, shape[0], count), shape[0]),
+                           np.minimum(r0 + rng.uniform(0.1, shape[1], count), shape[1]), rng.uniform(0, 1, count)],
+                          axis=1).astype(dtype)
+    if transposed:  # non-contiguous rows
+        detections = np.asfortranarray(detections)
+    got = add_margins(detections, shape, query_margin, reference_margin)
+    expected = _add_margins_loop(detections, shape, query_margin, reference_margin)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * max(shape))
+    assert got.dtype == np.float32 and got.shape == (count, 5)
+    np.testing.assert_array_equal(got[:, 4], detections[:, 4].astype(np.float32))  # scores and order kept
+    assert np.all(got[:, [0, 1]] >= 0) and np.all(got[:, 2] <= shape[0]) and np.all(got[:, 3] <= shape[1])
+    lengths = detections[:, [2, 3]].astype(np.float32) - detections[:, [0, 1]].astype(np.float32)
+    assert np.all(got[:, [2, 3]] - got[:, [0, 1]] >= lengths / 2 - 1e-5 * max(shape))  # no box vanishes
+    np.testing.assert_array_equal(add_margins(detections, shape, 0.0, 0.0), detections.astype(np.float32))
+
+
+def test_postprocess_adds_margins_after_the_floor_and_fit():
+    sim = np.full((20, 30), 0.2, np.float32)
+    sim[np.arange(4, 14), np.arange(4, 14)] = 0.9
+    detections = np.array([[5, 5, 12, 12, 0.7], [16, 16, 19, 19, 0.6], [0.2, 0.2, 3, 3, 0.5]], np.float32)
+    settings = DetectionSettings(input_size=S, min_similarity=0.8, extent_similarity=0.8, extent_margin=0.5,
+                                 query_margin=0.5, reference_margin=-0.5)
+    # the floor drops the second box, the fit snaps the first to 4-14 x 4-14, then the margins move its ends
+    np.testing.assert_array_equal(postprocess(detections, sim, settings), np.float32([[3.5, 4.5, 14.5, 13.5, 0.7]]))
+    plain = DetectionSettings(input_size=S, query_margin=1.0)  # clipped to the map, scores kept
+    np.testing.assert_array_equal(postprocess(detections[2:], sim, plain), np.float32([[0, 0.2, 4, 3, 0.5]]))
+
+
+@pytest.mark.parametrize("field, value", [("query_margin", 10.5), ("reference_margin", -11.0),
+                                          ("query_margin", float("nan")), ("reference_margin", float("inf"))])
+def test_margins_are_checked(field, value):
+    with pytest.raises(ValueError, match=f"{field} is a number of frames"):
+        DetectionSettings(input_size=S, **{field: value})
 
 
 def boxes(*rows):

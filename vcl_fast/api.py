@@ -113,8 +113,8 @@ class Localizer:
     the rate assumed for feature arrays). method: ``"yolox"`` or a classical localizer (``tn``, ``dp``,
     ``hv``, ``dtw``). method_params: overrides of :class:`~vcl_fast.detect.localizer.DetectionSettings`
     (``conf_threshold``, ``nms_threshold``, ``chunk_length``, ``batch_size``, ``min_similarity``,
-    ``extent_similarity``, ``confident_similarity``, ``confident_score``, ``transpose_fusion_iou``: default the
-    exported model's calibrated ones) for yolox, or of the classical method's VCSL-tuned parameters.
+    ``extent_similarity``, ``confident_similarity``, ``confident_score``, ``transpose_fusion_iou``,
+    ``query_margin``, ``reference_margin``: default the exported model's calibrated ones) for yolox, or of the classical method's VCSL-tuned parameters.
     batch_size: frames decoded and embedded per step (None: :func:`default_batch_size` of ``device``).
     threads: intra-op threads of the backend (None: its default, except that an onnxruntime extractor gets
     :func:`default_extractor_threads`, leaving a core to the decoding thread). The extractor is loaded on first use (:attr:`extractor`), so a Localizer that is

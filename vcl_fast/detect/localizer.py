@@ -27,6 +27,13 @@ views' boxes (weighted box fusion: a box of one view and the best-scored box of 
 become their score-weighted mean, scored by the mean of the two scores; a box only one view found keeps half
 its score), then NMS again. It makes the detections the same whichever video is the query, and is calibrated
 (with the floors, whose ``confident_score`` it rescales) and carried in the manifest like them.
+A last step, also off by default (0): ``query_margin`` and ``reference_margin`` move both ends of every kept box
+out by that many frames on the query and on the reference axis (in, for a negative margin; by at most a quarter
+of the box's extent, so that no box vanishes), within the map. They correct the detector's bias at a copy's
+ends, which depends on the videos: with references of 12 s and more its boxes end about half a frame short on
+the query axis (a copy cut into other footage) and half a frame long on the reference axis (whose neighbouring
+frames, the copy's own context, still look alike); with 5 s references they end short on both
+(docs/model_card.md, "Box margins"). Calibrated and carried in the manifest like the floors.
 
 Everything here is in frame units; ``to_seconds`` converts at the features' frame rate. Torch-free: the
 model is any callable ``run(images float32 (B, 3, S, S)) -> raw outputs (B, A, 5 + C)``.
@@ -61,6 +68,8 @@ class DetectionSettings:
     extent_margin: float = 0.25  # fit_extents looks this fraction of the box size beyond each side
     extent_gap: int = 1  # fit_extents bridges runs of at most this many frames below extent_similarity
     transpose_fusion_iou: float = -1.0  # also detect on the transposed map, fuse boxes at this IoU (-1: off)
+    query_margin: float = 0.0  # frames added to each end of a box's query extent (negative: removed; 0: off)
+    reference_margin: float = 0.0  # the same on the reference axis
 
     def __post_init__(self) -> None:
         if self.input_size <= 0 or self.input_size % max(STRIDES) != 0:
@@ -237,13 +246,29 @@ def fuse_views(first: np.ndarray, second: np.ndarray, iou_threshold: float, nms_
 
 
 def postprocess(detections: np.ndarray, similarity, settings: DetectionSettings) -> np.ndarray:
-    """The (N, 5) frame detections of one map ((Q, R) numpy array or torch tensor) after the cosine floor and
-    the extent fit of ``settings``."""
+    """The (N, 5) frame detections of one map ((Q, R) numpy array or torch tensor) after the cosine floor, the
+    extent fit and the margins of ``settings``."""
     kept = drop_weak_detections(detections, similarity, settings.min_similarity, settings.confident_similarity,
                                 settings.confident_score)
-    if settings.extent_similarity <= -1.0:
+    if settings.extent_similarity > -1.0:
+        kept = fit_extents(kept, similarity, settings.extent_similarity, settings.extent_margin, settings.extent_gap)
+    if settings.query_margin == 0.0 and settings.reference_margin == 0.0:
         return kept
-    return fit_extents(kept, similarity, settings.extent_similarity, settings.extent_margin, settings.extent_gap)
+    return add_margins(kept, similarity.shape, settings.query_margin, settings.reference_margin)
+
+
+def add_margins(detections: np.ndarray, shape: tuple[int, int], query_margin: float, reference_margin: float
+                ) -> np.ndarray:
+    """(N, 5) float32 frame detections ``[q_s, r_s, q_e, r_e, score]`` with both ends of each query extent moved
+    out by ``query_margin`` frames and of each reference extent by ``reference_margin`` (in, when negative, by
+    at most a quarter of that extent), clipped to a map of ``shape`` (Q, R); scores and order unchanged."""
+    boxes = np.array(detections, dtype=np.float32).reshape(-1, 5)
+    for axis, margin, length in ((0, query_margin, shape[0]), (1, reference_margin, shape[1])):
+        start, end = boxes[:, axis], boxes[:, axis + 2]
+        step = np.maximum(np.float32(margin), (start - end) / 4)
+        boxes[:, axis] = np.clip(start - step, 0, length)
+        boxes[:, axis + 2] = np.clip(end + step, 0, length)
+    return boxes
 
 
 def box_peaks(detections: np.ndarray, similarity) -> np.ndarray:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vcl_fast.cli import CliError
 from vcl_fast.export import OPSET
+from vcl_fast.runtime.specs import CALIBRATED_FIELDS
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -39,9 +40,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             from vcl_fast.export.onnx import export_onnx
         except ImportError as exc:
             raise CliError(f"export needs torch and onnx ({exc}): pip install 'vcl_fast[torch,export]'") from None
-        export_onnx(args.output, args.extractor, args.detector, opset=args.opset, min_similarity=args.min_similarity,
-                    extent_similarity=args.extent_similarity, confident_similarity=args.confident_similarity,
-                    confident_score=args.confident_score, transpose_fusion_iou=args.transpose_fusion_iou)
+        export_onnx(args.output, args.extractor, args.detector, opset=args.opset,
+                    **{name: getattr(args, name) for name in CALIBRATED_FIELDS})
     if args.format == "trt":
         _build_engines(args, onnx_dir)
     out = Path(args.output)
@@ -95,6 +95,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transpose-fusion-iou", type=float, default=-1.0, metavar="IOU",
                    help="also detect on each transposed map and fuse boxes that overlap at IOU (0-1), written to "
                         "the manifest (default -1: one view)")
+    p.add_argument("--query-margin", type=float, default=0.0, metavar="FRAMES",
+                   help="frames added to each end of a box's query extent (negative: removed), written to the "
+                        "manifest (default 0: boxes as detected)")
+    p.add_argument("--reference-margin", type=float, default=0.0, metavar="FRAMES",
+                   help="the same on the reference axis (default 0)")
     trt = p.add_argument_group("TensorRT engines (--format trt; see docs/gpu.md)")
     trt.add_argument("--onnx", metavar="DIR", help="build from this exported model directory instead of exporting")
     trt.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="engine precision (default fp16)")

@@ -29,7 +29,7 @@ import torch
 from vcl_fast.atomic import atomic_directory, check_new_directory
 from vcl_fast.export import OPSET
 from vcl_fast.runtime.manifest import FORMAT, FORMAT_VERSION, MANIFEST_FILE, sha256_file
-from vcl_fast.runtime.specs import check_calibrated
+from vcl_fast.runtime.specs import CALIBRATED_FIELDS, check_calibrated
 
 EXTRACTOR_FILE = "extractor.onnx"
 DETECTOR_FILE = "detector.onnx"
@@ -160,17 +160,16 @@ def _versions() -> dict:
 
 def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch.nn.Module | None = None,
                 detector: str | os.PathLike | torch.nn.Module | None = None, opset: int = OPSET,
-                min_similarity: float = -1.0, extent_similarity: float = -1.0, confident_similarity: float = -1.0,
-                confident_score: float = 1.0, transpose_fusion_iou: float = -1.0) -> Path:
+                **calibrated: float) -> Path:
     """Export an extractor and/or a detector (modules, or their weight directories / checkpoints) into
     ``out_dir`` as ``extractor.onnx``, ``detector.onnx`` and ``manifest.json``; returns the manifest path.
-    ``min_similarity``: the detector's cosine floor for its extractor (calibrated on held-out pairs, e.g. with
-    ``bench/eval_reserved.py calibrate`` on a validation set), recorded in the manifest; -1 = none.
-    ``extent_similarity``: likewise, the cosine the detector's boxes are fitted to
-    (``DetectionSettings.extent_similarity``); -1 = none. ``confident_similarity``, ``confident_score``: the
-    lower floor of detections scored at least ``confident_score`` (``DetectionSettings``); -1 = none.
-    ``transpose_fusion_iou``: fuse the boxes of each map and of its transpose at this IoU
-    (``DetectionSettings.transpose_fusion_iou``); -1 = none.
+    ``calibrated``: the detector's post-processing settings calibrated for its extractor (e.g. with
+    ``bench/eval_reserved.py calibrate`` on validation sets), recorded in the manifest, any of
+    ``CALIBRATED_FIELDS`` (see ``DetectionSettings``): ``min_similarity`` (the cosine floor),
+    ``extent_similarity`` (the cosine boxes are fitted to), ``confident_similarity`` with ``confident_score``
+    (the lower floor of detections scored at least that), ``transpose_fusion_iou`` (fuse the boxes of each map
+    and of its transpose at this IoU), ``query_margin`` and ``reference_margin`` (frames added to each end of a
+    box); the ones not given are off. TypeError for any other name.
 
     ``out_dir`` must be absent, an empty folder or an earlier export (a folder holding ``manifest.json``),
     which is replaced as a whole, anything else in it included; FileExistsError for any other folder."""
@@ -181,9 +180,10 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
         raise ValueError("nothing to export: give an extractor and/or a detector")
     if not isinstance(opset, int) or opset < 17:
         raise ValueError(f"opset must be an int >= 17 (LayerNormalization), got {opset!r}")
-    calibrated = {"min_similarity": min_similarity, "extent_similarity": extent_similarity,
-                  "confident_similarity": confident_similarity, "confident_score": confident_score,
-                  "transpose_fusion_iou": transpose_fusion_iou}
+    unknown = sorted(set(calibrated) - set(CALIBRATED_FIELDS))
+    if unknown:
+        raise TypeError(f"export_onnx() got unknown calibrated settings {unknown}; known: {sorted(CALIBRATED_FIELDS)}")
+    calibrated = {name: float(calibrated.get(name, off)) for name, off in CALIBRATED_FIELDS.items()}
     check_calibrated(SimpleNamespace(**calibrated))
     if isinstance(extractor, (str, os.PathLike)):
         extractor = load_extractor(extractor)

@@ -11,8 +11,9 @@ An exported model directory holds ``extractor.onnx`` and/or ``detector.onnx`` an
                   "input_size": S, "strides": [8, 16, 32], "num_classes": 1, "outputs": text, "max_abs_diff": ...,
                   "min_similarity": cosine floor, "extent_similarity": extent-fit cosine,
                   "confident_similarity": the floor of detections scored >= "confident_score",
-                  "transpose_fusion_iou": IoU of the fusion with the transposed map's boxes (all five
-                  optional; absent: -1, -1, -1, 1 and -1, i.e. off)}}
+                  "transpose_fusion_iou": IoU of the fusion with the transposed map's boxes,
+                  "query_margin", "reference_margin": frames added to each end of a box on either axis (all
+                  seven optional; absent: -1, -1, -1, 1, -1, 0 and 0, i.e. off)}}
 
 Loading checks every key, the format version and each file's SHA-256; any problem is a
 :class:`ManifestError` that says to re-export. Torch-free.
