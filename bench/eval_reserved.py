@@ -350,14 +350,14 @@ def evaluate(args: argparse.Namespace) -> None:
             json.dump({"data": str(data), "pairs": len(pairs), "results": results}, handle, indent=2)
 
 
-def number_list(text: str, low: float, what: str) -> list[float]:
-    """Comma-separated numbers in [low, 1]; argparse.ArgumentTypeError naming ``what`` otherwise."""
+def number_list(text: str, low: float, what: str, high: float = 1.0) -> list[float]:
+    """Comma-separated numbers in [low, high]; argparse.ArgumentTypeError naming ``what`` otherwise."""
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not all(low <= v <= 1.0 for v in values):
-        raise argparse.ArgumentTypeError(f"{what} lie in [{low:g}, 1], got {text!r}")
+    if not all(low <= v <= high for v in values):
+        raise argparse.ArgumentTypeError(f"{what} lie in [{low:g}, {high:g}], got {text!r}")
     return values
 
 
@@ -381,13 +381,7 @@ def fusion_list(text: str) -> list[float]:
 
 def margin_list(text: str) -> list[float]:
     """argparse type: comma-separated margins in frames, within +-``MAX_MARGIN``."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers of frames, got {text!r}") from None
-    if not all(-MAX_MARGIN <= v <= MAX_MARGIN for v in values):
-        raise argparse.ArgumentTypeError(f"margins lie in [-{MAX_MARGIN:g}, {MAX_MARGIN:g}] frames, got {text!r}")
-    return values
+    return number_list(text, -MAX_MARGIN, "margins (frames)", MAX_MARGIN)
 
 
 def main(argv: list[str] | None = None) -> int:
