@@ -40,9 +40,10 @@ def test_localize_pair(benchmark, sources, backend, method):
     benchmark(case.impls[backend])
 
 
-@pytest.mark.parametrize("extent_similarity", [-1.0, 0.75])
-def test_postprocess(benchmark, extent_similarity):
-    """The cosine floor alone, and with the extent fit, on a 600 x 600 map holding 50 detections."""
+@pytest.mark.parametrize("extent_similarity, margin", [(-1.0, 0.0), (0.75, 0.0), (-1.0, 0.5)])
+def test_postprocess(benchmark, extent_similarity, margin):
+    """The cosine floor alone, with the extent fit, and with box margins, on a 600 x 600 map holding 50
+    detections."""
     import numpy as np
 
     from vcl_fast.detect.localizer import DetectionSettings, postprocess
@@ -52,7 +53,8 @@ def test_postprocess(benchmark, extent_similarity):
     q0, r0 = rng.uniform(0, 550, 50), rng.uniform(0, 550, 50)
     sizes = rng.uniform(5, 50, (2, 50))
     boxes = np.stack([q0, r0, q0 + sizes[0], r0 + sizes[1], rng.uniform(0.1, 1, 50)], 1).astype(np.float32)
-    settings = DetectionSettings(input_size=256, min_similarity=0.9, extent_similarity=extent_similarity)
+    settings = DetectionSettings(input_size=256, min_similarity=0.9, extent_similarity=extent_similarity,
+                                 query_margin=margin, reference_margin=-margin)
     benchmark(postprocess, boxes, sim, settings)
 
 
