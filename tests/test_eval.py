@@ -219,6 +219,19 @@ def test_aggregate_hand_case():
     assert not m.all_pairs_positive
 
 
+def test_duplicate_boxes_inside_a_copy_raise_recall_at_no_precision_cost_and_are_counted():
+    """The VCSL metric's blind spot (docs/model_card.md): boxes that overlap inside one copy each keep their own
+    precision, while recall takes their union; only the box counts show them."""
+    pairs = [("a", "b")]
+    labels = {("a", "b"): np.array([[0.0, 0.0, 10.0, 10.0]])}
+    one = {("a", "b"): np.array([[0.0, 0.0, 6.0, 6.0, 0.9]])}
+    three = {("a", "b"): np.array([[0.0, 0.0, 6.0, 6.0, 0.9], [2.0, 2.0, 8.0, 8.0, 0.8], [4.0, 4.0, 10.0, 10.0, 0.7]])}
+    single, duplicated = evaluate_vcsl(labels, one, pairs), evaluate_vcsl(labels, three, pairs)
+    assert duplicated.segment_precision == pytest.approx(single.segment_precision)
+    assert duplicated.segment_recall > single.segment_recall
+    assert (single.predicted_boxes, duplicated.predicted_boxes, duplicated.ground_truth_boxes) == (1, 3, 1)
+
+
 def test_aggregate_all_positive_and_degenerate():
     m = aggregate(np.array([0.5, 1.0]), np.array([0.5, 0.0]), np.array([True, True]))
     assert m.all_pairs_positive and m.far == 0.0 and m.video_precision == 1.0
@@ -446,7 +459,11 @@ def test_cli_eval_json_report(tmp_path, capsys):
     assert report["num_pairs"] == 2
     assert report["segment_recall"] == pytest.approx(8 / (10 + EPS) * 8 / (10 + EPS))
     assert report["vsc_micro_ap"] == pytest.approx(0.8)  # 8x8 inside 10x10 first, then a wrong box
-    assert "VSC22 segment micro-AP" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "VSC22 segment micro-AP" in out
+    # the 0.05-scored box is below --conf 0.1: one predicted and one ground-truth box over two pairs
+    assert (report["predicted_boxes"], report["ground_truth_boxes"]) == (1, 1)
+    assert "0.50 / 0.50" in out.split("boxes per pair (predicted / ground truth)")[1].splitlines()[0]
     assert main(["eval", *common, f"--pred={tmp_path / 'pred.csv'}", f"--json={tmp_path / 'csv.json'}"]) == 0
     from_csv = json.loads((tmp_path / "csv.json").read_text())
     assert all(from_csv[key] == report[key] for key in REPORT_KEYS)

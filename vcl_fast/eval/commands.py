@@ -50,6 +50,8 @@ def format_table(report: dict) -> list[tuple[str, str]]:
         ("FRR / FAR", f"{pct('frr')} ({report['false_rejections']}) / {pct('far')} ({report['false_alarms']})"),
         ("VSC22 segment micro-AP", pct("vsc_micro_ap")),
         ("pairs (positive / negative)", f"{report['num_pairs']} ({report['num_positive']} / {report['num_negative']})"),
+        ("boxes per pair (predicted / ground truth)", f"{report['predicted_boxes'] / report['num_pairs']:.2f} / "
+                                                      f"{report['ground_truth_boxes'] / report['num_pairs']:.2f}"),
     ]
 
 

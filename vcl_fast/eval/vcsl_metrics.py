@@ -187,6 +187,8 @@ class VcslMetrics:
     false_rejections: int
     false_alarms: int
     all_pairs_positive: bool  # VCDB: no negative pairs, video precision is 1 by construction
+    predicted_boxes: int = 0  # predictions scored, over all pairs (the segment metric does not penalise several
+    ground_truth_boxes: int = 0  # boxes inside one copy, so compare these two counts along with segment F)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -196,8 +198,10 @@ def _f1(recall: float, precision: float) -> float:
     return 2 * recall * precision / (recall + precision) if recall + precision > 0 else 0.0
 
 
-def aggregate(precision: np.ndarray, recall: np.ndarray, has_gt: np.ndarray) -> VcslMetrics:
-    """Dataset metrics from per-pair ``precision``, ``recall`` (``(n,)`` float) and ``has_gt`` (``(n,)`` bool)."""
+def aggregate(precision: np.ndarray, recall: np.ndarray, has_gt: np.ndarray, predicted_boxes: int = 0,
+              ground_truth_boxes: int = 0) -> VcslMetrics:
+    """Dataset metrics from per-pair ``precision``, ``recall`` (``(n,)`` float) and ``has_gt`` (``(n,)`` bool);
+    ``predicted_boxes`` and ``ground_truth_boxes``, the box counts behind them, are carried as given."""
     precision = np.asarray(precision, dtype=np.float64)
     recall = np.asarray(recall, dtype=np.float64)
     has_gt = np.asarray(has_gt, dtype=bool)
@@ -233,6 +237,8 @@ def aggregate(precision: np.ndarray, recall: np.ndarray, has_gt: np.ndarray) -> 
         false_rejections=false_rejections,
         false_alarms=false_alarms,
         all_pairs_positive=num_negative == 0,
+        predicted_boxes=int(predicted_boxes),
+        ground_truth_boxes=int(ground_truth_boxes),
     )
 
 
@@ -285,4 +291,4 @@ def evaluate_vcsl(
         pred = np.trunc(pred)
     compute = precision_recall_packed_reference if reference else precision_recall_packed
     precision, recall = compute(pred[:, :4], pred_offsets, gt, gt_offsets)
-    return aggregate(precision, recall, np.diff(gt_offsets) > 0)
+    return aggregate(precision, recall, np.diff(gt_offsets) > 0, len(pred), len(gt))
