@@ -187,8 +187,10 @@ class VcslMetrics:
     false_rejections: int
     false_alarms: int
     all_pairs_positive: bool  # VCDB: no negative pairs, video precision is 1 by construction
-    predicted_boxes: int = 0  # predictions scored, over all pairs (the segment metric does not penalise several
-    ground_truth_boxes: int = 0  # boxes inside one copy, so compare these two counts along with segment F)
+    # Box counts over all pairs (predictions after the score filter). The segment metric does not penalise
+    # several boxes inside one copy, so compare these two along with segment F.
+    predicted_boxes: int = 0
+    ground_truth_boxes: int = 0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
