@@ -96,6 +96,39 @@ def test_resume_rejects_a_different_configuration(photos, tmp_path):
     assert _trainer(photos, tmp_path / "out", steps=3).step == 2  # more steps is a legal resume
 
 
+def test_init_fine_tunes_the_weights_of_another_extractor(photos, tmp_path):
+    from vcl_fast.models.weights import load_extractor
+
+    _trainer(photos, tmp_path / "first", steps=2).run()
+    first = _state(load_extractor(tmp_path / "first"))
+    fresh = _trainer(photos, tmp_path / "fresh", seed=1)
+    tuned = _trainer(photos, tmp_path / "tuned", steps=2, seed=1, init=str(tmp_path / "first"))
+    assert any(not torch.equal(first[n], p) for n, p in _state(fresh.model).items())
+    for name, value in _state(tuned.model).items():
+        assert torch.equal(first[name], value), name
+    tuned.run()
+    assert any(not torch.equal(first[n], p) for n, p in _state(tuned.model).items())
+    assert (tmp_path / "tuned" / "model.safetensors").is_file()
+    with pytest.raises(ValueError, match="different configuration.*init"):  # resuming records where it started
+        _trainer(photos, tmp_path / "tuned", steps=2, seed=1)
+    with pytest.raises(ValueError, match="another shape: depth"):
+        _trainer(photos, tmp_path / "deeper", init=str(tmp_path / "first"), **{"model.depth": 3})
+    with pytest.raises(FileNotFoundError, match="no extractor config"):
+        _trainer(photos, tmp_path / "nowhere", init=str(tmp_path / "missing"))
+
+
+def test_resume_accepts_a_checkpoint_older_than_a_config_field(photos, tmp_path):
+    trainer = _trainer(photos, tmp_path / "out", steps=2)
+    trainer.run()
+    path = tmp_path / "out" / "checkpoint.pt"
+    state = torch.load(path, weights_only=False)
+    del state["train_config"]["init"], state["train_config"]["pip_probability"]  # fields added since
+    torch.save(state, path)
+    assert _trainer(photos, tmp_path / "out", steps=3).step == 2
+    with pytest.raises(ValueError, match="different configuration.*pip_probability"):
+        _trainer(photos, tmp_path / "out", steps=3, pip_probability=0.9)
+
+
 def test_hard_negative_batches_match_reference():
     rng = np.random.default_rng(0)
     for n, d, batch in [(5, 3, 2), (20, 8, 5), (33, 4, 33)]:

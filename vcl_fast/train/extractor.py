@@ -6,7 +6,8 @@ stage 2 from the first step (the paper's ablation). The Regional Token Hit Rate 
 whose best combination used a regional feature) is logged throughout. Optionally (``distill_weight > 0``) the
 projected CLS feature also learns, through a Linear head, to predict the pooled features of a frozen ImageNet
 EfficientNet-Lite0 (:mod:`vcl_fast.models.teacher`) on the same view: an ImageNet prior for a ViT that
-otherwise starts from scratch.
+otherwise starts from scratch. ``init`` (an extractor directory) fine-tunes its weights instead: they replace the
+seed's initialisation and the ImageNet stem, and must have the preset's shape.
 
 Everything random derives from ``seed`` and the step number (model init, batch plans, the edits of each
 view), so a run interrupted and resumed from its checkpoint ends with the same weights as an uninterrupted
@@ -35,7 +36,7 @@ from vcl_fast.data.images import list_images, load_image, to_tensor_batch
 from vcl_fast.models.extract import extract_features
 from vcl_fast.models.rtr import RegionalTokenViT, RTRConfig, extractor_config
 from vcl_fast.models.teacher import TEACHER_DIM, efficientnet_lite0_teacher, load_imagenet_lite0, teacher_input
-from vcl_fast.models.weights import save_extractor
+from vcl_fast.models.weights import load_config, load_extractor, save_extractor
 from vcl_fast.train.batches import hard_negative_batches, random_batches, steps_per_epoch
 from vcl_fast.train.losses import nt_xent, positive_pair_combinations, regional_hit_rate, view_similarity
 
@@ -73,6 +74,7 @@ class TrainConfig:
     distill_weight: float = 0.0  # > 0: add w * (1 - cos(Linear(f_cls), teacher)) with the ImageNet EfficientNet-Lite0
     teacher_size: int = 224  # teacher input side (pixels)
     backbone_init: str = "imagenet"  # hybrid extractors: "imagenet" (EfficientNet-Lite0 weights) or "random" stem
+    init: str = ""  # an extractor directory (save_extractor) to fine-tune: its weights replace the initialisation
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -215,7 +217,9 @@ class ExtractorTrainer:
 
         torch.manual_seed(config.seed)
         self.model = RegionalTokenViT(self.model_config)
-        if self.model_config.backbone and config.backbone_init == "imagenet":
+        if config.init:
+            self._load_init(Path(config.init))
+        elif self.model_config.backbone and config.backbone_init == "imagenet":
             load_imagenet_lite0(self.model.patch_embed.backbone)
         self.model.to(self.device)
         no_decay = self.model.no_weight_decay()
@@ -245,6 +249,17 @@ class ExtractorTrainer:
             )
             if self.distill_head is not None:
                 self.ddp_distill_head = torch.nn.parallel.DistributedDataParallel(self.distill_head, device_ids=device_ids)
+
+    def _load_init(self, directory: Path) -> None:
+        """Start from the weights of the extractor in ``directory``; ValueError when its shape is not the preset's."""
+        found = load_config(directory)
+        if found != self.model_config:
+            differences = ", ".join(
+                f"{f.name} {getattr(found, f.name)!r} (this run: {getattr(self.model_config, f.name)!r})"
+                for f in dataclasses.fields(found) if getattr(found, f.name) != getattr(self.model_config, f.name))
+            raise ValueError(f"init extractor {directory} has another shape: {differences}; use the preset it was "
+                             "trained with, or set num_regional_tokens / model.FIELD to match")
+        self.model.load_state_dict(load_extractor(directory).state_dict())
 
     # ----- plans -------------------------------------------------------------------------------------
     def _plan_from(self, step: int) -> tuple[int, np.ndarray]:
@@ -290,11 +305,12 @@ class ExtractorTrainer:
     def _load_checkpoint(self) -> None:
         path = self.out / CHECKPOINT_FILE
         state = torch.load(path, map_location=self.device, weights_only=False)
-        saved = state["train_config"]
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        saved = {**defaults, **state["train_config"]}  # a field added since the checkpoint: its default was in use
         mine = dataclasses.asdict(self.config)
-        changed = sorted(k for k in mine if k not in RESUMABLE_CHANGES and saved.get(k) != mine[k])
+        changed = sorted(k for k in mine if k not in RESUMABLE_CHANGES and saved[k] != mine[k])
         if changed or state["model_config"] != dataclasses.asdict(self.model_config):
-            what = ", ".join(f"{k}: {saved.get(k)!r} -> {mine[k]!r}" for k in changed) or "extractor config"
+            what = ", ".join(f"{k}: {saved[k]!r} -> {mine[k]!r}" for k in changed) or "extractor config"
             raise ValueError(f"{path} was written by a different configuration ({what}); use a new --out")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
