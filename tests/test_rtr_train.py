@@ -1,4 +1,5 @@
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
@@ -106,13 +107,17 @@ def test_init_fine_tunes_the_weights_of_another_extractor(photos, tmp_path):
     assert any(not torch.equal(first[n], p) for n, p in _state(fresh.model).items())
     for name, value in _state(tuned.model).items():
         assert torch.equal(first[name], value), name
+    tuned.run(until_step=1)
+    shutil.rmtree(tmp_path / "first")  # resuming reads the checkpoint, not the init folder
+    tuned = _trainer(photos, tmp_path / "tuned", steps=2, seed=1, init=str(tmp_path / "first"))
+    assert tuned.step == 1
     tuned.run()
     assert any(not torch.equal(first[n], p) for n, p in _state(tuned.model).items())
     assert (tmp_path / "tuned" / "model.safetensors").is_file()
     with pytest.raises(ValueError, match="different configuration.*init"):  # resuming records where it started
         _trainer(photos, tmp_path / "tuned", steps=2, seed=1)
     with pytest.raises(ValueError, match="another shape: depth"):
-        _trainer(photos, tmp_path / "deeper", init=str(tmp_path / "first"), **{"model.depth": 3})
+        _trainer(photos, tmp_path / "deeper", init=str(tmp_path / "tuned"), **{"model.depth": 3})
     with pytest.raises(FileNotFoundError, match="no extractor config"):
         _trainer(photos, tmp_path / "nowhere", init=str(tmp_path / "missing"))
 

@@ -217,7 +217,8 @@ class ExtractorTrainer:
 
         torch.manual_seed(config.seed)
         self.model = RegionalTokenViT(self.model_config)
-        if config.init:
+        resuming = (self.out / CHECKPOINT_FILE).is_file()
+        if config.init and not resuming:  # a resumed run's weights come from its checkpoint
             self._load_init(Path(config.init))
         elif self.model_config.backbone and config.backbone_init == "imagenet":
             load_imagenet_lite0(self.model.patch_embed.backbone)
@@ -239,7 +240,7 @@ class ExtractorTrainer:
         self.plan = np.zeros((0, config.batch_size), dtype=np.int64)
         self.history: list[dict[str, float]] = []
         self.views = ViewPairBatches(self.paths, config, self.model_config)
-        if (self.out / CHECKPOINT_FILE).is_file():
+        if resuming:
             self._load_checkpoint()
         self.ddp_model, self.ddp_distill_head = self.model, self.distill_head
         if self.world_size > 1:
