@@ -47,6 +47,19 @@ def test_atomic_write_uses_normal_file_permissions(tmp_path):
     assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o666 & ~_process_umask()
 
 
+def test_atomic_save_uses_normal_file_permissions_when_the_writer_makes_its_own_file(tmp_path):
+    import os
+
+    from vcl_fast.atomic import _process_umask, atomic_save
+
+    def write_private(path):  # as safetensors.save_file does: a new file, 0600
+        os.unlink(path)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+    atomic_save(tmp_path / "model.safetensors", write_private)
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~_process_umask()
+
+
 def test_atomic_directory_appears_whole_or_not_at_all(tmp_path):
     from vcl_fast.atomic import atomic_directory
 

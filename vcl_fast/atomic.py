@@ -28,9 +28,11 @@ def _temporary_sibling(path: str | os.PathLike) -> Iterator[str]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_process_umask())  # mkstemp makes 0600; give the file the permissions open() would
     try:
         yield tmp
+        # mkstemp makes 0600, and a writer may make its file anew (safetensors does, 0600 too): give the file the
+        # permissions open() would.
+        os.chmod(tmp, 0o666 & ~_process_umask())
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
