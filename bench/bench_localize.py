@@ -86,3 +86,29 @@ def test_long_pair_detection(benchmark, map_kind):
     benchmark.extra_info["peak_traced_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
     benchmark.pedantic(run, rounds=3, iterations=1)
+
+
+@pytest.mark.parametrize("members", [1, 2, 3])
+def test_detector_ensemble(benchmark, tmp_path_factory, members):
+    """The detector pass (render, ONNX Runtime, decode, NMS) over 16 maps of 40 x 40 frames (one query against 16
+    references of ~40 s at 1 fps) for one random ``tiny_cpu`` YOLOX and for ensembles of 2 and 3
+    (``YOLOXEnsemble``, exported as one graph)."""
+    import numpy as np
+    import torch
+
+    from vcl_fast.detect.localizer import DetectionSettings, localize_maps
+    from vcl_fast.export.onnx import export_onnx
+    from vcl_fast.models.yolox import YOLOXEnsemble, build_detector
+    from vcl_fast.runtime import ort_backend
+
+    torch.set_num_threads(THREADS)
+    models = []
+    for seed in range(members):
+        torch.manual_seed(seed)
+        models.append(build_detector("tiny_cpu").eval())
+    directory = tmp_path_factory.mktemp(f"ensemble_{members}")
+    export_onnx(directory, detector=models[0] if members == 1 else YOLOXEnsemble(models))
+    detector = ort_backend.load_detector(directory, "cpu", THREADS)
+    maps = list(np.random.default_rng(0).uniform(-0.2, 1.0, (16, 40, 40)).astype(np.float32))
+    settings = DetectionSettings(input_size=detector.spec.input_size)
+    benchmark(localize_maps, maps, detector.run, settings)

@@ -12,12 +12,14 @@ row-major within a level (A = sum over strides of (S / stride)^2; 8,400 at S = 6
 (``cx = (tx + grid_x) * stride``, ``w = exp(tw) * stride``) and sigmoid probabilities. With
 ``decode_in_inference=True`` an eval-mode model returns that decoded form itself, exactly the reference's
 eval output ``[cx, cy, w, h, obj_prob, cls_prob]``; the ONNX export and training use the raw form.
+``YOLOXEnsemble`` averages the raw outputs of several such detectors and stands wherever one does.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -264,6 +266,39 @@ class YOLOX(nn.Module):
             boxes, obj, cls = decode_raw_outputs(raw, images.shape[-1], self.head.strides)
             return torch.cat([boxes, obj[..., None], cls], dim=-1)
         return raw
+
+
+class YOLOXEnsemble(nn.Module):
+    """Detectors of one architecture whose raw outputs are averaged anchor by anchor: ``forward(images (B, 3, S,
+    S) float32) -> (B, A, 5 + C)``, the mean of the members' raw outputs ``[tx, ty, tw, th, obj_logit,
+    cls_logits]`` (so box centres and log sizes, and the logits, are averaged before decoding). It stands
+    wherever a raw-output YOLOX does (runtimes, ONNX export, the GPU pipeline); ``config`` and ``head`` (strides,
+    classes) are the members' own. Members trained alike with other seeds: +0.01 segment F on the validation sets
+    at ~5 ms per member and map (docs/model_card.md, "A detector ensemble")."""
+
+    decode_in_inference = False
+
+    def __init__(self, members: Sequence[YOLOX]):
+        super().__init__()
+        members = list(members)
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 detectors, got {len(members)}")
+        for i, member in enumerate(members):
+            if not isinstance(member, YOLOX) or member.decode_in_inference:
+                raise ValueError(f"ensemble member {i} must be a raw-output YOLOX (decode_in_inference=False)")
+            if member.config != members[0].config:
+                raise ValueError(f"ensemble member {i} is {member.config}, member 0 is {members[0].config}; "
+                                 "members must share one architecture")
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+
+    @property
+    def head(self) -> YOLOXHead:
+        """Member 0's head: its ``strides`` and ``num_classes`` hold for the ensemble."""
+        return self.members[0].head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(images) for member in self.members]).mean(dim=0)
 
 
 def anchor_points(input_size: int, strides: tuple[int, ...] = STRIDES, device=None,

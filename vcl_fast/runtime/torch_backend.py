@@ -49,7 +49,7 @@ class TorchExtractor(Extractor):
 
 
 class TorchDetector(Detector):
-    """A YOLOX module (``vcl_fast.models.yolox.YOLOX``, raw outputs) on ``device``."""
+    """A YOLOX module (``vcl_fast.models.yolox.YOLOX`` or ``YOLOXEnsemble``, raw outputs) on ``device``."""
 
     def __init__(self, model: torch.nn.Module, device: str = "cpu"):
         if getattr(model, "decode_in_inference", False):
@@ -62,7 +62,7 @@ class TorchDetector(Detector):
         return self.runner(images)
 
 
-def _module(source, load, kind: type, what: str) -> torch.nn.Module:
+def _module(source, load, kind: type | tuple[type, ...], what: str) -> torch.nn.Module:
     """``source`` loaded with ``load`` when it is a path; TypeError unless the result is a ``kind``."""
     if isinstance(source, (str, os.PathLike)):
         source = load(source)
@@ -87,8 +87,9 @@ def load_detector(source: str | os.PathLike | torch.nn.Module, device: str = "cp
     """A detector from a model directory or reference-layout checkpoint
     (``vcl_fast.models.detector_io.load_detector``) or a module."""
     from vcl_fast.models.detector_io import load_detector as load_weights
-    from vcl_fast.models.yolox import YOLOX
+    from vcl_fast.models.yolox import YOLOX, YOLOXEnsemble
 
     _set_threads(threads)
-    model = _module(source, load_weights, YOLOX, "detector is a model directory, a checkpoint or a YOLOX module")
+    model = _module(source, load_weights, (YOLOX, YOLOXEnsemble),
+                    "detector is a model directory, a checkpoint, or a YOLOX or YOLOXEnsemble module")
     return TorchDetector(model, device)

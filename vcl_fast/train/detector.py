@@ -31,7 +31,7 @@ from vcl_fast.data.map_augment import MapAugmentation, augment_sample
 from vcl_fast.data.map_dataset import MapSample
 from vcl_fast.detect.render import render_maps
 from vcl_fast.models.detector_io import load_detector, save_detector
-from vcl_fast.models.yolox import YOLOX, build_yolox
+from vcl_fast.models.yolox import YOLOX, YOLOXEnsemble, build_yolox
 from vcl_fast.train.detector_config import DetectorTrainConfig
 from vcl_fast.train.yolox_loss import YOLOXLoss
 
@@ -192,7 +192,11 @@ def train_detector(config: DetectorTrainConfig, dataset, out_dir: str | os.PathL
     torch.manual_seed(config.seed)
     model: YOLOX = build_yolox(config.model)
     if init is not None:
-        model.load_state_dict(load_detector(init, config.model).state_dict())
+        start = load_detector(init, config.model)
+        if isinstance(start, YOLOXEnsemble):
+            raise ValueError(f"{init}: an ensemble of {len(start.members)} detectors cannot be fine-tuned as one; "
+                             "start from one of the detectors it was made of (its config.json lists them)")
+        model.load_state_dict(start.state_dict())
     model.to(device)
     ema = ModelEMA(model, config.ema_decay, config.ema_ramp)
     optimizer = torch.optim.SGD(param_groups(model, config.weight_decay), lr=0.0, momentum=config.momentum,

@@ -1,9 +1,11 @@
-"""``vcl-fast train detector``: train or fine-tune the YOLOX copy detector."""
+"""``vcl-fast train detector``: train or fine-tune the YOLOX copy detector; ``vcl-fast train ensemble``: combine
+trained detectors into one that averages their raw outputs."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from vcl_fast.cli import CliError, command_group
 
@@ -45,6 +47,19 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_ensemble(args: argparse.Namespace) -> int:
+    from vcl_fast.models.detector_io import combine_detectors
+
+    if len(args.members) < 2:
+        raise CliError(f"an ensemble needs at least 2 detectors, got {len(args.members)}")
+    for member in args.members:
+        if not Path(member).exists():
+            raise FileNotFoundError(f"{member}: no such detector directory or checkpoint")
+    out = combine_detectors(args.members, args.out)
+    print(f"detector ensemble of {len(args.members)}: {out}", file=sys.stderr)
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     train = command_group(sub, "train", help="train a model")
     p = train.add_parser(
@@ -66,3 +81,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="DetectorTrainConfig fields (epochs=10 batch_size=32), model.FIELD (model.width=0.25) "
                         "or augment.FIELD (augment.crop_prob=0)")
     p.set_defaults(func=_cmd_train_detector)
+
+    p = train.add_parser(
+        "ensemble", help="combine trained detectors into one that averages their raw outputs",
+        description="Writes one detector folder (model.safetensors + config.json) whose output is the mean of the "
+        "members' raw outputs, anchor by anchor. Export it with `vcl-fast export --detector OUT` or load it with "
+        "the torch backend like any detector. Members must share one architecture (preset and model.* fields).")
+    p.add_argument("members", nargs="+", metavar="DETECTOR", help="detector folders or reference .pth files (>= 2)")
+    p.add_argument("--out", required=True, help="output folder (absent or empty)")
+    p.set_defaults(func=_cmd_train_ensemble)
