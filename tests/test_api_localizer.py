@@ -183,8 +183,20 @@ def test_default_model_loader(micro_model_dir, monkeypatch, tmp_path):
     monkeypatch.setattr(manifest, "DEFAULT_MODEL_DIR", micro_model_dir)
     loc = Localizer(threads=1)
     assert loc.extractor.spec.dim == 16 and loc.detector.spec.input_size == 64
-    with pytest.raises(ValueError, match="torch backend needs extractor="):
+    with pytest.raises(ValueError, match="torch backend needs detector="):
         Localizer(backend="torch")
+
+
+def test_a_torch_localizer_without_extractor_takes_features_only(planted_videos):
+    full = Localizer(micro_extractor(), micro_detector(), backend="torch", method_params=YOLOX_PARAMS)
+    query, reference = (full.features(video) for video in planted_videos)
+    features_only = Localizer(detector=micro_detector(), backend="torch", method_params=YOLOX_PARAMS)
+    _assert_same_segments(features_only.localize(query, reference).segments,
+                          full.localize(*planted_videos).segments)
+    for frames_or_path in (planted_videos[0], photo_frames(QUERY_PHOTOS[:1], 2)):
+        with pytest.raises(ValueError, match="no extractor to embed frames with: the torch backend needs extractor="):
+            features_only.localize(frames_or_path, reference)
+    assert Localizer(backend="torch", method="tn").localize(query, reference).copied
 
 
 def test_an_exported_directory_gives_its_own_detector(micro_model_dir, tmp_path):
@@ -265,8 +277,10 @@ def test_bad_arguments(micro_model_dir, tn_localizer):
         tn_localizer.localize(features, [1, 2, 3])
     with pytest.raises(ValueError, match="frames .* uint8 or features"):
         tn_localizer.localize(features, np.ones((5, 2), np.int32))
-    with pytest.raises(ValueError, match="NaN|finite"):
+    with pytest.raises(ValueError, match="^reference: its features contain NaN or infinite values"):
         tn_localizer.localize(features, np.full((5, 2, 16), np.nan, np.float32))
+    with pytest.raises(ValueError, match=r"^references\[1\]: its features contain NaN or infinite values"):
+        tn_localizer.localize_many(features, [features, np.full((5, 2, 16), np.inf, np.float32)])
     with pytest.raises(TypeError, match="references must be a list"):
         tn_localizer.localize_many(features, features)
     with pytest.raises(ValueError, match="unknown method 'sift'"):

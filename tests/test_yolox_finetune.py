@@ -111,24 +111,39 @@ def test_localize_features_classical_and_yolox(videos, tmp_path, capsys):
 
     save_detector(build_detector("micro"), tmp_path / "det")
     out = tmp_path / "yolox.json"
-    assert main(["localize-features", q, r, "--model", str(tmp_path / "det"), "--conf", "0", "--json", str(out)]) == 0
+    assert main(["localize-features", q, r, "--backend", "torch", "--detector", str(tmp_path / "det"),
+                 "--param", "conf_threshold=0", "--json", str(out)]) == 0
     boxes = np.array(json.loads(out.read_text()))
     assert boxes.shape[1] == 5 and (boxes[:, 2] <= 15.0 + 1e-6).all() and (boxes[:, 3] <= 20.0 + 1e-6).all()
     assert "copied segment(s), seconds (yolox" in capsys.readouterr().out
 
 
+def test_localize_features_defaults_to_the_embedded_model(videos, tmp_path):
+    from vcl_fast.api import Localizer
+    from vcl_fast.data.features import load_video_features
+
+    directory, _ = videos
+    out = tmp_path / "default.json"
+    assert main(["localize-features", str(directory / "q1.npy"), str(directory / "r1.npy"), "--json", str(out)]) == 0
+    expected = Localizer().localize(load_video_features(directory, "q1"), load_video_features(directory, "r1"))
+    assert len(expected.segments) and np.allclose(json.loads(out.read_text()), expected.boxes(), atol=1e-9)
+
+
 @pytest.mark.parametrize("args, message", [
     (["{d}/q1.npy", "{d}/none.npy"], "no such .npy feature file"),
-    (["{d}/q1.npy", "{d}/r1.npy"], "needs detector weights"),
-    (["{d}/q1.npy", "{d}/r1.npy", "--model", "{d}/missing"], "no such detector"),
-    (["{d}/q1.npy", "{d}/r1.npy", "--method", "tn", "--conf", "2"], None),
+    (["{d}/q1.npy", "{d}/text.npy"], "text.npy: not a .npy array file"),
+    (["{d}/q1.npy", "{d}/nan.npy"], "nan.npy: its features contain NaN or infinite values"),
+    (["{d}/q1.npy", "{d}/r1.npy", "--backend", "torch"], "the torch backend needs detector="),
+    (["{d}/q1.npy", "{d}/r1.npy", "--model", "{d}/missing"], "no such"),
+    (["{d}/q1.npy", "{d}/r1.npy", "--param", "conf_threshold=2"], "must lie in [0, 1]"),
+    (["{d}/q1.npy", "{d}/r1.npy", "--method", "tn", "--param", "conf_threshold=0.1"], "unknown TNParams key"),
 ])
-def test_localize_features_errors(videos, capsys, monkeypatch, args, message):
+def test_localize_features_errors(videos, capsys, args, message):
     directory, _ = videos
-    monkeypatch.delenv("VCL_FAST_DETECTOR_MODEL", raising=False)
+    (directory / "text.npy").write_text("not an array")
+    nan = np.load(directory / "r1.npy")
+    nan[3, 0, 7] = np.nan
+    np.save(directory / "nan.npy", nan)
     code = main(["localize-features", *[a.format(d=directory) for a in args]])
     err = capsys.readouterr().err.strip().splitlines()
-    if message is None:  # --conf only concerns yolox
-        assert code == 0
-        return
     assert code == 2 and len(err) == 1 and message in err[0] and err[0].startswith("vcl-fast localize-features:")

@@ -106,7 +106,8 @@ class Localizer:
 
     extractor, detector: for ``backend="onnxruntime"`` exported model directories (``vcl-fast export``) or
     their ONNX files; for ``backend="torch"`` weight directories, checkpoints or modules. None takes the
-    embedded default model (onnxruntime only), except that ``detector=None`` with ``extractor`` an exported
+    embedded default model (onnxruntime only; another backend without ``extractor`` takes features only),
+    except that ``detector=None`` with ``extractor`` an exported
     directory that holds a detector too takes that detector (``Localizer("my_export")`` runs both parts of
     ``my_export``). The detector is loaded only for ``method="yolox"``.
     device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``. fps: frames sampled per second of video (and
@@ -143,12 +144,15 @@ class Localizer:
         runtime = get_backend(backend)
         batch_size = default_batch_size(device) if batch_size is None else batch_size
         check_batch_size(batch_size)
-        source = self._source(extractor, "extractor")
-        if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
-            raise FileNotFoundError(f"{source}: no such extractor (model directory or file)")
-        extractor_threads = default_extractor_threads() if threads is None and backend == "onnxruntime" else threads
-        self._load_extractor = functools.partial(runtime.load_extractor, source, device, extractor_threads,
-                                                 batch_size)
+        if extractor is None and backend != "onnxruntime":
+            self._load_extractor = functools.partial(_no_extractor, backend)
+        else:
+            source = self._source(extractor, "extractor")
+            if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
+                raise FileNotFoundError(f"{source}: no such extractor (model directory or file)")
+            extractor_threads = default_extractor_threads() if threads is None and backend == "onnxruntime" else threads
+            self._load_extractor = functools.partial(runtime.load_extractor, source, device, extractor_threads,
+                                                     batch_size)
         self._extractor: Extractor | None = None
         self._extractor_lock = threading.Lock()
         params = dict(method_params or {})
@@ -282,7 +286,11 @@ class Localizer:
         if self.method == "yolox" and not return_map and cells > WHOLE_MAP_CELLS:
             maps = [LazySimilarityMap(query_features, features) for features in reference_features]
         else:
-            maps = similarity_maps(query_features, reference_features)
+            try:
+                maps = similarity_maps(query_features, reference_features)
+            except ValueError:
+                _raise_for_non_finite([(q, q_name), *refs])
+                raise
         timings["similarity"] += time.perf_counter() - start
         start = time.perf_counter()
         boxes = self._detect(maps)
@@ -297,6 +305,22 @@ class Localizer:
             return localize_maps(maps, self.detector.run, self.params)
         run = get_localizer(self.method).run
         return [run(m, self.params) for m in maps]
+
+
+def _raise_for_non_finite(videos: list[tuple[VideoFeatures, str]]) -> None:
+    """ValueError naming the first of ``videos`` (features, name) whose features hold NaN or infinite values (the
+    similarity kernels flag them but know the videos only by position)."""
+    for video, name in videos:
+        if not np.isfinite(video.features).all():
+            raise ValueError(f"{name}: its features contain NaN or infinite values; similarity maps need finite "
+                             "features") from None
+
+
+def _no_extractor(backend: str) -> Extractor:
+    """What a Localizer of a backend other than onnxruntime built without ``extractor=`` does when asked to embed
+    frames: ValueError saying what to pass."""
+    raise ValueError(f"this Localizer has no extractor to embed frames with: the {backend} backend needs "
+                     f"extractor= ({BACKENDS[backend].sources}); without one it takes features only")
 
 
 def exported_detector_beside(extractor: Any) -> Path | None:

@@ -230,22 +230,9 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     return _localize_pair(args)
 
 
-def _add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """Options choosing the models and how they run."""
-    p.add_argument("--model", metavar="DIR", help="exported model directory (`vcl-fast export`); default: the "
-                   "embedded model")
-    p.add_argument("--extractor", metavar="PATH", help="extractor only (torch backend: a weight directory); "
-                   "without --detector, an exported directory's own detector, else the embedded one")
-    p.add_argument("--detector", metavar="PATH", help="detector only (torch backend: a directory or checkpoint)")
-    p.add_argument("--backend", default="onnxruntime", choices=list(BACKENDS), help="default: onnxruntime")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="frames decoded and embedded per step (default 4 with --device cpu, else 16)")
-
-
-def add_localizer_arguments(p: argparse.ArgumentParser) -> None:
-    """--method, --param and the model options: what builds a Localizer (also used by `vcl-fast search`)."""
+def add_detection_arguments(p: argparse.ArgumentParser) -> None:
+    """--method, --param and the options choosing the detector and how it runs: what builds a Localizer of
+    features (`vcl-fast localize-features`)."""
     p.add_argument("--method", default="yolox", choices=METHODS,
                    help="yolox (detector) or a classical localizer (default: yolox)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -254,7 +241,22 @@ def add_localizer_arguments(p: argparse.ArgumentParser) -> None:
                    "confident_similarity and transpose_fusion_iou, -1 = off, with confident_score, and "
                    "query_margin and reference_margin in frames, 0 = off; "
                    "classical: its VCSL-tuned parameters), repeatable")
-    _add_model_arguments(p)
+    p.add_argument("--model", metavar="DIR", help="exported model directory (`vcl-fast export`); default: the "
+                   "embedded model")
+    p.add_argument("--detector", metavar="PATH", help="detector only (torch backend: a directory or checkpoint)")
+    p.add_argument("--backend", default="onnxruntime", choices=list(BACKENDS), help="default: onnxruntime")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's)")
+
+
+def add_localizer_arguments(p: argparse.ArgumentParser) -> None:
+    """The detection options and the extractor's: what builds a Localizer of videos (also used by `vcl-fast
+    search`)."""
+    add_detection_arguments(p)
+    p.add_argument("--extractor", metavar="PATH", help="extractor only (torch backend: a weight directory); "
+                   "without --detector, an exported directory's own detector, else the embedded one")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="frames decoded and embedded per step (default 4 with --device cpu, else 16)")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
