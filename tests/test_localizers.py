@@ -426,13 +426,16 @@ def test_cli_align_no_boxes(tmp_path, capsys):
         (np.array([[0.5, np.nan]], dtype=np.float32), [], "NaN"),
         (np.zeros((4, 4), dtype=np.float32), ["--param", "top_k=x"], "must be int"),
         (np.zeros((4, 4), dtype=np.float32), ["--param", "nope=1"], "unknown TNParams key"),
-        (np.array([{"a": 1}], dtype=object), [], "not a .npy file"),
+        (np.array([{"a": 1}], dtype=object), [], "not a .npy array file"),
+        (b"garbage", [], "not a .npy array file (save the (Q, R) map with numpy.save)"),
     ],
 )
 def test_cli_align_bad_input(tmp_path, capsys, content, args, match):
     path = tmp_path / ("map.txt" if isinstance(content, str) else "map.npy")
     if isinstance(content, str):
         path.write_text(content)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
     elif content is not None:
         np.save(path, content, allow_pickle=True)
     out = tmp_path / "boxes.json"

@@ -83,11 +83,30 @@ def test_extract_video_file(tmp_path, capsys, suffix, flag):
     np.testing.assert_array_equal(video.timestamps, [0.0, 1.0, 2.0])
 
 
+def test_extract_defaults_to_the_embedded_model(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from vcl_fast.api import Localizer
+    from vcl_fast.video import write_video
+
+    monkeypatch.delenv("VCL_FAST_RTR_MODEL", raising=False)
+    frames = np.stack([np.asarray(skimage_photo(name, 256).resize((256, 192))) for name in SKIMAGE_PHOTOS[:3]])
+    clip, folder = tmp_path / "clip.mp4", tmp_path / "frames"
+    write_video(clip, np.repeat(frames, 10, axis=0), fps=10.0)
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{i}.png")
+    for source, expected in ((clip, Localizer().features(clip)), (folder, Localizer().features(folder))):
+        out = tmp_path / "features" / f"{source.stem}.npy"
+        assert main(["extract", str(source), "-o", str(out)]) == 0
+        video = load_video_features(out.parent, source.stem)
+        assert video.features.shape == (3, 2, 256)
+        np.testing.assert_array_equal(video.features, expected.features)
+
+
 def test_extract_errors(photos, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("VCL_FAST_RTR_MODEL", raising=False)
     out = tmp_path / "f.npy"
-    assert main(["extract", str(photos), "-o", str(out)]) == 2
-    assert "pass --model DIR" in _error_line(capsys)
     assert main(["extract", str(tmp_path / "nope"), "-o", str(out), "--model", str(tmp_path)]) == 2
     assert "does not exist" in _error_line(capsys)
     assert main(["extract", str(photos), "-o", str(out), "--model", str(tmp_path / "w")]) == 2

@@ -35,6 +35,13 @@ def _model_dir(arg: str | None) -> Path:
     return Path(directory)
 
 
+def _extract_model_dir(arg: str | None) -> Path:
+    """--model of `vcl-fast extract`: the folder given, else ``$VCL_FAST_RTR_MODEL``, else the embedded model."""
+    from vcl_fast.runtime.manifest import default_model_dir
+
+    return Path(arg or os.environ.get(MODEL_ENV) or default_model_dir())
+
+
 def _cmd_extract(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -48,8 +55,9 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
     if not Path(args.input).exists():
         raise FileNotFoundError(f"{args.input} does not exist")
-    model_dir, source = _model_dir(args.model), Path(args.input)
-    if source.is_dir():  # frames or photos of any sizes, each loaded and resized as in training
+    model_dir, source = _extract_model_dir(args.model), Path(args.input)
+    exported = (model_dir / "manifest.json").is_file()
+    if source.is_dir() and not exported:  # torch weights: frames or photos of any sizes, resized as in training
         from vcl_fast.data.features import VideoFeatures
         from vcl_fast.data.images import list_images, load_image
         from vcl_fast.models.extract import extract_features
@@ -58,10 +66,9 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         model = load_extractor(model_dir)
         loaders = [lambda p=p: load_image(p, 2 * model.config.img_size) for p in list_images(source, recursive=False)]
         video = VideoFeatures.from_fps(out.stem, extract_features(model, loaders, args.batch_size), args.fps)
-    else:  # a video file, decoded at --fps in bounded-memory chunks
-        backend = "onnxruntime" if (model_dir / "manifest.json").is_file() else "torch"
-        localizer = Localizer(str(model_dir), backend=backend, method="tn", fps=args.fps, batch_size=args.batch_size,
-                              exact_decoding=args.exact_decoding)
+    else:  # a video file decoded at --fps in bounded-memory chunks, or an exported model's frame folder (one size)
+        localizer = Localizer(str(model_dir), backend="onnxruntime" if exported else "torch", method="tn",
+                              fps=args.fps, batch_size=args.batch_size, exact_decoding=args.exact_decoding)
         video = localizer.features(source)
     path = save_video_features(out.parent, dataclasses.replace(video, video_id=out.stem))
     length, tokens, dim = video.features.shape
@@ -117,7 +124,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="OUT.npy; beside it meta.json (fps) and OUT.timestamps.npy when the timestamps are not "
                         "i/fps (the vcl_fast.data.features per-video layout)")
     p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
-    p.add_argument("--model", help=f"extractor weights folder (default: ${MODEL_ENV})")
+    p.add_argument("--model", help=f"extractor weights folder or exported model directory (default: ${MODEL_ENV}, "
+                   "else the embedded model, as `vcl-fast localize` uses)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--exact-decoding", action="store_true", help="a video file: decode it at full size (default: "
                    "draft decoding, as `vcl-fast localize`)")

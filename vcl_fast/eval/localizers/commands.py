@@ -21,8 +21,8 @@ def load_sim_map(path: str) -> np.ndarray:
         raise ValueError(f"{path}: not a .npy file (save the (Q, R) map with numpy.save)")
     try:
         return np.load(file, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a .npy file of numbers ({exc})") from None
+    except (ValueError, OSError, EOFError):  # numpy reads any other file as a pickle and says so: misleading
+        raise ValueError(f"{path}: not a .npy array file (save the (Q, R) map with numpy.save)") from None
 
 
 def format_boxes(boxes: np.ndarray, decimals: int = 0) -> str:
