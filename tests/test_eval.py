@@ -491,3 +491,20 @@ def test_cli_eval_bad_file_exit_2(tmp_path, capsys, content):
     assert code == 2
     assert err.startswith("vcl-fast eval: error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "out.json").exists()
+
+
+def test_cli_names_a_missing_file_plainly(tmp_path, capsys):
+    common = write_case(tmp_path)
+    code = main(["eval", *common, f"--pred={tmp_path / 'missing.json'}"])
+    assert code == 2
+    assert capsys.readouterr().err == f"vcl-fast eval: error: {tmp_path / 'missing.json'}: No such file or directory\n"
+
+
+def test_error_message_forms():
+    from vcl_fast.cli import error_message
+
+    assert error_message(KeyError("unknown video id 'x'")) == "unknown video id 'x'"
+    missing = FileNotFoundError(2, "No such file or directory", "a.csv")
+    assert error_message(missing) == "a.csv: No such file or directory"
+    assert error_message(OSError("disk on fire")) == "disk on fire"
+    assert error_message(ValueError("bad")) == "bad"

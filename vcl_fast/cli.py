@@ -71,9 +71,18 @@ def main(argv: list[str] | None = None) -> int:
         print("vcl-fast: interrupted", file=sys.stderr)
         return 130
     except (CliError, ValueError, TypeError, OSError, KeyError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"vcl-fast {args.command}: error: {message}", file=sys.stderr)
+        print(f"vcl-fast {args.command}: error: {error_message(exc)}", file=sys.stderr)
         return 2
+
+
+def error_message(exc: BaseException) -> str:
+    """The one line the CLI prints for ``exc``: a KeyError's own text (not its repr), ``FILE: reason`` for an
+    operating-system error on a file ("x.csv: No such file or directory", not "[Errno 2] ..."), else str(exc)."""
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
 
 
 if __name__ == "__main__":
