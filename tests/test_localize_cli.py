@@ -139,6 +139,72 @@ def test_pairs_with_a_missing_video(micro_model_dir, planted_videos, tmp_path, c
     assert not preds.exists()
 
 
+def test_pairs_with_unreadable_videos(micro_model_dir, planted_videos, tmp_path, capsys):
+    import shutil
+
+    from vcl_fast.data.formats import read_predictions, write_pairs
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for video in planted_videos:
+        shutil.copy(video, folder / video.name)
+    (folder / "broken.mp4").write_text("not a video")
+    pairs = [("query", "reference"), ("query", "broken"), ("broken", "reference"), ("reference", "query")]
+    write_pairs(tmp_path / "pairs.csv", pairs)
+    preds = tmp_path / "preds.json"
+    args = ["localize", "--pairs", str(tmp_path / "pairs.csv"), "--videos", str(folder), "--model",
+            str(micro_model_dir), *TN, "-o", str(preds)]
+    assert main(args) == 2  # the broken file is found before any video is decoded
+    err = capsys.readouterr().err
+    assert err.strip() == f"vcl-fast localize: error: {folder / 'broken.mp4'}: cannot open (Invalid data found when " \
+        "processing input): not a video or image, or truncated"
+    assert not preds.exists()
+    assert main([*args, "--skip-unreadable"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: 1 videos cannot be read, 2 pairs left out of the predictions: " in captured.err
+    assert "broken.mp4: cannot open" in captured.err and "2 pairs, 2 with copied segments" in captured.out
+    assert set(read_predictions(preds)) == {("query", "reference"), ("reference", "query")}
+    write_pairs(tmp_path / "broken_only.csv", [("query", "broken")])
+    assert main([*args[:2], str(tmp_path / "broken_only.csv"), *args[3:], "--skip-unreadable"]) == 2
+    assert "no pair could be localized: 1 videos cannot be read" in capsys.readouterr().err
+
+
+def test_localize_pairs_leaves_out_videos_that_fail_while_decoding():
+    from vcl_fast.localize_commands import localize_pairs
+    from vcl_fast.video.records import VideoDecodeError
+
+    class FakeLocalizer:
+        def __init__(self):
+            self.decoded = []
+
+        def features(self, path, video_id):
+            self.decoded.append(video_id)
+            if video_id.startswith("bad"):
+                raise VideoDecodeError(path, "truncated")
+            return video_id
+
+        def localize_many(self, query, references):
+            return [Result(query, r) for r in references]
+
+    class Result:
+        def __init__(self, query, reference):
+            self.pair = (query, reference)
+
+        def boxes(self):
+            return self.pair
+
+    pairs = [("q", "r1"), ("q", "bad1"), ("bad2", "r1"), ("r1", "q"), ("q", "bad1")]
+    paths = {v: f"/videos/{v}.mp4" for pair in pairs for v in pair}
+    loc = FakeLocalizer()
+    unreadable = {}
+    found = localize_pairs(loc, pairs, paths, unreadable=unreadable)
+    assert found == {("q", "r1"): ("q", "r1"), ("r1", "q"): ("r1", "q")}
+    assert unreadable == {"bad1": "/videos/bad1.mp4: truncated", "bad2": "/videos/bad2.mp4: truncated"}
+    assert loc.decoded.count("bad1") == 1 and "bad2" in loc.decoded  # a failed video is not tried again
+    with pytest.raises(VideoDecodeError, match="bad1.mp4: truncated"):
+        localize_pairs(FakeLocalizer(), pairs, paths)
+
+
 def test_bench_suites(micro_model_dir, tmp_path, capsys, monkeypatch):
     import vcl_fast.bench_commands as bench
 

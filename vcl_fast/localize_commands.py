@@ -4,13 +4,16 @@ One pair: ``vcl-fast localize QUERY REFERENCE [--json OUT] [--plot OUT.png]`` pr
 (hh:mm:ss.s), the verdict and the seconds spent per stage. Many pairs: ``vcl-fast localize --pairs
 pairs.csv --videos DIR -o preds.json`` (VCSL prediction JSON) or ``--vsc matches.csv`` (VSC22 match CSV),
 files that ``vcl-fast eval`` scores; every video's features are computed once and kept only while a pair
-still needs them. Outputs are written atomically, only when everything succeeded.
+still needs them. Every video is opened once before any work, so a file that cannot be read stops the run at
+once (``--skip-unreadable``: its pairs are left out and named on stderr). Outputs are written atomically, only
+when everything succeeded.
 """
 from __future__ import annotations
 
 import argparse
 import io
 import json
+import sys
 from pathlib import Path
 
 from vcl_fast.api import METHODS
@@ -151,11 +154,31 @@ def _progress(total: int):
     return tqdm(total=total, unit="pair", desc="localize", disable=None)
 
 
-def localize_pairs(loc, pairs: list[tuple[str, str]], paths: dict[str, Path], progress=None) -> dict:
+def probe_videos(paths: dict[str, Path], unreadable: dict[str, str] | None = None) -> None:
+    """Open every video of ``paths`` (id -> file or image folder) once, so that one that cannot be read fails
+    before any work (its VideoDecodeError), or, with ``unreadable``, is recorded there (id -> message)."""
+    from vcl_fast.video import probe
+    from vcl_fast.video.records import VideoDecodeError
+
+    for video_id, path in paths.items():
+        try:
+            probe(path)
+        except VideoDecodeError as exc:
+            if unreadable is None:
+                raise
+            unreadable[video_id] = str(exc)
+
+
+def localize_pairs(loc, pairs: list[tuple[str, str]], paths: dict[str, Path], progress=None,
+                   unreadable: dict[str, str] | None = None) -> dict:
     """``{(query_id, reference_id): (N, 5) float64 boxes in seconds}`` for every pair. Pairs are grouped by
     query (one ``localize_many`` call each); a video's features are computed once and dropped when no
-    remaining pair needs them."""
+    remaining pair needs them. A video that cannot be decoded raises its VideoDecodeError, or, with
+    ``unreadable`` (id -> message; the ids in it already are not read), is recorded there and the pairs that
+    need it are left out."""
     from collections import Counter
+
+    from vcl_fast.video.records import VideoDecodeError
 
     by_query: dict[str, list[str]] = {}
     for query_id, reference_id in pairs:
@@ -164,22 +187,35 @@ def localize_pairs(loc, pairs: list[tuple[str, str]], paths: dict[str, Path], pr
     cache = {}
 
     def features(video_id: str):
+        """The video's features, or None when it cannot be read (recorded in ``unreadable``)."""
+        if unreadable is not None and video_id in unreadable:
+            return None
         if video_id not in cache:
-            cache[video_id] = loc.features(paths[video_id], video_id)
+            try:
+                cache[video_id] = loc.features(paths[video_id], video_id)
+            except VideoDecodeError as exc:
+                if unreadable is None:
+                    raise
+                unreadable[video_id] = str(exc)
+                return None
         return cache[video_id]
 
     predictions = {}
     for query_id, reference_ids in by_query.items():
-        results = loc.localize_many(features(query_id), [features(r) for r in reference_ids])
-        for reference_id, result in zip(reference_ids, results):
-            predictions[(query_id, reference_id)] = result.boxes()
+        query = features(query_id)
+        references = [] if query is None else [(r, features(r)) for r in reference_ids]
+        readable = [(r, video) for r, video in references if video is not None]
+        if readable:
+            results = loc.localize_many(query, [video for _, video in readable])
+            for (reference_id, _), result in zip(readable, results):
+                predictions[(query_id, reference_id)] = result.boxes()
         for video_id in [query_id, *reference_ids]:
             remaining[video_id] -= 1
             if not remaining[video_id]:
                 cache.pop(video_id, None)
         if progress is not None:
             progress.update(len(reference_ids))
-    return {pair: predictions[pair] for pair in pairs}
+    return {pair: predictions[pair] for pair in pairs if pair in predictions}
 
 
 def _localize_pairs(args: argparse.Namespace) -> int:
@@ -196,20 +232,30 @@ def _localize_pairs(args: argparse.Namespace) -> int:
     if not pairs:
         raise ValueError(f"{args.pairs}: no pairs listed")
     paths = {video: find_video(videos, video) for pair in pairs for video in pair}
+    unreadable: dict[str, str] | None = {} if args.skip_unreadable else None
+    probe_videos(paths, unreadable)
     loc = build_localizer(args)
     progress = _progress(len(pairs))
     try:
-        predictions = localize_pairs(loc, pairs, paths, progress)
+        predictions = localize_pairs(loc, pairs, paths, progress, unreadable)
     finally:
         if progress is not None:
             progress.close()
+    if unreadable:
+        if not predictions:
+            raise ValueError(f"no pair could be localized: {len(unreadable)} videos cannot be read, first "
+                             f"{next(iter(unreadable.values()))}")
+        reasons = list(unreadable.values())
+        more = f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+        print(f"warning: {len(unreadable)} videos cannot be read, {len(pairs) - len(predictions)} pairs left out "
+              "of the predictions: " + "; ".join(reasons[:3]) + more, file=sys.stderr)
     if args.output:
         write_predictions(args.output, predictions)
     if args.vsc:
         write_vsc_matches(args.vsc, predictions)
     copied = sum(1 for boxes in predictions.values() if len(boxes))
     written = " and ".join(str(p) for p in (args.output, args.vsc) if p)
-    print(f"{len(pairs)} pairs, {copied} with copied segments -> {written}")
+    print(f"{len(predictions)} pairs, {copied} with copied segments -> {written}")
     return 0
 
 
@@ -279,4 +325,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--videos", metavar="DIR", help="directory holding <id>.<suffix> videos for --pairs")
     p.add_argument("-o", "--output", metavar="PREDS.json", help="--pairs: VCSL prediction JSON")
     p.add_argument("--vsc", metavar="MATCHES.csv", help="--pairs: VSC22 match CSV")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="--pairs: leave out the pairs of videos that cannot be read (named on stderr) instead of "
+                   "stopping at the first; every video is opened once before any work either way")
     p.set_defaults(func=_cmd_localize)
