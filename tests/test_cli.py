@@ -1,0 +1,31 @@
+"""The command line's error lines: one line, exit status 2, no traceback, saying what to do."""
+import pytest
+
+from vcl_fast import cli
+from vcl_fast.cli import error_message, main
+
+
+def test_error_message_forms():
+    assert error_message(KeyError("unknown video id 'x'")) == "unknown video id 'x'"
+    missing = FileNotFoundError(2, "No such file or directory", "a.csv")
+    assert error_message(missing) == "a.csv: No such file or directory"
+    assert error_message(OSError("disk on fire")) == "disk on fire"
+    assert error_message(ValueError("bad")) == "bad"
+
+
+@pytest.mark.parametrize("module, advice", [
+    ("torch", "pip install 'vcl_fast[torch]'"), ("PIL.Image", "pip install 'vcl_fast[torch]'"),
+    ("faiss", "pip install 'vcl_fast[search]'"), ("onnxsim", "pip install 'vcl_fast[export]'"),
+    ("left_pad", "install the package that provides 'left_pad'"),
+])
+def test_a_missing_optional_module_says_what_to_install(monkeypatch, capsys, module, advice):
+    def needs_it(args):
+        raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["info"].set_defaults(func=needs_it)
+    assert main(["info"]) == 2
+    top = module.partition(".")[0]
+    assert capsys.readouterr().err == (f"vcl-fast info: error: this command needs the module {top!r}, which is not "
+                                       f"installed: {advice}\n")
