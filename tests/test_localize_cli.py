@@ -205,6 +205,18 @@ def test_localize_pairs_leaves_out_videos_that_fail_while_decoding():
         localize_pairs(FakeLocalizer(), pairs, paths)
 
 
+def test_bench_models_without_torch_are_the_embedded_model(tmp_path, monkeypatch):
+    import vcl_fast.bench_commands as bench
+    from vcl_fast.runtime.manifest import DEFAULT_MODEL_DIR
+
+    real_optional = bench._optional
+    monkeypatch.setattr(bench, "_optional", lambda name: None if name == "torch" else real_optional(name))
+    embedded = str(DEFAULT_MODEL_DIR)
+    assert bench.model_sources(None, "micro", tmp_path) == {"onnxruntime": (embedded, embedded)}
+    assert bench.model_sources("other", "micro", tmp_path) == {"onnxruntime": ("other", "other")}
+    assert not any(tmp_path.iterdir())  # nothing exported
+
+
 def test_bench_suites(micro_model_dir, tmp_path, capsys, monkeypatch):
     import vcl_fast.bench_commands as bench
 

@@ -90,16 +90,17 @@ def ops_cases() -> list[BenchCase]:
 def model_sources(model: str | None, preset: str, workdir: Path) -> dict[str, tuple]:
     """backend -> (extractor source, detector source) for the extract and localize suites: the exported
     ``model`` directory (onnxruntime only), or random-weight ``preset`` models (torch, and onnxruntime through
-    an export into ``workdir``)."""
+    an export into ``workdir``), or without torch the embedded model (onnxruntime only)."""
     from vcl_fast.runtime import available_backends
+    from vcl_fast.runtime.manifest import default_model_dir
 
     backends = available_backends()
+    if not model and _optional("torch") is None:
+        model = str(default_model_dir())
     if model:
         if "onnxruntime" not in backends:
             raise CliError("--model needs onnxruntime, which is not installed")
         return {"onnxruntime": (model, model)}
-    if _optional("torch") is None:
-        raise CliError("the extract and localize suites need --model DIR (an exported model) or torch")
     from vcl_fast.models import build_detector, build_extractor
 
     extractor, detector = build_extractor(preset), build_detector(preset)
@@ -185,7 +186,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", default="ops", choices=(*SUITES, "all"), help="default: ops")
     p.add_argument("--json", metavar="OUT.json", help="also write every timing as JSON")
-    p.add_argument("--model", metavar="DIR", help="exported model for the extract/localize suites")
+    p.add_argument("--model", metavar="DIR", help="exported model for the extract/localize suites (default: "
+                   "random-weight --preset models on every backend, or without torch the embedded model)")
     p.add_argument("--preset", default="tiny_cpu", choices=("micro", "tiny_cpu", "paper"),
                    help="random-weight models for the extract/localize suites without --model, and for the gpu "
                    "suite (default tiny_cpu; the gpu targets are for paper)")
