@@ -5,6 +5,14 @@ from vcl_fast import cli
 from vcl_fast.cli import error_message, main
 
 
+def run_info_as(monkeypatch, func):
+    """``main(["info"])`` with the info command's function replaced by ``func``."""
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["info"].set_defaults(func=func)
+    return main(["info"])
+
+
 def test_error_message_forms():
     assert error_message(KeyError("unknown video id 'x'")) == "unknown video id 'x'"
     missing = FileNotFoundError(2, "No such file or directory", "a.csv")
@@ -22,10 +30,15 @@ def test_a_missing_optional_module_says_what_to_install(monkeypatch, capsys, mod
     def needs_it(args):
         raise ModuleNotFoundError(f"No module named {module!r}", name=module)
 
-    parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
-    parser._subparsers._group_actions[0].choices["info"].set_defaults(func=needs_it)
-    assert main(["info"]) == 2
+    assert run_info_as(monkeypatch, needs_it) == 2
     top = module.partition(".")[0]
     assert capsys.readouterr().err == (f"vcl-fast info: error: this command needs the module {top!r}, which is not "
                                        f"installed: {advice}\n")
+
+
+def test_a_missing_module_of_our_own_is_not_hidden(monkeypatch):
+    def broken(args):
+        raise ModuleNotFoundError("No module named 'vcl_fast.gone'", name="vcl_fast.gone")
+
+    with pytest.raises(ModuleNotFoundError, match="vcl_fast.gone"):
+        run_info_as(monkeypatch, broken)

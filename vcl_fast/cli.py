@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print("vcl-fast: interrupted", file=sys.stderr)
         return 130
     except (CliError, ValueError, TypeError, OSError, KeyError, ModuleNotFoundError) as exc:
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").partition(".")[0] == "vcl_fast":
+            raise  # a module of our own is missing: a broken install, which the traceback shows
         print(f"vcl-fast {args.command}: error: {error_message(exc)}", file=sys.stderr)
         return 2
 
