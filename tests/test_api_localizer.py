@@ -271,8 +271,13 @@ def test_bad_planted_videos_name_the_file(tn_localizer, planted_videos, tmp_path
 
 def test_bad_arguments(micro_model_dir, tn_localizer):
     features = np.ones((5, 2, 16), np.float32)
-    with pytest.raises(ValueError, match="8 dims but the query's.*16"):
+    with pytest.raises(ValueError, match="^reference: its features have 8 dims but the query's have 16; both must"):
         tn_localizer.localize(features, np.ones((5, 2, 8), np.float32))
+    with pytest.raises(ValueError, match=r"^references\[1\]: its features have 8 dims but the query's have 16"):
+        tn_localizer.localize_many(features, [features, np.ones((5, 2, 8), np.float32)])
+    for bad in (np.zeros((3, 32, 32), np.uint8), np.zeros((3, 32, 32, 4), np.uint8)):  # grey, RGBA
+        with pytest.raises(ValueError, match=r"^reference: frames must be shaped \(N, H, W, 3\)"):
+            tn_localizer.localize(features, bad)
     with pytest.raises(TypeError, match="a video is a path"):
         tn_localizer.localize(features, [1, 2, 3])
     with pytest.raises(ValueError, match="frames .* uint8 or features"):

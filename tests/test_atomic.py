@@ -102,3 +102,36 @@ def test_atomic_directory_replaces_a_directory_as_a_whole(tmp_path):
     with pytest.raises(FileExistsError, match="not an empty folder"):
         with atomic_directory(tmp_path / "file", replace=True):
             pass
+
+
+def test_check_output_file_names_the_target(tmp_path, monkeypatch):
+    import os
+
+    from vcl_fast.atomic import check_output_file
+
+    assert check_output_file(tmp_path / "new" / "deeper" / "out.json") == tmp_path / "new" / "deeper" / "out.json"
+    (tmp_path / "old.json").write_text("{}")
+    assert check_output_file(tmp_path / "old.json") == tmp_path / "old.json"
+    with pytest.raises(IsADirectoryError) as folder:
+        check_output_file(tmp_path)
+    assert folder.value.filename == str(tmp_path) and "give a file name" in folder.value.strerror
+    with pytest.raises(NotADirectoryError) as under_file:
+        check_output_file(tmp_path / "old.json" / "sub" / "out.json")
+    assert under_file.value.filename == str(tmp_path / "old.json" / "sub" / "out.json")
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # root may write anywhere: fake a read-only folder
+    with pytest.raises(PermissionError, match="no permission to write in"):
+        check_output_file(tmp_path / "out.json")
+
+
+@pytest.mark.parametrize("writer", ["write", "save"])
+def test_atomic_errors_name_the_target_not_the_temporary_file(tmp_path, writer):
+    (tmp_path / "file").write_text("x")
+    for target, error in ((tmp_path, IsADirectoryError), (tmp_path / "file" / "out.json", NotADirectoryError)):
+        with pytest.raises(error) as caught:
+            if writer == "write":
+                with atomic_write(target) as f:
+                    f.write("new")
+            else:
+                atomic_save(target, lambda p: open(p, "wb").write(b"abc"))
+        assert caught.value.filename == str(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

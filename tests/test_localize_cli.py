@@ -101,6 +101,24 @@ def test_plot_without_matplotlib_fails_before_work(micro_model_dir, planted_vide
     assert not out.exists()
 
 
+@pytest.mark.parametrize("option", ["--json", "--plot", "-o", "--vsc"])
+@pytest.mark.parametrize("where", ["folder", "under_a_file"])
+def test_unwritable_output_fails_before_work(micro_model_dir, planted_videos, tmp_path, capsys, monkeypatch,
+                                             option, where):
+    import vcl_fast.localize_commands as commands
+
+    monkeypatch.setattr(commands, "build_localizer", lambda args: pytest.fail("work started"))
+    (tmp_path / "file").write_text("x")
+    target = tmp_path if where == "folder" else tmp_path / "file" / "out"
+    inputs = (["--pairs", str(tmp_path / "p.csv"), "--videos", str(tmp_path)] if option in ("-o", "--vsc")
+              else [*map(str, planted_videos)])
+    assert main(["localize", *inputs, "--model", str(micro_model_dir), *TN, option, str(target)]) == 2
+    expected = "is a folder; give a file name" if where == "folder" else "is a file, not a folder"
+    err = capsys.readouterr().err
+    assert err.startswith(f"vcl-fast localize: error: {target}: ") and expected in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
 def test_pairs_scored_by_eval(micro_model_dir, planted_videos, tmp_path, capsys):
     from vcl_fast.data.formats import read_predictions, write_labels, write_pairs
 

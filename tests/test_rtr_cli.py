@@ -116,6 +116,9 @@ def test_extract_errors(photos, tmp_path, capsys, monkeypatch):
     save_extractor(build_extractor("micro", 0), tmp_path / "w")
     assert main(["extract", str(photos), "-o", str(out), "--model", str(tmp_path / "w"), "--fps", "0"]) == 2
     assert "--fps must be > 0" in _error_line(capsys)
+    (tmp_path / "folder.npy").mkdir()
+    assert main(["extract", str(photos), "-o", str(tmp_path / "folder.npy"), "--model", str(tmp_path / "w")]) == 2
+    assert _error_line(capsys) == f"vcl-fast extract: error: {tmp_path / 'folder.npy'}: is a folder; give a file name"
     assert not out.exists()
 
 

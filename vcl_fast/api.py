@@ -225,7 +225,10 @@ class Localizer:
         name = video_id or "video"
         if video.dtype == np.uint8:
             start = time.perf_counter()
-            features = self.extractor.embed(video)
+            try:
+                features = self.extractor.embed(video)
+            except ValueError as exc:  # a bad frame array: say which input it is
+                raise ValueError(f"{name}: {exc}") from None
             timings["extract"] += time.perf_counter() - start
         elif np.issubdtype(video.dtype, np.floating) and video.ndim in (2, 3):
             features = video[:, None, :] if video.ndim == 2 else video
@@ -273,10 +276,11 @@ class Localizer:
         timings = _new_timings()
         begin = time.perf_counter()
         (q, q_name), *refs = self._all_features([query, *references], ["query", *roles], timings)
-        for (r, r_name), role in zip(refs, roles):
+        query_label = "the query's" if q_name == "query" else f"the query's ({q_name})"
+        for r, r_name in refs:
             if r.num_frames and q.num_frames and r.dim != q.dim:
-                raise ValueError(f"{r_name}: {role} features have {r.dim} dims but the query's ({q_name}) have "
-                                 f"{q.dim}; both must come from the same extractor")
+                raise ValueError(f"{r_name}: its features have {r.dim} dims but {query_label} have {q.dim}; both "
+                                 "must come from the same extractor")
         videos = [q, *(r for r, _ in refs)]
         dtype = np.float16 if all(v.features.dtype == np.float16 for v in videos) else np.float32
         start = time.perf_counter()

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from vcl_fast.api import METHODS
-from vcl_fast.atomic import atomic_write
+from vcl_fast.atomic import atomic_write, check_output_file
 from vcl_fast.benchmark import BenchCase, format_results, run_case
 from vcl_fast.cli import CliError
 
@@ -146,6 +146,8 @@ def localize_cases(sources: dict[str, tuple], threads: int | None) -> list[Bench
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.json:
+        check_output_file(args.json)
     suites = SUITES if args.suite == "all" else (args.suite,)
     results = []
     with tempfile.TemporaryDirectory(prefix="vcl-fast-bench-") as workdir:

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from vcl_fast.api import METHODS
-from vcl_fast.atomic import atomic_write
+from vcl_fast.atomic import atomic_write, check_output_file
 from vcl_fast.cli import CliError
 from vcl_fast.config import parse_overrides
 from vcl_fast.runtime import BACKENDS
@@ -112,6 +112,9 @@ def render_plot(result, fps: float) -> bytes:
 
 
 def _localize_pair(args: argparse.Namespace) -> int:
+    for output in (args.json, args.plot):
+        if output:
+            check_output_file(output)
     if args.plot:
         require_matplotlib()
     loc = build_localizer(args)
@@ -225,6 +228,9 @@ def _localize_pairs(args: argparse.Namespace) -> int:
         raise CliError("--pairs needs an output: -o preds.json (VCSL JSON) and/or --vsc matches.csv (VSC22 CSV)")
     if args.plot or args.json:
         raise CliError("--plot and --json are for one pair; with --pairs use -o / --vsc")
+    for output in (args.output, args.vsc):
+        if output:
+            check_output_file(output)
     videos = Path(args.videos)
     if not videos.is_dir():
         raise ValueError(f"{videos}: --videos must be a directory of videos named <id>.<suffix>")

@@ -5,7 +5,7 @@ import argparse
 import json
 import warnings
 
-from vcl_fast.atomic import atomic_write
+from vcl_fast.atomic import atomic_write, check_output_file
 
 # Keys every --json report holds (fractions in [0, 1] except num_pairs).
 REPORT_KEYS = (
@@ -73,6 +73,8 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.json:
+        check_output_file(args.json)
     report, notes = evaluate_files(args.labels, args.pairs, args.pred, args.conf, args.integer_boxes, args.ignore_unlisted)
     if args.json:
         with atomic_write(args.json) as handle:

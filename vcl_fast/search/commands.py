@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from vcl_fast.atomic import atomic_write
+from vcl_fast.atomic import atomic_write, check_output_file
 
 
 def _log(message: str) -> None:
@@ -155,6 +155,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     pairs = read_pairs(args.pairs) if args.pairs else None
     if pairs is not None and (args.json is None or args.vsc is not None):
         raise ValueError("--pairs writes VCSL prediction JSON: give --json OUT.json (and no --vsc)")
+    for output in (args.json, args.vsc):
+        if output:
+            check_output_file(output)
     queries = _queries(args, library_embedder)
     if pairs is not None:
         predictions = localize_pairs(args.index, queries, pairs, localizer=localizer, ray=_ray_options(args))

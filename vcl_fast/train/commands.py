@@ -46,11 +46,13 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     import dataclasses
 
     from vcl_fast.api import Localizer
+    from vcl_fast.atomic import check_output_file
     from vcl_fast.data.features import save_video_features
 
     out = Path(args.output)
     if out.suffix != ".npy":
         raise ValueError(f"-o must name a .npy file, got {out}")
+    check_output_file(out)
     if args.fps <= 0:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
     if not Path(args.input).exists():
@@ -92,10 +94,12 @@ def _cmd_icd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_icd_eval(args: argparse.Namespace) -> int:
-    from vcl_fast.atomic import atomic_write
+    from vcl_fast.atomic import atomic_write, check_output_file
     from vcl_fast.eval.icd import evaluate_extractor, load_icd_set
     from vcl_fast.models.weights import load_extractor
 
+    if args.json:
+        check_output_file(args.json)
     icd = load_icd_set(args.data)
     model = load_extractor(_model_dir(args.model))
     result = evaluate_extractor(model, icd, top_k=args.top_k, batch_size=args.batch_size)
