@@ -23,7 +23,7 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 GREY_LEVEL_TOLERANCE = 1.01 / 255 / min(STD)
 
 
-@pytest.mark.parametrize("in_size, out_size", itertools.product([1, 2, 7, 32, 33, 100, 257], [1, 4, 32, 112]))
+@pytest.mark.parametrize("in_size, out_size", list(itertools.product([1, 2, 7, 32, 33, 100, 257], [1, 4, 32, 112])))
 def test_bilinear_taps_are_normalised_and_in_range(in_size, out_size):
     index, weight = bilinear_taps(in_size, out_size)
     assert index.shape == weight.shape and index.shape[0] == out_size
@@ -33,8 +33,8 @@ def test_bilinear_taps_are_normalised_and_in_range(in_size, out_size):
         np.testing.assert_array_equal(index[np.arange(out_size), weight.argmax(axis=1)], np.arange(out_size))
 
 
-@pytest.mark.parametrize("n, height, width, size", itertools.product(
-    [0, 1, 3], [1, 17, 32, 48, 360], [1, 32, 64, 641], [4, 32, 112]))
+@pytest.mark.parametrize("n, height, width, size", list(itertools.product(
+    [0, 1, 3], [1, 17, 32, 48, 360], [1, 32, 64, 641], [4, 32, 112])))
 def test_preprocess_matches_pillow(n, height, width, size):
     frames = np.random.default_rng(height * width + n).integers(0, 256, (n, height, width, 3), dtype=np.uint8)
     found = preprocess_frames(frames, size, MEAN, STD)
@@ -44,8 +44,8 @@ def test_preprocess_matches_pillow(n, height, width, size):
         assert np.abs(found - expected).max() <= GREY_LEVEL_TOLERANCE
 
 
-@pytest.mark.parametrize("n, height, width, size", itertools.product(
-    [0, 1, 5], [1, 2, 31, 112, 240, 529], [1, 3, 112, 320, 721], [1, 7, 112]))
+@pytest.mark.parametrize("n, height, width, size", list(itertools.product(
+    [0, 1, 5], [1, 2, 31, 112, 240, 529], [1, 3, 112, 320, 721], [1, 7, 112])))
 def test_compiled_preprocess_is_the_numpy_reference_bit_for_bit(n, height, width, size):
     pytest.importorskip("vcl_fast._C")
     frames = np.random.default_rng(height + width * n).integers(0, 256, (n, height, width, 3), dtype=np.uint8)

@@ -56,7 +56,7 @@ def test_union_length_reference_hand_cases(intervals, length):
     assert union_length_reference(intervals) == length
 
 
-@pytest.mark.parametrize("n, num_groups, integer", itertools.product([0, 1, 2, 7, 40], [1, 3, 9], [True, False]))
+@pytest.mark.parametrize("n, num_groups, integer", list(itertools.product([0, 1, 2, 7, 40], [1, 3, 9], [True, False])))
 def test_grouped_union_length_matches_reference(n, num_groups, integer):
     rng = np.random.default_rng(n * 31 + num_groups)
     for _ in range(20):
@@ -69,7 +69,7 @@ def test_grouped_union_length_matches_reference(n, num_groups, integer):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("n, num_groups, integer", itertools.product([0, 1, 2, 7, 40], [1, 3], [True, False]))
+@pytest.mark.parametrize("n, num_groups, integer", list(itertools.product([0, 1, 2, 7, 40], [1, 3], [True, False])))
 def test_elementary_segments_and_min_over_covering(n, num_groups, integer):
     rng = np.random.default_rng(n * 13 + num_groups)
     for _ in range(20):
@@ -152,8 +152,8 @@ def packed_case(rng, num_pairs, max_boxes, integer, dtype, contiguous):
     return pred, np.r_[0, np.cumsum(num_pred)], gt, np.r_[0, np.cumsum(num_gt)]
 
 
-@pytest.mark.parametrize("num_pairs, max_boxes, integer, dtype, contiguous", itertools.product(
-    [0, 1, 6, 40], [0, 1, 5], [True, False], [np.float64, np.float32], [True, False]))
+@pytest.mark.parametrize("num_pairs, max_boxes, integer, dtype, contiguous", list(itertools.product(
+    [0, 1, 6, 40], [0, 1, 5], [True, False], [np.float64, np.float32], [True, False])))
 def test_packed_fast_path_matches_reference(num_pairs, max_boxes, integer, dtype, contiguous):
     rng = np.random.default_rng(num_pairs * 7 + max_boxes)
     case = packed_case(rng, num_pairs, max_boxes, integer, dtype, contiguous)
@@ -282,7 +282,7 @@ def test_vsc_micro_ap_hand_cases():
 
 
 @pytest.mark.parametrize("num_pairs, max_boxes, integer", [
-    *itertools.product([1, 4, 15], [1, 4], [True, False]), (2, 60, True), (2, 60, False)])
+    *list(itertools.product([1, 4, 15], [1, 4], [True, False])), (2, 60, True), (2, 60, False)])
 def test_vsc_fast_path_matches_reference(num_pairs, max_boxes, integer):
     rng = np.random.default_rng(num_pairs * 11 + max_boxes)
     for _ in range(15 if max_boxes < 10 else 2):

@@ -56,8 +56,8 @@ def test_video_features_validation(kwargs, error, message):
 # ------------------------------------------------------------------------------------ per-video files
 
 
-@pytest.mark.parametrize("dtype, num_frames, irregular, mmap", itertools.product(
-    [np.float32, np.float16], [0, 1, 7], [False, True], [False, True]))
+@pytest.mark.parametrize("dtype, num_frames, irregular, mmap", list(itertools.product(
+    [np.float32, np.float16], [0, 1, 7], [False, True], [False, True])))
 def test_per_video_round_trip(tmp_path, dtype, num_frames, irregular, mmap):
     directory = feature_dir(tmp_path, "vcsl", "rtr")
     assert directory == tmp_path / "features" / "vcsl" / "rtr"
@@ -91,8 +91,8 @@ def test_per_video_layout_errors(tmp_path):
 # ---------------------------------------------------------------------------------- single-file store
 
 
-@pytest.mark.parametrize("dtype, tokens, lengths", itertools.product(
-    [np.float32, np.float16], [1, 2, 4], [(1,), (0, 3), (5, 1, 0, 12)]))
+@pytest.mark.parametrize("dtype, tokens, lengths", list(itertools.product(
+    [np.float32, np.float16], [1, 2, 4], [(1,), (0, 3), (5, 1, 0, 12)])))
 def test_store_round_trip(tmp_path, dtype, tokens, lengths):
     videos = [make_video(f"v{i}", n, tokens=tokens, dtype=dtype, fps=1.0 + i, irregular=i % 2 == 1, seed=i)
               for i, n in enumerate(lengths)]

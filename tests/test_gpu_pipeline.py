@@ -66,7 +66,7 @@ def fake_raw_torch(images: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("device", devices())
-@pytest.mark.parametrize("n, height, width", itertools.product([1, 3], [1, 17, 32, 48], [1, 32, 77]))
+@pytest.mark.parametrize("n, height, width", list(itertools.product([1, 3], [1, 17, 32, 48], [1, 32, 77])))
 def test_preprocess_on_device_matches_numpy(device, n, height, width):
     frames = np.random.default_rng(height * width + n).integers(0, 256, (n, height, width, 3), dtype=np.uint8)
     expected = preprocess_frames(frames, SPEC.input_size, SPEC.mean, SPEC.std)

@@ -67,7 +67,7 @@ def same_paths(a, b):
 # ------------------------------------------------------------------------- kernels against references
 
 
-@pytest.mark.parametrize("shape, kind", itertools.product(SHAPES, ["continuous", "ties"]))
+@pytest.mark.parametrize("shape, kind", list(itertools.product(SHAPES, ["continuous", "ties"])))
 def test_dtw_path_matches_reference(shape, kind):
     cost = 1.0 - random_map(np.random.default_rng(sum(shape)), shape, kind)
     path = ap.dtw_path(cost)
@@ -82,7 +82,7 @@ def test_dtw_path_matches_reference(shape, kind):
 
 @pytest.mark.parametrize(
     "shape, kind, discontinue, min_score",
-    itertools.product(SHAPES, ["continuous", "ties"], [0, 3], [0.9, 1.4]),
+    list(itertools.product(SHAPES, ["continuous", "ties"], [0, 3], [0.9, 1.4])),
 )
 def test_mpdp_paths_match_reference(shape, kind, discontinue, min_score):
     score = 1.0 + random_map(np.random.default_rng(7 + sum(shape)), shape, kind)
@@ -95,7 +95,7 @@ def test_mpdp_paths_match_reference(shape, kind, discontinue, min_score):
 
 @pytest.mark.parametrize(
     "shape, kind, max_step, min_sim",
-    itertools.product([s for s in SHAPES if s[1] > 0], ["continuous", "ties"], [2, 10], [0.2, -1.0]),
+    list(itertools.product([s for s in SHAPES if s[1] > 0], ["continuous", "ties"], [2, 10], [0.2, -1.0])),
 )
 def test_tn_paths_match_reference(shape, kind, max_step, min_sim):
     sim = random_map(np.random.default_rng(11 + sum(shape)), shape, kind)
@@ -183,13 +183,13 @@ def test_output_contract_and_input_kinds(method):
     np.testing.assert_array_equal(align(half, method), align(half.astype(np.float64), method))
 
 
-@pytest.mark.parametrize("method, shape", itertools.product(METHODS, [(0, 0), (0, 7), (7, 0)]))
+@pytest.mark.parametrize("method, shape", list(itertools.product(METHODS, [(0, 0), (0, 7), (7, 0)])))
 def test_empty_map_gives_no_boxes(method, shape):
     boxes = align(np.zeros(shape, dtype=np.float32), method)
     assert boxes.shape == (0, 5) and boxes.dtype == np.float32
 
 
-@pytest.mark.parametrize("method, shape", itertools.product(METHODS, [(1, 1), (1, 40), (40, 1), (2, 2)]))
+@pytest.mark.parametrize("method, shape", list(itertools.product(METHODS, [(1, 1), (1, 40), (40, 1), (2, 2)])))
 def test_degenerate_maps_run(method, shape):
     boxes = align(np.full(shape, 0.8, dtype=np.float32), method)
     assert boxes.dtype == np.float32 and boxes.shape[1] == 5

@@ -52,7 +52,7 @@ def _unit(rng, *shape):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-@pytest.mark.parametrize("q,r,t,u,k", itertools.product([0, 1, 5], [1, 2, 9], [1, 3], [1, 2], [1, 20]))
+@pytest.mark.parametrize("q,r,t,u,k", list(itertools.product([0, 1, 5], [1, 2, 9], [1, 3], [1, 2], [1, 20])))
 def test_search_token_max_matches_dense_reference(q, r, t, u, k):
     rng = np.random.default_rng(q * 100 + r * 10 + t + u + k)
     queries, references = _unit(rng, q, t, 8), _unit(rng, r, u, 8)

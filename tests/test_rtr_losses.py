@@ -16,7 +16,7 @@ from vcl_fast.train.losses import (
 )
 
 
-@pytest.mark.parametrize("n,tau,dtype", itertools.product([1, 2, 7], [0.05, 0.1, 1.0], [torch.float32, torch.bfloat16]))
+@pytest.mark.parametrize("n,tau,dtype", list(itertools.product([1, 2, 7], [0.05, 0.1, 1.0], [torch.float32, torch.bfloat16])))
 def test_nt_xent_matches_reference(n, tau, dtype):
     torch.manual_seed(n)
     feats = F.normalize(torch.randn(2 * n, 8), dim=1)
@@ -32,7 +32,7 @@ def test_nt_xent_rejects_bad_input():
         nt_xent(torch.zeros(2, 2), 0.0)
 
 
-@pytest.mark.parametrize("n,m,t,u", itertools.product([0, 1, 4], [1, 3], [1, 2, 4], [1, 3]))
+@pytest.mark.parametrize("n,m,t,u", list(itertools.product([0, 1, 4], [1, 3], [1, 2, 4], [1, 3])))
 def test_token_max_similarity_matches_reference(n, m, t, u):
     torch.manual_seed(n + m + t + u)
     a = F.normalize(torch.randn(n, t, 6), dim=-1)

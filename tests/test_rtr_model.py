@@ -9,7 +9,7 @@ from vcl_fast.config import ConfigError, apply_overrides, parse_overrides
 from vcl_fast.models.rtr import PRESETS, RTRConfig, build_extractor, extractor_config
 
 
-@pytest.mark.parametrize("k,batch", itertools.product(range(4), [1, 3]))
+@pytest.mark.parametrize("k,batch", list(itertools.product(range(4), [1, 3])))
 def test_output_shape_and_unit_norm(k, batch):
     torch.manual_seed(0)
     model = build_extractor("micro", k)

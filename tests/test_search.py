@@ -75,7 +75,7 @@ def overlaps(box, match, min_iou: float = 0.3) -> bool:
 
 @pytest.mark.parametrize(
     "frames, query_tokens, k, lengths, min_similarity",
-    list(itertools.product([0, 1, 7], [1, 2], [1, 5], [(1,), (3, 1, 4), (2, 6, 1, 1, 5)], [0.0, 0.3])),
+    list(list(itertools.product([0, 1, 7], [1, 2], [1, 5], [(1,), (3, 1, 4), (2, 6, 1, 1, 5)], [0.0, 0.3]))),
 )
 def test_vote_matches_reference(frames, query_tokens, k, lengths, min_similarity):
     rng = np.random.default_rng(frames * 100 + k)

@@ -48,7 +48,7 @@ def run_at_each_simd_level(fn):
     return results
 
 
-@pytest.mark.parametrize("n,threshold,grouped", itertools.product(SIZES, THRESHOLDS, (False, True)))
+@pytest.mark.parametrize("n,threshold,grouped", list(itertools.product(SIZES, THRESHOLDS, (False, True))))
 def test_kernel_matches_reference(n, threshold, grouped):
     rng = np.random.default_rng(1000 * n + int(threshold * 10) + grouped)
     boxes, scores = random_boxes(n, rng)
@@ -324,7 +324,7 @@ needs_cuda = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA GPU a
 
 @pytest.mark.cuda
 @needs_cuda
-@pytest.mark.parametrize("n,threshold,grouped", itertools.product((1, 7, 100, 1000, 8400), (0.0, 0.5, 1.0), (False, True)))
+@pytest.mark.parametrize("n,threshold,grouped", list(itertools.product((1, 7, 100, 1000, 8400), (0.0, 0.5, 1.0), (False, True))))
 def test_cuda_matches_reference(n, threshold, grouped):
     rng = np.random.default_rng(n + int(10 * threshold) + grouped)
     boxes, scores = random_boxes(n, rng)

@@ -59,7 +59,7 @@ def clips(tmp_path_factory):
 
 # --- the sampling rule ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("num_frames,fps,duplicates", itertools.product([1, 2, 17], [0.3, 1.0, 7.5, 60.0], [False, True]))
+@pytest.mark.parametrize("num_frames,fps,duplicates", list(itertools.product([1, 2, 17], [0.3, 1.0, 7.5, 60.0], [False, True])))
 def test_sampler_matches_reference(num_frames, fps, duplicates):
     rng = np.random.default_rng(num_frames)
     times = np.sort(rng.uniform(0.0, 5.0, num_frames))
@@ -92,7 +92,7 @@ def test_sampling_edges():
 # --- decoding by timestamp, every container, constant and variable frame rate ------------------------
 
 @pytest.mark.parametrize("suffix,rate,fps,seek",
-                         itertools.product(FORMATS, ["cfr", "vfr"], [0.7, 3.0, 30.0], [True, False]))
+                         list(itertools.product(FORMATS, ["cfr", "vfr"], [0.7, 3.0, 30.0], [True, False])))
 def test_samples_show_the_frame_on_screen(clips, suffix, rate, fps, seek):
     path, times = clips[suffix, rate]
     decoded = read_frames(path, fps, seek=seek)
@@ -235,6 +235,74 @@ def test_probe(clips):
     info = probe(path)
     assert (info.width, info.height, info.codec) == (WIDTH, HEIGHT, "h264")
     assert info.fps == pytest.approx(25.0) and info.duration == pytest.approx(NUM_FRAMES / 25, abs=0.05)
+
+
+# --- display matrix (phone videos, EXIF orientation) ------------------------------------------------------
+
+def _blocks(height: int, width: int, block: int = 8, seed: int = 0) -> np.ndarray:
+    """A picture of flat random blocks (survives compression), ``(height, width, 3)`` uint8."""
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(0, 256, (height // block, width // block, 3), dtype=np.uint8)
+    return np.kron(cells, np.ones((block, block, 1), np.uint8))
+
+
+def _write_turned(path, shown: np.ndarray, degrees: int, hflip: bool, vflip: bool, frames: int = 3) -> None:
+    """A lossless H.264 clip whose display matrix (PyAV: turn ``degrees`` counter-clockwise, then mirror) shows
+    ``shown``: the stored picture is ``shown`` with those steps undone."""
+    stored = shown[::-1] if vflip else shown
+    stored = np.ascontiguousarray(np.rot90(stored[:, ::-1] if hflip else stored, -(degrees // 90)))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=5)
+        stream.width, stream.height, stream.pix_fmt = stored.shape[1], stored.shape[0], "yuv444p"
+        stream.options = {"crf": "0"}
+        stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
+        for _ in range(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize("hflip,vflip", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("degrees", [0, 90, 180, 270])
+def test_frames_come_upright_as_the_display_matrix_says(tmp_path, degrees, hflip, vflip):
+    shown = _blocks(48, 80)
+    path = tmp_path / "turned.mp4"
+    _write_turned(path, shown, degrees, hflip, vflip)
+    for seek in (True, False):
+        frames = read_frames(path, 5.0, seek=seek).frames
+        assert frames.shape == (3, 48, 80, 3)
+        assert np.abs(frames.astype(int) - shown).max() <= 8  # lossless but for the YUV round trip
+    coded = (48, 80) if degrees in (0, 180) else (80, 48)
+    assert (probe(path).height, probe(path).width) == coded  # the header's size is the coded picture's
+    assert read_frames(path, 5.0, size=24).frames.shape[1:3] == (24, 40)  # the short side of the shown picture
+    assert read_frames(path, 5.0, size=(40, 30)).frames.shape[1:3] == (30, 40)  # (w, h) as shown
+
+
+def test_upright_turns_by_quarter_turns_and_leaves_other_angles():
+    from vcl_fast.video._pyav import rotation_matrix, transposes, upright
+
+    image = np.arange(2 * 3 * 1).reshape(2, 3, 1)
+    assert upright(image, None) is image
+    for degrees, turns in ((0, 0), (90, 1), (180, 2), (270, 3), (-90, 3), (-180, 2)):
+        np.testing.assert_array_equal(upright(image, rotation_matrix(degrees)), np.rot90(image, turns))
+        assert transposes(rotation_matrix(degrees)) == (turns % 2 == 1)
+    for degrees in (45, 89, 135):  # not a quarter turn (FFmpeg would rotate with black corners): as decoded
+        np.testing.assert_array_equal(upright(image, rotation_matrix(degrees)), image)
+    assert upright(image, np.zeros(9, np.int32)) is image  # a singular matrix
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_image_folder_follows_the_exif_orientation(tmp_path, orientation):
+    """The EXIF orientations cameras write (upright, upside down, a quarter either way), against Pillow."""
+    from PIL import Image, ImageOps
+
+    photo = tmp_path / "a.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(_blocks(48, 80, block=16)).save(photo, exif=exif, quality=100)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(photo)).convert("RGB"))
+    found = read_frames(tmp_path).frames[0]
+    assert found.shape == expected.shape == ((48, 80, 3) if orientation in (1, 3) else (80, 48, 3))
+    assert np.abs(found.astype(int) - expected).mean() < 4  # two JPEG decoders: chroma upsampling differs
 
 
 # --- image folders -----------------------------------------------------------------------------------

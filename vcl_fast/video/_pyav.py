@@ -110,30 +110,94 @@ def output_size(width: int, height: int, size: None | int | tuple[int, int]) -> 
     raise TypeError(f"size must be None, a short side (int) or (width, height) positive ints, got {size!r}")
 
 
+def display_matrix(frame: "av.VideoFrame") -> np.ndarray | None:
+    """The frame's display matrix (``DISPLAYMATRIX`` side data, libavutil/display.h): ``(9,)`` int32, 16.16
+    fixed point, row-major; None when the frame has none (it is shown as decoded)."""
+    try:
+        sides = list(frame.side_data)
+    except ValueError:  # a kind of side data this PyAV has no name for (FFmpeg 8's EXIF): the angle alone is known
+        return None if frame.rotation == 0 else rotation_matrix(frame.rotation)
+    for side in sides:
+        if side.type.name == "DISPLAYMATRIX":
+            return np.frombuffer(bytes(side), dtype=np.int32, count=9)
+    return None
+
+
+def rotation_matrix(degrees: float) -> np.ndarray:
+    """The display matrix of a picture shown turned ``degrees`` counter-clockwise (``av_display_rotation_set`` of
+    ``-degrees``): ``(9,)`` int32."""
+    radians = np.radians(degrees)
+    cos, sin = (int(round(v * 65536)) for v in (np.cos(radians), np.sin(radians)))
+    return np.array([cos, -sin, 0, sin, cos, 0, 0, 0, 1 << 30], dtype=np.int32)
+
+
+def transposes(matrix: np.ndarray | None) -> bool:
+    """True when :func:`upright` swaps the picture's width and height (a quarter turn)."""
+    return _display_rotation(matrix) in (90, 270)
+
+
+def upright(image: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
+    """``image`` ``(H, W, C)`` as a player shows it: turned by the quarter turns and mirrored by the flips of its
+    display ``matrix``, by the rules of FFmpeg's autorotate (phone videos store the picture sideways and say how
+    to show it). A matrix of another angle is left unapplied. Returns a view of ``image``."""
+    theta = _display_rotation(matrix)
+    if theta == 90:  # FFmpeg's transpose=clock, or cclock_flip (a plain transpose) when mirrored
+        return image.transpose(1, 0, 2) if matrix[3] > 0 else np.rot90(image, -1)
+    if theta == 270:  # transpose=cclock, or clock_flip when mirrored
+        return np.rot90(image, -1)[::-1] if matrix[3] < 0 else np.rot90(image, 1)
+    if theta == 180:
+        return image[::-1 if matrix[4] < 0 else 1, ::-1 if matrix[0] < 0 else 1]
+    if theta == 0 and matrix is not None and matrix[4] < 0:
+        return image[::-1]
+    return image
+
+
+def _display_rotation(matrix: np.ndarray | None) -> int | None:
+    """The clockwise turn ``matrix`` shows the picture at, in whole degrees: 0, 90, 180 or 270, else None (FFmpeg's
+    ``get_rotation``, 1 degree of tolerance); 0 without a matrix."""
+    if matrix is None:
+        return 0
+    a, b, c, d = (float(v) / 65536 for v in matrix[[0, 1, 3, 4]])
+    scale_x, scale_y = np.hypot(a, c), np.hypot(b, d)
+    if scale_x == 0 or scale_y == 0:
+        return None
+    theta = float(np.degrees(np.arctan2(b / scale_y, a / scale_x))) % 360
+    nearest = round(theta / 90) % 4 * 90
+    return nearest if min(abs(theta - nearest), 360 - abs(theta - nearest)) < 1 else None
+
+
 def check_size_arg(size: None | int | tuple[int, int]) -> None:
     """Validate ``size`` before any file is opened (same rules as :func:`output_size`)."""
     output_size(1, 1, size)
 
 
 class RgbConverter:
-    """Decoded frames -> ``(height, width, 3)`` uint8 RGB arrays, resized when a frame's size differs.
+    """Decoded frames -> upright ``(height, width, 3)`` uint8 RGB arrays of one size, resized where needed.
 
-    One swscale context serves every frame (``frame.to_ndarray`` would set one up, with its own threads, per
-    frame, which costs more than converting a small frame) and converts on the calling thread only (the
-    Localizer reads videos in a decoding thread beside the extractor). The pixels are those of
-    ``frame.to_ndarray(width=..., height=..., format="rgb24")``.
+    Each picture is turned and mirrored as its display matrix says (:func:`upright`). ``width x height`` is the
+    output size as shown when ``shown``; otherwise it is the size in the orientation the first frame is coded in
+    (so that a short side computed from the coded size stays the short side). Every frame comes out at the first
+    one's shown size. One swscale context serves every frame (``frame.to_ndarray`` would set one up, with its own
+    threads, per frame, which costs more than converting a small frame) and converts on the calling thread only
+    (the Localizer reads videos in a decoding thread beside the extractor). The pixels are those of
+    ``frame.to_ndarray(width=..., height=..., format="rgb24")`` turned upright.
     """
 
-    def __init__(self, width: int, height: int):
+    def __init__(self, width: int, height: int, shown: bool = False):
         from av.video.reformatter import VideoReformatter
 
-        self.width, self.height = width, height
+        self._size = (width, height)
+        self._shown_size = self._size if shown else None
         self._reformatter = VideoReformatter()
 
     def __call__(self, frame: "av.VideoFrame") -> np.ndarray:
-        if frame.width == self.width and frame.height == self.height:
+        matrix = display_matrix(frame)
+        turned = transposes(matrix)
+        if self._shown_size is None:
+            self._shown_size = self._size[::-1] if turned else self._size
+        width, height = self._shown_size[::-1] if turned else self._shown_size
+        if frame.width == width and frame.height == height:
             rgb = self._reformatter.reformat(frame, format="rgb24", threads=1)
         else:
-            rgb = self._reformatter.reformat(frame, self.width, self.height, "rgb24", interpolation=INTERPOLATION,
-                                             threads=1)
-        return rgb.to_ndarray()
+            rgb = self._reformatter.reformat(frame, width, height, "rgb24", interpolation=INTERPOLATION, threads=1)
+        return upright(rgb.to_ndarray(), matrix)

@@ -81,7 +81,9 @@ def iter_frames(
     """Stream a video as chunks of at most ``chunk_size`` frames sampled at ``fps`` (bounded memory).
 
     source: a video file (anything FFmpeg reads: mp4, mkv, avi, webm, gif, ...) or a folder of images.
-    size: None keeps the source size, an int sets the short side (aspect kept), ``(w, h)`` sets both.
+    size: None keeps the source size, an int sets the short side (aspect kept), ``(w, h)`` sets both (as shown).
+    Frames come upright: a picture the file says to show turned or mirrored (phone videos, JPEGs with an EXIF
+    orientation) is turned as FFmpeg's players turn it (:func:`~vcl_fast.video._pyav.upright`).
     seek: do not decode what no sample shows: GOPs (by seeking) and non-reference frames (False: decode every
     frame in order; the samples are the same).
     strict: raise on corrupt data and on truncated files; False keeps what was decoded up to the damage.
@@ -106,7 +108,8 @@ def iter_frames(
             width, height = draft_size(info.codec, info.width, info.height, draft)
         else:
             width, height = output_size(info.width, info.height, size)
-        samples = _rgb_samples(_sample_video(path, fps, seek, strict, draft), width, height)
+        samples = _rgb_samples(_sample_video(path, fps, seek, strict, draft), width, height,
+                               shown=isinstance(size, (tuple, list)))
     times: list[float] = []
     images: list[np.ndarray] = []
     for time, image in samples:
@@ -175,9 +178,10 @@ def _declared_duration(container, stream) -> float:
     return max(declared, default=math.nan)
 
 
-def _rgb_samples(samples, width: int, height: int) -> Iterator[tuple[float, np.ndarray]]:
-    """Convert sampled frames to RGB arrays; a frame shown at several times is converted once."""
-    to_rgb = RgbConverter(width, height)
+def _rgb_samples(samples, width: int, height: int, shown: bool) -> Iterator[tuple[float, np.ndarray]]:
+    """Convert sampled frames to upright RGB arrays (:class:`~vcl_fast.video._pyav.RgbConverter`); a frame shown
+    at several times is converted once."""
+    to_rgb = RgbConverter(width, height, shown)
     last_frame, last_image = None, None
     for time, frame in samples:
         if frame is not last_frame:

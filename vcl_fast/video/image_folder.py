@@ -76,7 +76,7 @@ def sample_images(
     shown = select_frames(np.arange(len(files)) / image_fps, times)
 
     def samples() -> Iterator[tuple[float, np.ndarray]]:
-        to_rgb = RgbConverter(width, height)
+        to_rgb = RgbConverter(width, height, shown=isinstance(size, (tuple, list)))
         last_index, last_image = -1, None
         for time, index in zip(times.tolist(), shown.tolist()):
             if index != last_index:

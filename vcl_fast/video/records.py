@@ -29,7 +29,9 @@ class VideoInfo:
 
     ``fps`` is the source's average frame rate in frames per second and ``duration`` its declared
     length in seconds; either is ``nan`` when the header does not say. For an image folder, ``fps``
-    is the rate the images were taken at and ``duration`` is ``num_images / fps``.
+    is the rate the images were taken at and ``duration`` is ``num_images / fps``. ``width`` and ``height`` are
+    the coded picture's (the first image's, for a folder): frames are read upright, so a picture shown turned a
+    quarter (a phone video) comes out ``height x width``.
     """
 
     path: str
