@@ -343,9 +343,18 @@ def test_image_folder_errors(tmp_path):
 
 # --- unreadable inputs -------------------------------------------------------------------------------
 
-def _audio_only(path):
+def _audio_only(path, cover: bool = False):
+    """An MP4 of one second of sound; ``cover``: with album art (an ``attached_pic`` picture stream)."""
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("aac", rate=16000)
+        if cover:
+            art = container.add_stream("mjpeg", rate=1)
+            art.width, art.height, art.pix_fmt = 32, 32, "yuvj420p"
+            art.disposition = av.stream.Disposition.attached_pic
+            picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24")
+            picture.pts = 0
+            container.mux(art.encode(picture))
+            container.mux(art.encode(None))
         samples = (0.3 * np.sin(np.arange(16000) / 10)).astype(np.float32)[None]
         frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
         frame.sample_rate, frame.pts = 16000, 0
@@ -372,6 +381,10 @@ def test_unreadable_inputs(tmp_path, clips):
     _check_error(tmp_path / "text.mp4", "cannot open")
     _audio_only(tmp_path / "query.mp4")
     _check_error(tmp_path / "query.mp4", "no video stream (audio-only file)")
+    _audio_only(tmp_path / "song.m4a", cover=True)
+    with av.open(str(tmp_path / "song.m4a")) as container:  # the album art is a picture stream
+        assert [s.disposition & av.stream.Disposition.attached_pic for s in container.streams.video]
+    _check_error(tmp_path / "song.m4a", "no video stream (audio-only file with a cover picture)")
     data = clips[".mp4", "cfr"][0].read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: lost
     _check_error(tmp_path / "cut.mp4", "cannot open")
@@ -568,3 +581,4 @@ def test_stream_clock_equals_fraction_arithmetic(time_base):
             assert clock.length(ticks) == float(ticks * time_base)
         for seconds in [0.0, 0.5, 1 / 3, 123.456, *rng.uniform(0, 10**4, 50).tolist()]:
             assert clock.ticks(seconds) == (origin or 0) + int(seconds / time_base)
+

@@ -48,13 +48,18 @@ def open_input(path: Path) -> Iterator["av.container.InputContainer"]:
 
 
 def video_stream(path: Path, container, draft: int | None = None) -> "av.video.stream.VideoStream":
-    """The first video stream of ``container``, set up for multi-threaded decoding (and ``draft``: see
-    :func:`draft_options`; set before the first packet is decoded)."""
-    if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams})
+    """The first video stream of ``container`` that is not a cover picture (an ``attached_pic`` stream: the album
+    art of an audio file, the thumbnail some download tools embed), set up for multi-threaded decoding (and
+    ``draft``: see :func:`draft_options`; set before the first packet is decoded)."""
+    import av
+
+    videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not videos:
+        kinds = sorted({s.type for s in container.streams} - {"video"})
         why = "audio-only file" if kinds == ["audio"] else f"streams: {', '.join(kinds) or 'none'}"
-        raise VideoDecodeError(path, f"no video stream ({why})")
-    stream = container.streams.video[0]
+        cover = " with a cover picture" if container.streams.video else ""
+        raise VideoDecodeError(path, f"no video stream ({why}{cover})")
+    stream = videos[0]
     stream.thread_type = "AUTO"
     if draft is not None:
         context = stream.codec_context
