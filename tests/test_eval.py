@@ -341,7 +341,8 @@ def test_unlisted_entries(tmp_path):
 @pytest.mark.parametrize("name, text, message", [
     ("p.json", '{"a-b": [[0, 0, 1, 1, 0.5]', "not valid JSON"),
     ("p.json", "[1, 2]", "expected an object"),
-    ("p.json", '{"a-b": [[0, 0, 1, 1]]}', r"entry 'a-b': expected a list of \[q_start, r_start, q_end, r_end, score\]"),
+    ("p.json", '{"a-b": [[0, 0, 1]]}', r"entry 'a-b': expected a list of \[q_start, r_start, q_end, r_end, score\]"),
+    ("p.json", '{"a-b": [[0, 0, 1, 1], [0, 0, 1, 1, 1]]}', "entry 'a-b': expected a list"),  # mixed forms
     ("p.json", '{"a-b": [[0, 0, 1, 1, 1], [0, 0]]}', "entry 'a-b': expected a list"),
     ("p.json", '{"a-b": [[0, 0, "x", 1, 1]]}', "entry 'a-b': expected a list"),
     ("p.json", '{"a-b": [[5, 0, 1, 1, 1]]}', "entry 'a-b': box 0 ends before it starts"),
@@ -361,6 +362,20 @@ def test_malformed_prediction_files(tmp_path, name, text, message):
     with pytest.raises(ValueError, match=message) as info:
         read_predictions(path)
     assert name in str(info.value)
+
+
+def test_unscored_predictions_read_with_score_one_and_a_warning(tmp_path, capsys):
+    """VCSL writes predictions as 4 numbers, without a score: they read as score 1, and `vcl-fast eval` says so."""
+    common = write_case(tmp_path)
+    (tmp_path / "unscored.json").write_text('{"a-b": [[0, 0, 8, 8], [20, 20, 25, 25]], "a-c": []}')
+    with pytest.warns(UserWarning, match="unscored.json: 2 boxes have no score"):
+        found = read_predictions(tmp_path / "unscored.json", [("a", "b"), ("a", "c")])
+    np.testing.assert_array_equal(found[("a", "b")], [[0, 0, 8, 8, 1], [20, 20, 25, 25, 1]])
+    assert found[("a", "c")].shape == (0, 5)
+    assert main(["eval", *common, f"--pred={tmp_path / 'unscored.json'}", f"--json={tmp_path / 'out.json'}"]) == 0
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["predicted_boxes"] == 2  # score 1 passes --conf 0.1: both boxes count
+    assert "2 boxes have no score" in capsys.readouterr().out and len(report["notes"]) == 1
 
 
 def test_reversed_label_boxes_warn_or_fail(tmp_path):

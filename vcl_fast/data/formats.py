@@ -1,7 +1,8 @@
 """Dataset files: VCSL/VCDB labels and predictions (JSON), pair lists (CSV), VSC22 match lists (CSV).
 
 - Labels JSON: ``{"qid-rid": [[q_start, r_start, q_end, r_end], ...]}``, seconds.
-- Predictions JSON: ``{"qid-rid": [[q_start, r_start, q_end, r_end, score], ...]}``.
+- Predictions JSON: ``{"qid-rid": [[q_start, r_start, q_end, r_end, score], ...]}``; boxes without the score
+  (VCSL's own form) read with score 1, with a warning.
 - Pair CSV: header ``query_id,reference_id`` (``ref_id`` accepted), one pair per line.
 - VSC22 match CSV: columns ``query_id,ref_id,query_start,query_end,ref_start,ref_end,score`` in any order
   (``score`` optional for ground truth), one box per line.
@@ -167,6 +168,7 @@ def _read_json_boxes(path, columns: int, pairs, ignore_unlisted: bool, reversed_
         raise ValueError(f"{path}: expected an object {{\"qid-rid\": [{names}, ...]}}, got {type(data).__name__}")
     resolver = _PairResolver(path, pairs, ignore_unlisted)
     entries: dict[Pair, np.ndarray] = {}
+    unscored = 0
     for key, value in data.items():
         pair = resolver.from_key(key)
         if pair is None:
@@ -177,9 +179,16 @@ def _read_json_boxes(path, columns: int, pairs, ignore_unlisted: bool, reversed_
             boxes = None
         if boxes is not None and boxes.size == 0 and isinstance(value, list):
             boxes = boxes.reshape(0, columns)
+        if columns == 5 and boxes is not None and boxes.ndim == 2 and boxes.shape[1] == 4:  # VCSL's unscored form
+            unscored += len(boxes)
+            boxes = np.concatenate([boxes, np.ones((len(boxes), 1))], axis=1)
         if boxes is None or boxes.ndim != 2 or boxes.shape[1] != columns:
             raise ValueError(f"{path}: entry {key!r}: expected a list of {names} boxes, got {str(value)[:120]}")
         entries[pair] = boxes
+    if unscored:
+        warnings.warn(f"{path}: {unscored} boxes have no score ([q_start, r_start, q_end, r_end], as VCSL writes "
+                      "them): read with score 1, so a confidence threshold keeps them all and the VSC22 micro-AP "
+                      "ranks them as ties", stacklevel=2)
     return _validated(path, entries, reversed_boxes)
 
 

@@ -27,8 +27,8 @@ def evaluate_files(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         labels = read_labels(labels_path, pairs, ignore_unlisted=ignore_unlisted)
+        predictions = read_predictions(pred_path, pairs, ignore_unlisted=ignore_unlisted)
     notes = [str(w.message) for w in caught]
-    predictions = read_predictions(pred_path, pairs, ignore_unlisted=ignore_unlisted)
     metrics = evaluate_vcsl(labels, predictions, pairs, conf=conf, integer_boxes=integer_boxes)
     report = metrics.to_dict()
     report["vsc_micro_ap"] = segment_micro_ap(labels, predictions)
