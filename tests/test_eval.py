@@ -387,6 +387,24 @@ def test_reversed_label_boxes_warn_or_fail(tmp_path):
         read_labels(path, reversed_boxes="error")
 
 
+def test_files_with_a_byte_order_mark_and_windows_line_ends_read_alike(tmp_path):
+    """Spreadsheets save UTF-8 with a byte-order mark and CRLF line ends."""
+    vsc = ",".join(["query_id", "ref_id", "query_start", "query_end", "ref_start", "ref_end", "score"])
+    files = {"pairs.csv": "query_id,reference_id\r\na,b\r\n", "p.json": '{"a-b": [[0, 0, 1, 1, 0.5]]}',
+             "m.csv": f"{vsc}\r\na,b,0,1,0,1,0.5\r\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_bytes(text.encode("utf-8"))
+        (tmp_path / f"bom_{name}").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert read_pairs(tmp_path / "pairs.csv") == read_pairs(tmp_path / "bom_pairs.csv") == [("a", "b")]
+    for name in ("p.json", "m.csv"):
+        plain, marked = read_predictions(tmp_path / name), read_predictions(tmp_path / f"bom_{name}")
+        assert plain.keys() == marked.keys() == {("a", "b")}
+        np.testing.assert_array_equal(plain[("a", "b")], marked[("a", "b")])
+    (tmp_path / "latin.csv").write_bytes("query_id,reference_id\nq\xe9,r\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin.csv: not UTF-8 text \(byte 23"):
+        read_pairs(tmp_path / "latin.csv")
+
+
 @pytest.mark.parametrize("text, message", [
     ("", "empty file"), ("query,ref\na,b\n", "lacks 'query_id'"),
     ("query_id,reference_id\na,b\na,b\n", "line 3: pair a-b is listed twice"),

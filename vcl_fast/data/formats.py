@@ -19,6 +19,7 @@ metric keeps it (see :mod:`vcl_fast.data.boxes`). Writes are atomic.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import warnings
@@ -37,9 +38,19 @@ VSC_COLUMNS = ("query_id", "ref_id", "query_start", "query_end", "ref_start", "r
 # ---------------------------------------------------------------------------------------------- pair CSV
 
 
+def _text(path: str | os.PathLike) -> io.StringIO:
+    """The file's text, UTF-8 with or without a byte-order mark (spreadsheets write one); ValueError naming the
+    file when it is not UTF-8."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return io.StringIO(handle.read(), newline="")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
+
+
 def read_pairs(path: str | os.PathLike) -> list[Pair]:
     """Pair list ``[(query_id, reference_id), ...]`` in file order; duplicates are an error."""
-    with open(path, newline="") as handle:
+    with _text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -160,7 +171,7 @@ def _no_duplicate_keys(path):
 def _read_json_boxes(path, columns: int, pairs, ignore_unlisted: bool, reversed_boxes: str) -> PairBoxes:
     names = "[q_start, r_start, q_end, r_end" + (", score]" if columns == 5 else "]")
     try:
-        with open(path) as handle:
+        with _text(path) as handle:
             data = json.load(handle, object_pairs_hook=_no_duplicate_keys(path))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON: {exc}") from None
@@ -211,7 +222,7 @@ def _read_vsc_csv(path, columns: int, pairs, ignore_unlisted: bool, reversed_box
     required = VSC_COLUMNS if columns == 5 else VSC_COLUMNS[:-1]
     resolver = _PairResolver(path, pairs, ignore_unlisted)
     grouped: dict[Pair, list[list[float]]] = {}
-    with open(path, newline="") as handle:
+    with _text(path) as handle:
         reader = csv.reader(handle)
         header = [name.strip() for name in next(reader, [])]
         missing = [name for name in required if name not in header]
