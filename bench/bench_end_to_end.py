@@ -39,14 +39,15 @@ ROUNDS = 3  # timed rounds (after one warm-up round)
 
 
 def _pair_sets() -> dict[str, list[tuple[Path, Path]]]:
-    from vcl_fast.localize_commands import find_video
+    from vcl_fast.localize_commands import find_videos
 
     sets = {"examples": [(REPO / "examples" / "query.mp4", REPO / "examples" / "reference.mp4")]}
     reserved = os.environ.get("VCL_FAST_RESERVED_PAIRS")
     if reserved:
         with open(Path(reserved) / "pairs.csv", newline="") as handle:
             rows = list(csv.reader(handle))[1:int(os.environ.get("VCL_FAST_BENCH_PAIRS", "16")) + 1]
-        sets["reserved"] = [tuple(find_video(Path(reserved) / "videos", v) for v in row) for row in rows]
+        paths = find_videos(Path(reserved) / "videos", {v for row in rows for v in row})
+        sets["reserved"] = [(paths[q], paths[r]) for q, r in rows]
     return sets
 
 

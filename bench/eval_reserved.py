@@ -217,10 +217,10 @@ def _localizers(args: argparse.Namespace) -> dict:
 def _read_set(data: Path) -> tuple[list, dict, dict, dict]:
     """(pairs, labels, {video id: path}, {query id: edit record}) of a directory written by ``build``."""
     from vcl_fast.data.formats import read_labels, read_pairs
-    from vcl_fast.localize_commands import find_video
+    from vcl_fast.localize_commands import find_videos
 
     pairs = read_pairs(data / "pairs.csv")
-    paths = {video: find_video(data / "videos", video) for pair in pairs for video in pair}
+    paths = find_videos(data / "videos", dict.fromkeys(video for pair in pairs for video in pair))
     edits = json.loads((data / "edits.json").read_text())["queries"]
     return pairs, read_labels(data / "labels.json", pairs), paths, edits
 

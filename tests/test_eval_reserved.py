@@ -53,7 +53,7 @@ def test_calibrate_matches_the_localizer_with_each_setting(validation_set, micro
     from vcl_fast.api import Localizer
     from vcl_fast.data.formats import read_labels, read_pairs
     from vcl_fast.eval.vcsl_metrics import evaluate_vcsl
-    from vcl_fast.localize_commands import find_video, localize_pairs
+    from vcl_fast.localize_commands import find_videos, localize_pairs
 
     module = _bench_module()
     args = argparse.Namespace(data=[str(validation_set)], model=str(micro_model_dir), floors=[-1.0, 0.5],
@@ -72,7 +72,7 @@ def test_calibrate_matches_the_localizer_with_each_setting(validation_set, micro
         assert (doubled[key].false_alarms, doubled[key].num_negative) == (2 * metrics.false_alarms, 2 * metrics.num_negative)
     pairs = read_pairs(validation_set / "pairs.csv")
     labels = read_labels(validation_set / "labels.json")
-    paths = {v: find_video(validation_set / "videos", v) for pair in pairs for v in pair}
+    paths = find_videos(validation_set / "videos", {v for pair in pairs for v in pair})
     for key in [(-1.0, -1.0, -1.0, 1.0, -1.0, 0.0, 0.0), (0.5, 0.3, -1.0, 1.0, -1.0, 0.0, 0.0),
                 (0.5, -1.0, 0.2, 0.6, -1.0, 0.5, -0.5), (-1.0, -1.0, -1.0, 1.0, 0.55, 0.0, -0.5),
                 (0.5, -1.0, 0.2, 0.3, 0.55, 0.5, 0.0)]:

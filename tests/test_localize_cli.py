@@ -157,6 +157,22 @@ def test_pairs_with_a_missing_video(micro_model_dir, planted_videos, tmp_path, c
     assert not preds.exists()
 
 
+def test_find_videos_any_suffix_case_and_folders(tmp_path):
+    from vcl_fast.localize_commands import find_videos
+
+    for name in ("IMG_0001.MOV", "clip.mp4", "phone.3GP", "old.3gp.txt", "twice.mp4", "twice.mkv", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "frames").mkdir()
+    assert find_videos(tmp_path, ["IMG_0001", "clip", "phone", "frames"]) == {
+        "IMG_0001": tmp_path / "IMG_0001.MOV", "clip": tmp_path / "clip.mp4", "phone": tmp_path / "phone.3GP",
+        "frames": tmp_path / "frames"}
+    with pytest.raises(ValueError, match="several videos for id 'twice': twice.mkv, twice.mp4"):
+        find_videos(tmp_path, ["twice"])
+    for missing in ("notes", "img_0001", "old"):  # not a video suffix; ids are case-sensitive
+        with pytest.raises(ValueError, match=f"no video for id '{missing}'"):
+            find_videos(tmp_path, [missing])
+
+
 def test_pairs_with_unreadable_videos(micro_model_dir, planted_videos, tmp_path, capsys):
     import shutil
 

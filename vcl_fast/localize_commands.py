@@ -15,6 +15,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import Iterable
 
 from vcl_fast.api import METHODS
 from vcl_fast.atomic import atomic_write, check_output_file
@@ -134,19 +135,27 @@ def _localize_pair(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------------- many pairs
 
 
-def find_video(directory: Path, video_id: str) -> Path:
-    """The video of ``video_id`` in ``directory``: ``<id>.<video suffix>`` or an image folder ``<id>/``."""
-    candidates = [directory / f"{video_id}{suffix}" for suffix in VIDEO_SUFFIXES]
-    candidates = [p for p in candidates if p.is_file()]
-    if (directory / video_id).is_dir():
-        candidates.append(directory / video_id)
-    if not candidates:
-        raise ValueError(f"{directory}: no video for id {video_id!r} (expected {video_id}.mp4 or another video "
-                         f"suffix, or a folder of images named {video_id})")
-    if len(candidates) > 1:
-        raise ValueError(f"{directory}: several videos for id {video_id!r}: "
-                         + ", ".join(p.name for p in candidates))
-    return candidates[0]
+def find_videos(directory: Path, video_ids: Iterable[str]) -> dict[str, Path]:
+    """``{id: path}``: the video of each id in ``directory``, a file ``<id>.<video suffix>`` (any letter case:
+    ``IMG_0001.MOV``) or an image folder ``<id>/``. The folder is listed once. ValueError for an id with no
+    video or with several."""
+    found: dict[str, list[Path]] = {}
+    for entry in directory.iterdir():
+        if entry.is_dir():
+            found.setdefault(entry.name, []).append(entry)
+        elif entry.suffix.lower() in VIDEO_SUFFIXES and entry.is_file():
+            found.setdefault(entry.stem, []).append(entry)
+    paths = {}
+    for video_id in video_ids:
+        candidates = found.get(video_id, [])
+        if not candidates:
+            raise ValueError(f"{directory}: no video for id {video_id!r} (expected {video_id}.mp4 or another video "
+                             f"suffix, or a folder of images named {video_id})")
+        if len(candidates) > 1:
+            raise ValueError(f"{directory}: several videos for id {video_id!r}: "
+                             + ", ".join(sorted(p.name for p in candidates)))
+        paths[video_id] = candidates[0]
+    return paths
 
 
 def _progress(total: int):
@@ -237,7 +246,7 @@ def _localize_pairs(args: argparse.Namespace) -> int:
     pairs = read_pairs(args.pairs)
     if not pairs:
         raise ValueError(f"{args.pairs}: no pairs listed")
-    paths = {video: find_video(videos, video) for pair in pairs for video in pair}
+    paths = find_videos(videos, dict.fromkeys(video for pair in pairs for video in pair))
     unreadable: dict[str, str] | None = {} if args.skip_unreadable else None
     probe_videos(paths, unreadable)
     loc = build_localizer(args)

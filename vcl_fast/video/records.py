@@ -9,7 +9,8 @@ import numpy as np
 
 # File name suffixes treated as video files when scanning folders (lower case, ordered by how common they are).
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".flv", ".mpg", ".mpeg",
-                                   ".wmv", ".ts", ".ogv", ".gif")
+                                   ".wmv", ".ts", ".ogv", ".gif", ".3gp", ".3g2", ".mts", ".m2ts", ".vob", ".asf",
+                                   ".mxf", ".f4v", ".divx", ".rmvb")
 
 class VideoDecodeError(ValueError):
     """A video (or image folder) that cannot be read. The message is one line: ``"<path>: <reason>"``."""
