@@ -92,6 +92,8 @@ def preprocess_frames_device(frames: torch.Tensor, spec: ExtractorSpec) -> torch
 def blank_images_device(images: torch.Tensor, std: Sequence[float]) -> torch.Tensor:
     """(N,) bool on the images' device: :func:`vcl_fast.runtime.preprocess.blank_images` of (N, C, S, S)
     float images normalised with per-channel ``std``."""
+    if images.shape[0] == 0:  # torch warns about the degrees of freedom of an empty reduction
+        return torch.zeros(0, dtype=torch.bool, device=images.device)
     spread = images.flatten(2).double().std(dim=-1, correction=0)
     scale = torch.tensor([255.0 * s for s in std], dtype=torch.float64, device=images.device)
     return (spread * scale < BLANK_FRAME_STD).all(dim=1)
