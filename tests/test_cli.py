@@ -42,3 +42,15 @@ def test_a_missing_module_of_our_own_is_not_hidden(monkeypatch):
 
     with pytest.raises(ModuleNotFoundError, match="vcl_fast.gone"):
         run_info_as(monkeypatch, broken)
+
+
+def test_version_and_help_lead_with_localize(capsys):
+    from vcl_fast import __version__
+
+    with pytest.raises(SystemExit) as version:
+        main(["--version"])
+    assert version.value.code == 0 and capsys.readouterr().out == f"vcl-fast {__version__}\n"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    commands = capsys.readouterr().out.split("  COMMAND\n", 1)[1]
+    assert commands.split()[0] == "localize" and "Start with: vcl-fast localize QUERY REFERENCE" in commands

@@ -9,19 +9,20 @@ import importlib
 import json
 import sys
 
-# Modules that add subcommands: each defines ``add_commands(subparsers)``; one line per area.
+# Modules that add subcommands: each defines ``add_commands(subparsers)``; one line per area, in the order
+# ``vcl-fast --help`` lists them (what most users run first).
 COMMAND_MODULES: tuple[str, ...] = (
+    "vcl_fast.localize_commands",
+    "vcl_fast.search.commands",
     "vcl_fast.eval.commands",
+    "vcl_fast.detect.commands",
     "vcl_fast.eval.localizers.commands",
     "vcl_fast.train.commands",  # creates the ``train`` group; the detector module below adds to it
     "vcl_fast.train.detector_commands",
-    "vcl_fast.detect.commands",
-    "vcl_fast.localize_commands",
+    "vcl_fast.data.pair_commands",
+    "vcl_fast.data.commands",
     "vcl_fast.export.commands",
     "vcl_fast.bench_commands",
-    "vcl_fast.data.commands",
-    "vcl_fast.data.pair_commands",
-    "vcl_fast.search.commands",
 )
 
 
@@ -61,11 +62,16 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vcl-fast", description="Video copy localization.")
+    from vcl_fast import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="vcl-fast", description="Video copy localization: find the copied segments between videos.",
+        epilog="Start with: vcl-fast localize QUERY REFERENCE (the embedded default model; no GPU, no download).")
+    parser.add_argument("--version", action="version", version=f"vcl-fast {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_info(sub)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(sub)
+    _add_info(sub)
     return parser
 
 
