@@ -374,3 +374,20 @@ def test_calibrated_cosines_default_to_the_manifests(micro_model_dir, tmp_path):
         (calibrated / "manifest.json").write_text(json.dumps({**manifest, "detector": {**manifest["detector"], key: bad}}))
         with pytest.raises(ValueError, match=key):
             Localizer(calibrated, calibrated, threads=1)
+
+
+def test_reprs_are_short_and_say_what_matters():
+    from vcl_fast.api import LocalizationResult, Segment
+    from vcl_fast.data.features import VideoFeatures
+
+    segment = Segment(8.361968994140625, 13.731886863708496, 0.2720634341239929, 5.65338134765625, 0.8420662879)
+    assert repr(segment) == "Segment(q_start=8.362, q_end=13.732, r_start=0.272, r_end=5.653, score=0.842)"
+    assert segment.q_start == 8.361968994140625  # the value keeps its precision
+    result = LocalizationResult("q.mp4", "r.mp4", [segment], True, 0.8420662879, {"total": 0.4801636})
+    assert repr(result) == (f"LocalizationResult(query='q.mp4', reference='r.mp4', copied=True, score=0.842, "
+                            f"segments=[{segment!r}], total=0.480 s)")
+    features = VideoFeatures("clip", np.zeros((21, 2, 256), np.float32), np.arange(21) * 0.5, 2.0)
+    assert repr(features) == ("VideoFeatures(video_id='clip', features=21 frames x 2 tokens x 256 dims float32, "
+                              "timestamps=0-10 s, fps=2)")
+    assert "no frames" in repr(VideoFeatures("empty", np.zeros((0, 1, 4), np.float16), np.zeros(0), 1.0))
+    assert repr(Localizer(method="tn")) == "Localizer(method='tn', backend='onnxruntime', fps=1, exact_decoding=False)"

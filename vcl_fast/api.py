@@ -73,6 +73,10 @@ class Segment:
         return {"q_start": self.q_start, "q_end": self.q_end, "r_start": self.r_start, "r_end": self.r_end,
                 "score": self.score}
 
+    def __repr__(self) -> str:  # to the millisecond: the values themselves keep full precision
+        return (f"Segment(q_start={self.q_start:.3f}, q_end={self.q_end:.3f}, r_start={self.r_start:.3f}, "
+                f"r_end={self.r_end:.3f}, score={self.score:.3f})")
+
 
 @dataclass(frozen=True)
 class LocalizationResult:
@@ -99,6 +103,12 @@ class LocalizationResult:
         """The JSON form: ``{"query", "reference", "copied", "score", "segments": [...], "timings"}``."""
         return {"query": self.query, "reference": self.reference, "copied": self.copied, "score": self.score,
                 "segments": [s.to_dict() for s in self.segments], "timings": dict(self.timings)}
+
+    def __repr__(self) -> str:
+        total = self.timings.get("total")
+        took = f", total={total:.3f} s" if total is not None else ""
+        return (f"LocalizationResult(query={self.query!r}, reference={self.reference!r}, copied={self.copied}, "
+                f"score={self.score:.3f}, segments={self.segments!r}{took})")
 
 
 class Localizer:
@@ -164,6 +174,10 @@ class Localizer:
         else:
             self.detector = None
             self.params = localizer_params(self.method, params)
+
+    def __repr__(self) -> str:
+        return (f"Localizer(method={self.method!r}, backend={self.backend!r}, fps={self.fps:g}, "
+                f"exact_decoding={self.exact_decoding})")
 
     def _source(self, given: Any, component: str) -> Any:
         if given is not None:

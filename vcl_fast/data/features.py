@@ -68,6 +68,12 @@ class VideoFeatures:
         object.__setattr__(self, "timestamps", timestamps)
         object.__setattr__(self, "fps", fps)
 
+    def __repr__(self) -> str:  # the shape, not the numbers
+        length, tokens, dim = self.features.shape
+        span = f"{self.timestamps[0]:g}-{self.timestamps[-1]:g} s" if length else "no frames"
+        return (f"VideoFeatures(video_id={self.video_id!r}, features={length} frames x {tokens} tokens x {dim} "
+                f"dims {self.features.dtype}, timestamps={span}, fps={self.fps:g})")
+
     @classmethod
     def from_fps(cls, video_id: str, features: np.ndarray, fps: float = 1.0) -> "VideoFeatures":
         """Record with timestamps ``arange(L) / fps`` (frame i sampled at i / fps seconds)."""
