@@ -42,6 +42,17 @@ def test_one_pair_json_table_and_plot(micro_model_dir, planted_videos, tmp_path,
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_json_to_stdout_moves_the_table_to_stderr(micro_model_dir, planted_videos, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    query, reference = planted_videos
+    assert main(["localize", str(query), str(reference), "--model", str(micro_model_dir), *TN, "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)  # stdout holds the JSON alone
+    assert [data["segments"][0][k] for k in ("q_start", "q_end", "r_start", "r_end")] == pytest.approx(PLANTED)
+    assert "copied: yes" in captured.err and "timings:" in captured.err
+    assert not (tmp_path / "-").exists()
+
+
 @pytest.mark.parametrize("flag,exact", [([], False), (["--exact-decoding"], True)])
 def test_exact_decoding_option(micro_model_dir, flag, exact):
     from vcl_fast.cli import build_parser

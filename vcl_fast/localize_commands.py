@@ -51,8 +51,8 @@ def build_localizer(args: argparse.Namespace):
 # ---------------------------------------------------------------------------------------------- one pair
 
 
-def _print_result(result) -> None:
-    """Segments table, verdict and timings (rich when installed, plain text otherwise)."""
+def _print_result(result, stream) -> None:
+    """Segments table, verdict and timings on ``stream`` (rich when installed, plain text otherwise)."""
     rows = [(str(i + 1), format_time(s.q_start), format_time(s.q_end), format_time(s.r_start), format_time(s.r_end),
              f"{s.score:.3f}") for i, s in enumerate(result.segments)]
     header = ("#", "query start", "query end", "reference start", "reference end", "score")
@@ -65,11 +65,11 @@ def _print_result(result) -> None:
     except ImportError:
         widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
         for row in [header, *rows]:
-            print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
-        print(verdict)
-        print(f"timings: {timings}")
+            print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)), file=stream)
+        print(verdict, file=stream)
+        print(f"timings: {timings}", file=stream)
         return
-    console = Console()
+    console = Console(file=stream)
     table = Table(title=f"{result.query} vs {result.reference}")
     for name in header:
         table.add_column(name, justify="right")
@@ -113,7 +113,8 @@ def render_plot(result, fps: float) -> bytes:
 
 
 def _localize_pair(args: argparse.Namespace) -> int:
-    for output in (args.json, args.plot):
+    to_stdout = args.json == "-"  # the JSON on stdout (for a pipe), the table on stderr
+    for output in (None if to_stdout else args.json, args.plot):
         if output:
             check_output_file(output)
     if args.plot:
@@ -121,14 +122,17 @@ def _localize_pair(args: argparse.Namespace) -> int:
     loc = build_localizer(args)
     result = loc.localize(args.query, args.reference, return_map=bool(args.plot))
     plot = render_plot(result, loc.fps) if args.plot else None
-    if args.json:
+    if to_stdout:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif args.json:
         with atomic_write(args.json) as handle:
             json.dump(result.to_dict(), handle, indent=2)
             handle.write("\n")
     if plot is not None:
         with atomic_write(args.plot, "wb") as handle:
             handle.write(plot)
-    _print_result(result)
+    _print_result(result, sys.stderr if to_stdout else sys.stdout)
     return 0
 
 
@@ -329,7 +333,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("query", nargs="?", metavar="QUERY", help="query video")
     p.add_argument("reference", nargs="?", metavar="REFERENCE", help="reference video")
-    p.add_argument("--json", metavar="OUT.json", help="write the result as JSON")
+    p.add_argument("--json", metavar="OUT.json", help="write the result as JSON (- : to stdout, the table then goes "
+                   "to stderr)")
     p.add_argument("--plot", metavar="OUT.png", help="draw the similarity map with the segments (matplotlib)")
     p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     add_localizer_arguments(p)
