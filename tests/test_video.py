@@ -329,6 +329,13 @@ def test_image_folder_in_natural_order(tmp_path):
 def test_image_folder_errors(tmp_path):
     with pytest.raises(VideoDecodeError, match="no image files"):
         read_frames(tmp_path)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("clip10.mp4", "clip2.MOV", "clip1.mkv", "clip3.avi"):
+        (videos / name).write_bytes(b"x")
+    with pytest.raises(VideoDecodeError, match=r"holds videos \(clip1.mkv, clip2.MOV, clip3.avi and 1 more\): name "
+                                               r"one video, or list pairs with --pairs CSV --videos DIR"):
+        read_frames(videos)
     _save_png(tmp_path / "a.png", painted(1))
     _save_png(tmp_path / "b.png", painted(2, width=48, height=32))
     with pytest.raises(VideoDecodeError, match=r"b\.png: image is 48x32 but the sequence starts at 96x64"):

@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from vcl_fast.video._pyav import RgbConverter, open_input, output_size, video_stream
-from vcl_fast.video.records import VideoDecodeError, VideoInfo
+from vcl_fast.video.records import VIDEO_SUFFIXES, VideoDecodeError, VideoInfo
 from vcl_fast.video.sampling import sample_times, select_frames
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"})
@@ -26,10 +26,16 @@ def natural_key(name: str) -> tuple:
 
 def list_images(folder: Path) -> list[Path]:
     """The image files of ``folder`` in natural name order; VideoDecodeError when there are none."""
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    entries = sorted(folder.iterdir(), key=lambda p: natural_key(p.name))
+    files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
     if not files:
+        videos = [p.name for p in entries if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()]
+        if videos:
+            shown = ", ".join(videos[:3]) + (f" and {len(videos) - 3} more" if len(videos) > 3 else "")
+            raise VideoDecodeError(folder, f"a folder is read as a sequence of images, and this one holds videos "
+                                   f"({shown}): name one video, or list pairs with --pairs CSV --videos DIR")
         raise VideoDecodeError(folder, f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the directory")
-    return sorted(files, key=lambda p: natural_key(p.name))
+    return files
 
 
 def decode_image(path: Path) -> "av.VideoFrame":
