@@ -391,3 +391,18 @@ def test_reprs_are_short_and_say_what_matters():
                               "timestamps=0-10 s, fps=2)")
     assert "no frames" in repr(VideoFeatures("empty", np.zeros((0, 1, 4), np.float16), np.zeros(0), 1.0))
     assert repr(Localizer(method="tn")) == "Localizer(method='tn', backend='onnxruntime', fps=1, exact_decoding=False)"
+
+
+def test_progress_reports_every_embedded_frame(tn_localizer, planted_videos):
+    query, reference = planted_videos
+    lengths = [tn_localizer.features(v).num_frames for v in planted_videos]
+    counts: list[int] = []
+    tn_localizer.localize(query, reference, progress=counts.append)
+    assert sum(counts) == sum(lengths) and all(n > 0 for n in counts)
+    counts.clear()
+    frames = np.zeros((5, 32, 32, 3), np.uint8)
+    tn_localizer.localize_many(frames, [reference, np.ones((3, 2, 16), np.float32)], progress=counts.append)
+    assert sum(counts) == 5 + lengths[1]  # frames and files are embedded; features are not
+    counts.clear()
+    tn_localizer.features(query, progress=counts.append)
+    assert sum(counts) == lengths[0]

@@ -283,3 +283,35 @@ def test_bench_suites(micro_model_dir, tmp_path, capsys, monkeypatch):
     assert "segment_nms N=20" in capsys.readouterr().out
     assert main(["bench", "--suite", "extract", "--model", str(micro_model_dir), "--min-time", "0",
                  "--threads", "1"]) == 0
+
+
+def test_frame_progress_totals_the_frames_to_embed(planted_videos, tmp_path, monkeypatch):
+    import vcl_fast.localize_commands as commands
+    from vcl_fast.video import probe
+    from vcl_fast.video.sampling import num_samples
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, unit, desc, leave=True):
+            bars.append(self)
+            self.total, self.unit, self.done, self.closed = total, unit, 0, False
+
+        def update(self, n):
+            self.done += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(commands, "_progress", Bar)
+    with commands.frame_progress(2.0, planted_videos) as progress:
+        progress(7)
+    expected = sum(num_samples(probe(v).duration, 2.0) for v in planted_videos)
+    assert (bars[0].total, bars[0].unit, bars[0].done, bars[0].closed) == (expected, "frame", 7, True)
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    with commands.frame_progress(1.0, [planted_videos[0], tmp_path / "broken.mp4"]):
+        pass  # an unreadable video: a count without a total (localizing it will say what is wrong)
+    assert bars[1].total is None and bars[1].closed
+    monkeypatch.setattr(commands, "_progress", lambda *args, **kwargs: None)  # no tqdm
+    with commands.frame_progress(1.0, planted_videos) as progress:
+        assert progress is None

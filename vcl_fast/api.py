@@ -33,7 +33,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -57,6 +57,8 @@ WHOLE_MAP_CELLS = 2**26
 # A video: a file or image folder path, frames (L, H, W, 3) uint8, features (L, T, D) / (L, D) float,
 # or a VideoFeatures record.
 VideoInput = Union[str, os.PathLike, np.ndarray, VideoFeatures]
+# Called with the number of frames the extractor has just embedded (a progress bar's ``update``).
+Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -198,12 +200,14 @@ class Localizer:
 
     # ------------------------------------------------------------------------------------------ features
 
-    def features(self, video: VideoInput, video_id: str | None = None) -> VideoFeatures:
-        """Features of one video (see ``VideoInput``), with timestamps in seconds."""
-        return self._all_features([video], [video_id], _new_timings())[0][0]
+    def features(self, video: VideoInput, video_id: str | None = None, progress: Progress | None = None
+                 ) -> VideoFeatures:
+        """Features of one video (see ``VideoInput``), with timestamps in seconds. ``progress``: called with the
+        number of frames each extractor batch embedded (e.g. a progress bar's ``update``)."""
+        return self._all_features([video], [video_id], _new_timings(), progress)[0][0]
 
-    def _all_features(self, videos: list[VideoInput], video_ids: list[str | None], timings: dict[str, float]
-                      ) -> list[tuple[VideoFeatures, str]]:
+    def _all_features(self, videos: list[VideoInput], video_ids: list[str | None], timings: dict[str, float],
+                      progress: Progress | None) -> list[tuple[VideoFeatures, str]]:
         """(features, name of the video for results) of each video; adds the decode/extract seconds to
         ``timings``. The files among ``videos`` are decoded one after the other in a background thread, up to
         :func:`decode_ahead` chunks ahead of the extractor (:mod:`vcl_fast.video.prefetch`)."""
@@ -215,7 +219,8 @@ class Localizer:
             batch_size = self.extractor.batch_size
             decoding = prefetch(self._decoded_chunks(paths, batch_size), decode_ahead(batch_size))
         with decoding as chunks:
-            return [self._features(video, video_id, chunks, timings) for video, video_id in zip(videos, video_ids)]
+            return [self._features(video, video_id, chunks, timings, progress)
+                    for video, video_id in zip(videos, video_ids)]
 
     def _decoded_chunks(self, paths: list[Path], chunk_size: int) -> Iterator[DecodedFrames | None]:
         """The frame chunks of each video in turn, each video followed by None."""
@@ -227,23 +232,21 @@ class Localizer:
             yield None
 
     def _features(self, video: VideoInput, video_id: str | None, chunks: Iterator[DecodedFrames | None],
-                  timings: dict[str, float]) -> tuple[VideoFeatures, str]:
+                  timings: dict[str, float], progress: Progress | None) -> tuple[VideoFeatures, str]:
         """(features, name) of one video; a file's frames are the next chunks of ``chunks``."""
         if isinstance(video, VideoFeatures):
             return video, video.video_id
         if isinstance(video, (str, os.PathLike)):
-            return self._stream_features(Path(video), video_id, chunks, timings), str(video)
+            return self._stream_features(Path(video), video_id, chunks, timings, progress), str(video)
         if not isinstance(video, np.ndarray):
             raise TypeError(f"a video is a path, a frame array (L, H, W, 3) uint8, a feature array (L, T, D) "
                             f"or VideoFeatures; got {type(video).__name__}")
         name = video_id or "video"
         if video.dtype == np.uint8:
-            start = time.perf_counter()
             try:
-                features = self.extractor.embed(video)
+                features = self._embed(video, timings, progress)
             except ValueError as exc:  # a bad frame array: say which input it is
                 raise ValueError(f"{name}: {exc}") from None
-            timings["extract"] += time.perf_counter() - start
         elif np.issubdtype(video.dtype, np.floating) and video.ndim in (2, 3):
             features = video[:, None, :] if video.ndim == 2 else video
             if features.dtype not in (np.float32, np.float16):
@@ -254,7 +257,7 @@ class Localizer:
         return VideoFeatures.from_fps(name, features, self.fps), name
 
     def _stream_features(self, path: Path, video_id: str | None, chunks: Iterator[DecodedFrames | None],
-                         timings: dict[str, float]) -> VideoFeatures:
+                         timings: dict[str, float], progress: Progress | None) -> VideoFeatures:
         parts, stamps = [], []
         while True:
             start = time.perf_counter()
@@ -262,34 +265,43 @@ class Localizer:
             timings["decode"] += time.perf_counter() - start
             if chunk is None:
                 break
-            start = time.perf_counter()
-            parts.append(self.extractor.embed(chunk.frames))
-            timings["extract"] += time.perf_counter() - start
+            parts.append(self._embed(chunk.frames, timings, progress))
             stamps.append(chunk.timestamps)
         return VideoFeatures(video_id or path.stem or path.name, np.concatenate(parts), np.concatenate(stamps),
                              self.fps)
 
+    def _embed(self, frames: np.ndarray, timings: dict[str, float], progress: Progress | None) -> np.ndarray:
+        """The extractor's features of ``frames``; adds the seconds to ``timings`` and reports the frames."""
+        start = time.perf_counter()
+        features = self.extractor.embed(frames)
+        timings["extract"] += time.perf_counter() - start
+        if progress is not None:
+            progress(len(frames))
+        return features
+
     # ---------------------------------------------------------------------------------------- localize
 
-    def localize(self, query: VideoInput, reference: VideoInput, return_map: bool = False) -> LocalizationResult:
-        """Copied segments of ``query`` in ``reference`` (seconds); ``return_map`` keeps the similarity map."""
-        return self._localize(query, [reference], return_map, ["reference"])[0]
+    def localize(self, query: VideoInput, reference: VideoInput, return_map: bool = False,
+                 progress: Progress | None = None) -> LocalizationResult:
+        """Copied segments of ``query`` in ``reference`` (seconds); ``return_map`` keeps the similarity map;
+        ``progress`` as for :meth:`features`."""
+        return self._localize(query, [reference], return_map, ["reference"], progress)[0]
 
-    def localize_many(self, query: VideoInput, references: Sequence[VideoInput], return_map: bool = False
-                      ) -> list[LocalizationResult]:
+    def localize_many(self, query: VideoInput, references: Sequence[VideoInput], return_map: bool = False,
+                      progress: Progress | None = None) -> list[LocalizationResult]:
         """One query against many references: one batched similarity call, one batched detector pass."""
         if not isinstance(references, (list, tuple)):
             raise TypeError(f"references must be a list or tuple of videos, got {type(references).__name__}")
         return self._localize(query, list(references), return_map,
-                              [f"references[{i}]" for i in range(len(references))])
+                              [f"references[{i}]" for i in range(len(references))], progress)
 
     def _localize(self, query: VideoInput, references: list[VideoInput], return_map: bool,
-                  roles: list[str]) -> list[LocalizationResult]:
+                  roles: list[str], progress: Progress | None) -> list[LocalizationResult]:
         from vcl_fast.ops import LazySimilarityMap, similarity_maps
 
         timings = _new_timings()
         begin = time.perf_counter()
-        (q, q_name), *refs = self._all_features([query, *references], ["query", *roles], timings)
+        (q, q_name), *refs = self._all_features([query, *references], ["query", *roles], timings, progress)
         query_label = "the query's" if q_name == "query" else f"the query's ({q_name})"
         for r, r_name in refs:
             if r.num_frames and q.num_frames and r.dim != q.dim:

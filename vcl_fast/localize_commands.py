@@ -11,11 +11,13 @@ when everything succeeded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
+import math
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator, Sequence
 
 from vcl_fast.api import METHODS
 from vcl_fast.atomic import atomic_write, check_output_file
@@ -120,7 +122,8 @@ def _localize_pair(args: argparse.Namespace) -> int:
     if args.plot:
         require_matplotlib()
     loc = build_localizer(args)
-    result = loc.localize(args.query, args.reference, return_map=bool(args.plot))
+    with frame_progress(loc.fps, [args.query, args.reference]) as progress:
+        result = loc.localize(args.query, args.reference, return_map=bool(args.plot), progress=progress)
     plot = render_plot(result, loc.fps) if args.plot else None
     if to_stdout:
         json.dump(result.to_dict(), sys.stdout, indent=2)
@@ -162,12 +165,38 @@ def find_videos(directory: Path, video_ids: Iterable[str]) -> dict[str, Path]:
     return paths
 
 
-def _progress(total: int):
+def _progress(total: int | None, unit: str, desc: str, leave: bool = True):
+    """A tqdm bar on stderr, shown on a terminal only and only once the work has lasted 2 s; None without tqdm."""
     try:
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, unit="pair", desc="localize", disable=None)
+    return tqdm(total=total, unit=unit, desc=desc, disable=None, delay=2.0, leave=leave)
+
+
+@contextlib.contextmanager
+def frame_progress(fps: float, videos: Sequence[object]) -> Iterator[Callable[[int], None] | None]:
+    """A ``progress`` callback for :meth:`vcl_fast.Localizer.localize` / ``features``: a bar of the frames to embed,
+    ``videos``' declared lengths at ``fps`` (a count without a total when one is unknown; None without tqdm)."""
+    from vcl_fast.video import VideoDecodeError, probe
+    from vcl_fast.video.sampling import num_samples
+
+    total = 0
+    for video in videos:
+        try:
+            duration = probe(video).duration
+        except VideoDecodeError:  # reading it will say what is wrong
+            duration = math.nan
+        if not math.isfinite(duration):
+            total = None
+            break
+        total += num_samples(duration, fps)
+    bar = _progress(total, "frame", "extract", leave=False)
+    try:
+        yield None if bar is None else bar.update
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def probe_videos(paths: dict[str, Path], unreadable: dict[str, str] | None = None) -> None:
@@ -254,7 +283,7 @@ def _localize_pairs(args: argparse.Namespace) -> int:
     unreadable: dict[str, str] | None = {} if args.skip_unreadable else None
     probe_videos(paths, unreadable)
     loc = build_localizer(args)
-    progress = _progress(len(pairs))
+    progress = _progress(len(pairs), "pair", "localize")
     try:
         predictions = localize_pairs(loc, pairs, paths, progress, unreadable)
     finally:
