@@ -165,7 +165,7 @@ def test_pairs_with_a_missing_video(micro_model_dir, planted_videos, tmp_path, c
     assert main(["localize", "--pairs", str(tmp_path / "pairs.csv"), "--videos", str(planted_videos[0].parent),
                  "--model", str(micro_model_dir), *TN, "-o", str(preds)]) == 2
     assert "no video for id 'ghost'" in capsys.readouterr().err
-    assert not preds.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.csv"]
 
 
 def test_find_videos_any_suffix_case_and_folders(tmp_path):
@@ -212,6 +212,48 @@ def test_pairs_with_unreadable_videos(micro_model_dir, planted_videos, tmp_path,
     write_pairs(tmp_path / "broken_only.csv", [("query", "broken")])
     assert main([*args[:2], str(tmp_path / "broken_only.csv"), *args[3:], "--skip-unreadable"]) == 2
     assert "no pair could be localized: 1 videos cannot be read" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken_only.csv", "pairs.csv", "preds.json", "videos"]
+
+
+def test_an_interrupted_pair_run_resumes(micro_model_dir, planted_videos, tmp_path, capsys, monkeypatch):
+    from vcl_fast.api import Localizer
+    from vcl_fast.data.formats import read_predictions, write_pairs
+
+    pairs = [("query", "reference"), ("reference", "query"), ("query", "query")]  # two query groups
+    write_pairs(tmp_path / "pairs.csv", pairs)
+    common = ["localize", "--pairs", str(tmp_path / "pairs.csv"), "--videos", str(planted_videos[0].parent),
+              "--model", str(micro_model_dir), *TN]
+    assert main([*common, "-o", str(tmp_path / "whole.json")]) == 0
+    whole = read_predictions(tmp_path / "whole.json")
+    preds, journal = tmp_path / "preds.json", tmp_path / "preds.json.partial"
+    assert not (tmp_path / "whole.json.partial").exists()
+    real = Localizer.localize_many
+    calls = []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Localizer, "localize_many", interrupted)
+    capsys.readouterr()
+    assert main([*common, "-o", str(preds)]) == 130
+    assert "2 of 3 pairs are saved in" in capsys.readouterr().err  # the query group: 2 pairs
+    assert journal.is_file() and not preds.exists()
+    with open(journal, "a") as handle:
+        handle.write('{"pair": ["reference", "qu')  # killed while writing a line: dropped on resuming
+    assert main([*common, "--param", "min_sim=0.8", "-o", str(preds)]) == 2  # other settings: refused
+    assert "a partial run with other settings (params differ)" in capsys.readouterr().err
+    calls.clear()
+    monkeypatch.setattr(Localizer, "localize_many", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    assert main([*common, "-o", str(preds)]) == 0
+    assert "resuming: 2 pairs done" in capsys.readouterr().err and len(calls) == 1  # only the reference group
+    resumed = read_predictions(preds)
+    assert list(resumed) == list(whole) == pairs  # the pair file's order
+    for pair in pairs:
+        np.testing.assert_array_equal(resumed[pair], whole[pair])
+    assert not journal.exists()
 
 
 def test_localize_pairs_leaves_out_videos_that_fail_while_decoding():

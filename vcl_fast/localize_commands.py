@@ -6,12 +6,14 @@ pairs.csv --videos DIR -o preds.json`` (VCSL prediction JSON) or ``--vsc matches
 files that ``vcl-fast eval`` scores; every video's features are computed once and kept only while a pair
 still needs them. Every video is opened once before any work, so a file that cannot be read stops the run at
 once (``--skip-unreadable``: its pairs are left out and named on stderr). Outputs are written atomically, only
-when everything succeeded.
+when everything succeeded; until then the finished pairs are journaled in ``OUT.partial``
+(:mod:`vcl_fast.data.pair_journal`), so that an interrupted run, started again with the same settings, resumes.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -23,6 +25,7 @@ from vcl_fast.api import METHODS
 from vcl_fast.atomic import atomic_write, check_output_file
 from vcl_fast.cli import CliError
 from vcl_fast.config import parse_overrides
+from vcl_fast.data.pair_journal import PairJournal
 from vcl_fast.runtime import BACKENDS
 from vcl_fast.video.records import VIDEO_SUFFIXES
 
@@ -215,12 +218,13 @@ def probe_videos(paths: dict[str, Path], unreadable: dict[str, str] | None = Non
 
 
 def localize_pairs(loc, pairs: list[tuple[str, str]], paths: dict[str, Path], progress=None,
-                   unreadable: dict[str, str] | None = None) -> dict:
+                   unreadable: dict[str, str] | None = None, on_group: Callable[[dict], None] | None = None
+                   ) -> dict:
     """``{(query_id, reference_id): (N, 5) float64 boxes in seconds}`` for every pair. Pairs are grouped by
-    query (one ``localize_many`` call each); a video's features are computed once and dropped when no
-    remaining pair needs them. A video that cannot be decoded raises its VideoDecodeError, or, with
-    ``unreadable`` (id -> message; the ids in it already are not read), is recorded there and the pairs that
-    need it are left out."""
+    query (one ``localize_many`` call each; ``on_group`` gets each group's predictions when it is done); a video's
+    features are computed once and dropped when no remaining pair needs them. A video that cannot be decoded
+    raises its VideoDecodeError, or, with ``unreadable`` (id -> message; the ids in it already are not read), is
+    recorded there and the pairs that need it are left out."""
     from collections import Counter
 
     from vcl_fast.video.records import VideoDecodeError
@@ -250,10 +254,13 @@ def localize_pairs(loc, pairs: list[tuple[str, str]], paths: dict[str, Path], pr
         query = features(query_id)
         references = [] if query is None else [(r, features(r)) for r in reference_ids]
         readable = [(r, video) for r, video in references if video is not None]
+        group = {}
         if readable:
             results = loc.localize_many(query, [video for _, video in readable])
-            for (reference_id, _), result in zip(readable, results):
-                predictions[(query_id, reference_id)] = result.boxes()
+            group = {(query_id, reference_id): result.boxes() for (reference_id, _), result in zip(readable, results)}
+            predictions.update(group)
+        if on_group is not None:
+            on_group(group)
         for video_id in [query_id, *reference_ids]:
             remaining[video_id] -= 1
             if not remaining[video_id]:
@@ -261,6 +268,26 @@ def localize_pairs(loc, pairs: list[tuple[str, str]], paths: dict[str, Path], pr
         if progress is not None:
             progress.update(len(reference_ids))
     return {pair: predictions[pair] for pair in pairs if pair in predictions}
+
+
+def run_settings(args: argparse.Namespace, loc) -> dict:
+    """What the results of ``vcl-fast localize --pairs`` depend on, for its journal: the models (their manifests'
+    or configs' SHA-256 when they are folders, so the embedded model of another release differs too), the
+    method and its resolved parameters, the sampling, the backend, the videos folder and vcl_fast's version."""
+    from vcl_fast import __version__
+    from vcl_fast.runtime.manifest import default_model_dir
+
+    def model(path: str | None) -> str:
+        folder = Path(path) if path else default_model_dir()
+        described = [folder / name for name in ("manifest.json", "config.json") if (folder / name).is_file()]
+        if not described:
+            return str(folder.resolve())
+        return f"{folder.resolve()} sha256:{hashlib.sha256(described[0].read_bytes()).hexdigest()}"
+
+    return {"extractor": model(args.extractor or args.model), "detector": model(args.detector or args.model),
+            "method": loc.method, "params": repr(loc.params), "fps": loc.fps, "exact_decoding": loc.exact_decoding,
+            "backend": args.backend, "device": args.device, "videos": str(Path(args.videos).resolve()),
+            "vcl_fast": __version__}
 
 
 def _localize_pairs(args: argparse.Namespace) -> int:
@@ -280,17 +307,33 @@ def _localize_pairs(args: argparse.Namespace) -> int:
     if not pairs:
         raise ValueError(f"{args.pairs}: no pairs listed")
     paths = find_videos(videos, dict.fromkeys(video for pair in pairs for video in pair))
-    unreadable: dict[str, str] | None = {} if args.skip_unreadable else None
-    probe_videos(paths, unreadable)
     loc = build_localizer(args)
-    progress = _progress(len(pairs), "pair", "localize")
+    journal = PairJournal(f"{args.output or args.vsc}.partial", run_settings(args, loc))
     try:
-        predictions = localize_pairs(loc, pairs, paths, progress, unreadable)
-    finally:
+        if journal.done or journal.unreadable:
+            print(f"resuming: {len(journal.done)} pairs done in {journal.path}", file=sys.stderr)
+        unreadable: dict[str, str] | None = dict(journal.unreadable) if args.skip_unreadable else None
+        todo = [pair for pair in pairs if pair not in journal.done]
+        probe_videos({video: paths[video] for pair in todo for video in pair}, unreadable)
+        progress = _progress(len(pairs), "pair", "localize")
         if progress is not None:
-            progress.close()
+            progress.update(len(pairs) - len(todo))
+        try:
+            localize_pairs(loc, todo, paths, progress, unreadable,
+                           on_group=lambda group: journal.record(group, unreadable or {}))
+        finally:
+            if progress is not None:
+                progress.close()
+    except BaseException as exc:
+        journal.close()
+        if journal.done and isinstance(exc, KeyboardInterrupt):
+            print(f"{len(journal.done)} of {len(pairs)} pairs are saved in {journal.path}: the same command "
+                  "resumes", file=sys.stderr)
+        raise
+    predictions = {pair: journal.done[pair] for pair in pairs if pair in journal.done}
     if unreadable:
         if not predictions:
+            journal.remove()
             raise ValueError(f"no pair could be localized: {len(unreadable)} videos cannot be read, first "
                              f"{next(iter(unreadable.values()))}")
         reasons = list(unreadable.values())
@@ -301,6 +344,7 @@ def _localize_pairs(args: argparse.Namespace) -> int:
         write_predictions(args.output, predictions)
     if args.vsc:
         write_vsc_matches(args.vsc, predictions)
+    journal.remove()
     copied = sum(1 for boxes in predictions.values() if len(boxes))
     written = " and ".join(str(p) for p in (args.output, args.vsc) if p)
     print(f"{len(predictions)} pairs, {copied} with copied segments -> {written}")
