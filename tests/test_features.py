@@ -1,5 +1,6 @@
 """Typed feature records, per-video feature files and the single-file feature store."""
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -141,3 +142,23 @@ def test_store_read_errors(tmp_path):
         FeatureStore(tmp_path / "cut.vclf")
     with pytest.raises(FileNotFoundError):
         FeatureStore(tmp_path / "missing.vclf")
+
+
+def test_claim_feature_dir_keeps_one_source_and_rate(tmp_path):
+    from vcl_fast.data.features import claim_feature_dir, save_video_features
+
+    folder = tmp_path / "cache"
+    assert claim_feature_dir(folder, 1.0, "model A") == folder
+    save_video_features(folder, VideoFeatures.from_fps("v", np.ones((3, 2, 4), np.float32), 1.0))
+    assert json.loads((folder / "meta.json").read_text()) == {"fps": 1.0, "source": "model A"}
+    claim_feature_dir(folder, 1.0, "model A")  # the same: fine
+    for fps, source in ((1.0, "model B"), (2.0, "model A")):
+        with pytest.raises(ValueError, match="holds features of model A at 1 fps, not of "):
+            claim_feature_dir(folder, fps, source)
+    unrecorded = tmp_path / "extracted"  # features written without a source: not reused
+    save_video_features(unrecorded, VideoFeatures.from_fps("v", np.ones((3, 2, 4), np.float32), 1.0))
+    with pytest.raises(ValueError, match="holds features of an unrecorded extractor at 1 fps"):
+        claim_feature_dir(unrecorded, 1.0, "model A")
+    (unrecorded / "meta.json").unlink()
+    with pytest.raises(ValueError, match="holds features but no meta.json"):
+        claim_feature_dir(unrecorded, 1.0, "model A")

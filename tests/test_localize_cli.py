@@ -357,3 +357,31 @@ def test_frame_progress_totals_the_frames_to_embed(planted_videos, tmp_path, mon
     monkeypatch.setattr(commands, "_progress", lambda *args, **kwargs: None)  # no tqdm
     with commands.frame_progress(1.0, planted_videos) as progress:
         assert progress is None
+
+
+def test_pairs_keep_and_reuse_features(micro_model_dir, planted_videos, tmp_path, capsys, monkeypatch):
+    from vcl_fast.api import Localizer
+    from vcl_fast.data.formats import read_predictions, write_pairs
+
+    write_pairs(tmp_path / "pairs.csv", [("query", "reference"), ("reference", "query")])
+    features = tmp_path / "features"
+    common = ["localize", "--pairs", str(tmp_path / "pairs.csv"), "--videos", str(planted_videos[0].parent),
+              "--model", str(micro_model_dir), *TN]
+    assert main([*common, "--features", str(features), "-o", str(tmp_path / "a.json")]) == 0
+    assert sorted(p.name for p in features.iterdir()) == ["meta.json", "query.npy", "reference.npy"]
+    assert json.loads((features / "meta.json").read_text())["source"].endswith(", draft decoding")
+    real = Localizer.features
+    computed = []
+    monkeypatch.setattr(Localizer, "features", lambda self, v, *a, **k: computed.append(v) or real(self, v, *a, **k))
+    other = ["--param", "min_sim=0.8"]
+    assert main([*common, *other, "--features", str(features), "-o", str(tmp_path / "b.json")]) == 0
+    assert computed == []  # both videos read back from the folder
+    assert main([*common, *other, "-o", str(tmp_path / "c.json")]) == 0 and len(computed) == 2
+    cached, fresh = read_predictions(tmp_path / "b.json"), read_predictions(tmp_path / "c.json")
+    for pair in cached:
+        np.testing.assert_array_equal(cached[pair], fresh[pair])
+    capsys.readouterr()
+    assert main([*common, "--fps", "2", "--features", str(features), "-o", str(tmp_path / "d.json")]) == 2
+    assert "at 1 fps, not of " in capsys.readouterr().err and not (tmp_path / "d.json").exists()
+    assert main(["localize", *map(str, planted_videos), "--features", str(features)]) == 2
+    assert "--features are for --pairs" in capsys.readouterr().err

@@ -218,13 +218,14 @@ def probe_videos(paths: dict[str, Path], unreadable: dict[str, str] | None = Non
 
 
 def localize_pairs(loc, pairs: list[tuple[str, str]], paths: dict[str, Path], progress=None,
-                   unreadable: dict[str, str] | None = None, on_group: Callable[[dict], None] | None = None
-                   ) -> dict:
+                   unreadable: dict[str, str] | None = None, on_group: Callable[[dict], None] | None = None,
+                   load: Callable[[str], object] | None = None) -> dict:
     """``{(query_id, reference_id): (N, 5) float64 boxes in seconds}`` for every pair. Pairs are grouped by
     query (one ``localize_many`` call each; ``on_group`` gets each group's predictions when it is done); a video's
-    features are computed once and dropped when no remaining pair needs them. A video that cannot be decoded
-    raises its VideoDecodeError, or, with ``unreadable`` (id -> message; the ids in it already are not read), is
-    recorded there and the pairs that need it are left out."""
+    features are had once (``load`` of its id, default ``loc.features`` of its path) and dropped when no
+    remaining pair needs them. A video that cannot be decoded raises its VideoDecodeError, or, with
+    ``unreadable`` (id -> message; the ids in it already are not read), is recorded there and the pairs that
+    need it are left out."""
     from collections import Counter
 
     from vcl_fast.video.records import VideoDecodeError
@@ -241,7 +242,7 @@ def localize_pairs(loc, pairs: list[tuple[str, str]], paths: dict[str, Path], pr
             return None
         if video_id not in cache:
             try:
-                cache[video_id] = loc.features(paths[video_id], video_id)
+                cache[video_id] = load(video_id) if load else loc.features(paths[video_id], video_id)
             except VideoDecodeError as exc:
                 if unreadable is None:
                     raise
@@ -270,24 +271,46 @@ def localize_pairs(loc, pairs: list[tuple[str, str]], paths: dict[str, Path], pr
     return {pair: predictions[pair] for pair in pairs if pair in predictions}
 
 
-def run_settings(args: argparse.Namespace, loc) -> dict:
-    """What the results of ``vcl-fast localize --pairs`` depend on, for its journal: the models (their manifests'
-    or configs' SHA-256 when they are folders, so the embedded model of another release differs too), the
-    method and its resolved parameters, the sampling, the backend, the videos folder and vcl_fast's version."""
-    from vcl_fast import __version__
+def model_identity(path: str | None) -> str:
+    """A model's path (None: the embedded model's) with its manifest's or config's SHA-256 when it is a folder, so
+    that the embedded model of another release, or a folder exported anew, differs."""
     from vcl_fast.runtime.manifest import default_model_dir
 
-    def model(path: str | None) -> str:
-        folder = Path(path) if path else default_model_dir()
-        described = [folder / name for name in ("manifest.json", "config.json") if (folder / name).is_file()]
-        if not described:
-            return str(folder.resolve())
-        return f"{folder.resolve()} sha256:{hashlib.sha256(described[0].read_bytes()).hexdigest()}"
+    folder = Path(path) if path else default_model_dir()
+    described = [folder / name for name in ("manifest.json", "config.json") if (folder / name).is_file()]
+    if not described:
+        return str(folder.resolve())
+    return f"{folder.resolve()} sha256:{hashlib.sha256(described[0].read_bytes()).hexdigest()}"
 
-    return {"extractor": model(args.extractor or args.model), "detector": model(args.detector or args.model),
-            "method": loc.method, "params": repr(loc.params), "fps": loc.fps, "exact_decoding": loc.exact_decoding,
-            "backend": args.backend, "device": args.device, "videos": str(Path(args.videos).resolve()),
-            "vcl_fast": __version__}
+
+def run_settings(args: argparse.Namespace, loc) -> dict:
+    """What the results of ``vcl-fast localize --pairs`` depend on, for its journal: the models, the method and
+    its resolved parameters, the sampling, the backend, the videos folder and vcl_fast's version."""
+    from vcl_fast import __version__
+
+    return {"extractor": model_identity(args.extractor or args.model),
+            "detector": model_identity(args.detector or args.model), "method": loc.method, "params": repr(loc.params),
+            "fps": loc.fps, "exact_decoding": loc.exact_decoding, "backend": args.backend, "device": args.device,
+            "videos": str(Path(args.videos).resolve()), "vcl_fast": __version__}
+
+
+def feature_cache(loc, paths: dict[str, Path], directory: Path, extractor: str) -> Callable[[str], object]:
+    """A ``load`` for :func:`localize_pairs`: a video's features read from ``directory`` when an earlier run left
+    them there, else computed and kept there. ``directory`` is claimed for ``extractor`` (its identity) at the
+    Localizer's fps and decoding (:func:`~vcl_fast.data.features.claim_feature_dir`)."""
+    from vcl_fast.data.features import claim_feature_dir, load_video_features, save_video_features
+
+    decoding = "exact" if loc.exact_decoding else "draft"
+    claim_feature_dir(directory, loc.fps, f"{extractor}, {decoding} decoding")
+
+    def load(video_id: str):
+        if (directory / f"{video_id}.npy").is_file():
+            return load_video_features(directory, video_id)
+        video = loc.features(paths[video_id], video_id)
+        save_video_features(directory, video)
+        return video
+
+    return load
 
 
 def _localize_pairs(args: argparse.Namespace) -> int:
@@ -308,7 +331,9 @@ def _localize_pairs(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.pairs}: no pairs listed")
     paths = find_videos(videos, dict.fromkeys(video for pair in pairs for video in pair))
     loc = build_localizer(args)
-    journal = PairJournal(f"{args.output or args.vsc}.partial", run_settings(args, loc))
+    settings = run_settings(args, loc)
+    load = feature_cache(loc, paths, Path(args.features), settings["extractor"]) if args.features else None
+    journal = PairJournal(f"{args.output or args.vsc}.partial", settings)
     try:
         if journal.done or journal.unreadable:
             print(f"resuming: {len(journal.done)} pairs done in {journal.path}", file=sys.stderr)
@@ -320,7 +345,7 @@ def _localize_pairs(args: argparse.Namespace) -> int:
             progress.update(len(pairs) - len(todo))
         try:
             localize_pairs(loc, todo, paths, progress, unreadable,
-                           on_group=lambda group: journal.record(group, unreadable or {}))
+                           on_group=lambda group: journal.record(group, unreadable or {}), load=load)
         finally:
             if progress is not None:
                 progress.close()
@@ -363,8 +388,8 @@ def _cmd_localize(args: argparse.Namespace) -> int:
         return _localize_pairs(args)
     if not (args.query and args.reference):
         raise CliError("give QUERY and REFERENCE videos (or --pairs CSV --videos DIR)")
-    if args.output or args.vsc:
-        raise CliError("-o / --vsc are for --pairs; for one pair use --json")
+    if args.output or args.vsc or args.features:
+        raise CliError("-o / --vsc / --features are for --pairs; for one pair use --json")
     return _localize_pair(args)
 
 
@@ -418,6 +443,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--videos", metavar="DIR", help="directory holding <id>.<suffix> videos for --pairs")
     p.add_argument("-o", "--output", metavar="PREDS.json", help="--pairs: VCSL prediction JSON")
     p.add_argument("--vsc", metavar="MATCHES.csv", help="--pairs: VSC22 match CSV")
+    p.add_argument("--features", metavar="DIR", help="--pairs: keep each video's features in DIR (<id>.npy) and "
+                   "reuse them in later runs of the same extractor, fps and decoding (to try other --param or "
+                   "--method settings without extracting again)")
     p.add_argument("--skip-unreadable", action="store_true",
                    help="--pairs: leave out the pairs of videos that cannot be read (named on stderr) instead of "
                    "stopping at the first; every video is opened once before any work either way")

@@ -7,7 +7,9 @@ increasing) and the nominal sampling rate ``fps``.
 Per-video files (one feature set = one directory, ``<root>/features/<dataset>/<name>/``, see
 :func:`feature_dir`):
 - ``<video_id>.npy``: the ``(L, T, D)`` array (an ``(L, D)`` array, the layout VCSL distributes, reads as T=1);
-- ``meta.json``: ``{"fps": f}``, one sampling rate for the whole directory (1 fps when absent);
+- ``meta.json``: ``{"fps": f}``, one sampling rate for the whole directory (1 fps when absent), and ``"source"``:
+  what made the features (an extractor's identity) when a directory is kept as a cache
+  (:func:`claim_feature_dir`);
 - ``<video_id>.timestamps.npy``: float64 ``(L,)`` seconds, written only when the timestamps are not the
   implied ``arange(L) / fps``; without it the timestamps are implied by fps.
 
@@ -119,6 +121,30 @@ def _directory_fps(directory: Path) -> float | None:
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{meta}: expected {{\"fps\": <number>}}: {exc}") from None
     return fps
+
+
+def claim_feature_dir(directory: str | os.PathLike, fps: float, source: str) -> Path:
+    """``directory`` as the home of features sampled at ``fps`` by ``source`` (an extractor's identity), so that
+    later runs may reuse them: made with a ``meta.json`` saying so when absent. ValueError when it holds features
+    of another rate or source, or of an unrecorded one, so that one model's features never mix with another's."""
+    directory = Path(directory)
+    meta = directory / "meta.json"
+    if not meta.exists():
+        if directory.is_dir() and list_video_ids(directory):
+            raise ValueError(f"{directory}: holds features but no meta.json saying what made them; choose another "
+                             "folder")
+        with atomic_write(meta) as handle:
+            json.dump({"fps": fps, "source": source}, handle)
+        return directory
+    try:
+        recorded = json.loads(meta.read_text())
+        made = (float(recorded["fps"]), recorded.get("source"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{meta}: expected {{\"fps\": <number>, \"source\": <text>}}: {exc}") from None
+    if made != (float(fps), source):
+        raise ValueError(f"{directory}: holds features of {made[1] or 'an unrecorded extractor'} at {made[0]:g} fps, "
+                         f"not of {source} at {fps:g} fps; choose another folder")
+    return directory
 
 
 def save_video_features(directory: str | os.PathLike, video: VideoFeatures) -> Path:
