@@ -291,8 +291,8 @@ def test_list_videos_from_a_directory_and_a_list_file(tmp_path):
         list_videos(listing)
     with pytest.raises(ValueError, match="no video files"):
         list_videos(tmp_path)
-    with pytest.raises(FileNotFoundError):
-        list_videos(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match=r"nowhere.mp4: no such file or directory \(a video, a folder"):
+        list_videos(tmp_path / "nowhere.mp4")
 
 
 # ------------------------------------------------------------------------------------- localization

@@ -42,7 +42,7 @@ def list_videos(spec: str | os.PathLike) -> list[VideoSource]:
         if missing:
             raise FileNotFoundError(f"{spec} lists {len(missing)} missing videos, first {missing[0]}")
     else:
-        raise FileNotFoundError(f"{spec}: no such directory or list file")
+        raise FileNotFoundError(f"{spec}: no such file or directory (a video, a folder of videos or a list file)")
     return [VideoSource(path.stem if path.is_file() else path.name, str(path)) for path in paths]
 
 
