@@ -34,7 +34,7 @@ def test_extract(benchmark, sources, backend):
     benchmark(case.impls[backend])
 
 
-@pytest.mark.parametrize("backend, method", itertools.product(BACKENDS, METHODS))
+@pytest.mark.parametrize("backend, method", list(itertools.product(BACKENDS, METHODS)))
 def test_localize_pair(benchmark, sources, backend, method):
     (case,) = [c for c in localize_cases({backend: sources[backend]}, THREADS) if c.name.split()[1] == method]
     benchmark(case.impls[backend])
@@ -112,3 +112,23 @@ def test_detector_ensemble(benchmark, tmp_path_factory, members):
     maps = list(np.random.default_rng(0).uniform(-0.2, 1.0, (16, 40, 40)).astype(np.float32))
     settings = DetectionSettings(input_size=detector.spec.input_size)
     benchmark(localize_maps, maps, detector.run, settings)
+
+
+@pytest.mark.parametrize("features", ["extracted", "kept"])
+def test_pairs_feature_cache(benchmark, tmp_path_factory, features):
+    """`vcl-fast localize --pairs` on the example pair both ways round, the embedded model: every video's
+    features extracted (no --features folder), or read back from a folder an earlier run filled."""
+    from pathlib import Path
+
+    from vcl_fast.api import Localizer
+    from vcl_fast.localize_commands import feature_cache, localize_pairs, model_identity
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    paths = {"query": examples / "query.mp4", "reference": examples / "reference.mp4"}
+    pairs = [("query", "reference"), ("reference", "query")]
+    loc = Localizer()
+    load = None
+    if features == "kept":
+        load = feature_cache(loc, paths, tmp_path_factory.mktemp("features"), model_identity(None))
+        localize_pairs(loc, pairs, paths, load=load)  # fills the folder
+    benchmark(localize_pairs, loc, pairs, paths, load=load)
