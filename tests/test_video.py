@@ -557,6 +557,33 @@ def test_draft_options(width, height, draft, lowres):
     assert draft_size("h264", width, height, draft) == (width, height)
 
 
+@pytest.mark.parametrize("decoder,width,height,draft,expected", [
+    ("h264", 1920, 1080, 112, (1920, 1080)), ("h264", 3840, 2160, 112, (1920, 1080)),
+    ("hevc", 7680, 4320, 112, (1920, 1080)), ("h264", 2160, 3840, 112, (1080, 1920)),  # portrait
+    ("h264", 3841, 2161, 112, (961, 541)), ("h264", 4000, 150, 112, (4000, 150)),  # halving would go under draft
+    ("h264", 4096, 2160, 1200, (4096, 2160)), ("mpeg4", 3840, 2160, 112, (480, 270)),  # lowres does it
+])
+def test_draft_size_caps_the_pixels_of_large_pictures(decoder, width, height, draft, expected):
+    from vcl_fast.video._pyav import draft_size
+
+    assert draft_size(decoder, width, height, draft) == expected
+
+
+def test_draft_decoding_of_a_large_h264_picture_is_close_to_exact(tmp_path, monkeypatch):
+    """Above the pixel cap (made small here) the RGB conversion halves an H.264 picture; once resized to the
+    extractor's input it is within a few grey levels of the whole picture."""
+    from vcl_fast.runtime.preprocess import preprocess_frames_numpy
+    from vcl_fast.video import _pyav
+
+    monkeypatch.setattr(_pyav, "DRAFT_MAX_PIXELS", 200 * 120)
+    path = tmp_path / "big.mp4"
+    write_video(path, np.stack([textured(i) for i in range(12)]), 12.0)  # 320 x 240
+    exact, draft = read_frames(path, 3.0), read_frames(path, 3.0, draft=64)
+    assert draft.frames.shape[1:] == (120, 160, 3) and exact.frames.shape[1:] == (240, 320, 3)
+    grey = [preprocess_frames_numpy(d.frames, 64, (0.0,) * 3, (1 / 255,) * 3) for d in (exact, draft)]
+    assert np.abs(grey[0] - grey[1]).mean() < 3.0
+
+
 @pytest.mark.parametrize("size", [None, (48, 32), (97, 65)], ids=["same-size", "down", "up"])
 def test_rgb_converter_gives_the_pixels_of_to_ndarray(tmp_path, size):
     """One reused swscale context gives what PyAV's per-frame conversion gives, bit for bit (H.264 4:2:0)."""

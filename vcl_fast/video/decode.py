@@ -91,8 +91,9 @@ def iter_frames(
     draft: the frames are only needed at ``draft`` pixels or more per side: the decoders that can (MPEG-1/2/4,
     MS-MPEG-4, H.263, MJPEG...: :func:`~vcl_fast.video._pyav.draft_options`) then decode at 1/2, 1/4 or 1/8 of the
     size (faster; a few grey levels off once resized to ``draft``), and with ``size=None`` frames come at that
-    size (:func:`~vcl_fast.video._pyav.draft_size`). Other codecs and images in a folder are decoded whole, as
-    with None.
+    size, halved again while above ``DRAFT_MAX_PIXELS`` (1920x1080; a 4K video's frames then take a quarter of
+    the memory) and both sides stay >= ``draft`` (:func:`~vcl_fast.video._pyav.draft_size`). Other codecs are
+    decoded whole, then resized by that rule alone; images in a folder are read as with None.
     Each chunk is a :class:`DecodedFrames`; chunks follow each other without gaps.
     Raises VideoDecodeError (a ValueError) naming the file when it cannot be read.
     """
