@@ -135,3 +135,15 @@ def test_atomic_errors_name_the_target_not_the_temporary_file(tmp_path, writer):
                 atomic_save(target, lambda p: open(p, "wb").write(b"abc"))
         assert caught.value.filename == str(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_atomic_directory_errors_name_the_target(tmp_path):
+    from vcl_fast.atomic import atomic_directory
+
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / "file" / "out"
+    with pytest.raises(OSError) as caught:
+        with atomic_directory(target):
+            pass
+    assert caught.value.filename == str(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

@@ -37,17 +37,24 @@ def check_output_file(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
+def _naming(target: Path) -> Iterator[None]:
+    """Re-raise an OSError of the block naming ``target``, not the temporary file or folder made beside it."""
+    try:
+        yield
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
+
+
+@contextlib.contextmanager
 def _temporary_sibling(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``.
 
     On an exception the temporary file is removed and ``path`` is left untouched.
     """
     target = check_output_file(path)
-    try:
+    with _naming(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:  # name the file asked for, not the temporary one
-        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
     os.close(fd)
     try:
         yield tmp
@@ -98,8 +105,9 @@ def atomic_directory(path: str | os.PathLike, replace: bool = False) -> Iterator
     target = Path(path)
     if not (replace and target.is_dir()):
         check_new_directory(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    with _naming(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     os.chmod(staging, 0o777 & ~_process_umask())
     try:
         yield staging

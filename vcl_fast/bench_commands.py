@@ -146,6 +146,8 @@ def localize_cases(sources: dict[str, tuple], threads: int | None) -> list[Bench
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if not args.min_time > 0:
+        raise CliError(f"--min-time must be a positive number of seconds, got {args.min_time}")
     if args.json:
         check_output_file(args.json)
     suites = SUITES if args.suite == "all" else (args.suite,)
