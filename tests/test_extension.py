@@ -39,6 +39,17 @@ def test_info_json(capsys):
     assert info["extension"] == "loaded"
     assert info["simd_level"] in ("scalar", "avx2", "avx512")
     assert set(info["backends"]) >= {"torch", "onnxruntime", "tensorrt"}
+    model = info["default_model"]
+    assert model["extractor"] == {"input_size": 112, "num_tokens": 2, "dim": 256} and 0 < model["megabytes"] < 50
+    assert model["detector"]["input_size"] == 256
+
+
+def test_info_without_an_embedded_model(capsys, monkeypatch, tmp_path):
+    import vcl_fast.runtime.manifest as manifest
+
+    monkeypatch.setattr(manifest, "DEFAULT_MODEL_DIR", tmp_path)
+    assert main(["info"]) == 0
+    assert "default model   none in this build" in capsys.readouterr().out
 
 
 def test_python_m_info_runs():

@@ -23,6 +23,25 @@ def _package_version(name: str) -> str | None:
     return None
 
 
+def _default_model() -> dict | None:
+    """Where the embedded default model is, its size on disk and its inputs and outputs; None in a build without."""
+    from vcl_fast.runtime.manifest import ManifestError, default_model_dir, read_manifest
+
+    try:
+        directory = default_model_dir()
+        manifest = read_manifest(directory)
+    except ManifestError:
+        return None
+    extractor, detector = manifest["extractor"], manifest["detector"]
+    return {
+        "path": str(directory),
+        "megabytes": round(sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) / 2**20, 1),
+        "extractor": {key: extractor[key] for key in ("input_size", "num_tokens", "dim")},
+        "detector": {key: detector[key] for key in ("input_size", "min_similarity", "confident_similarity",
+                                                     "confident_score") if key in detector},
+    }
+
+
 def collect() -> dict:
     """All facts as a JSON-ready dict."""
     ext = extension()
@@ -37,6 +56,7 @@ def collect() -> dict:
         "cuda_compiled": bool(ext and ext.cuda_compiled()),
         "cuda_devices": ext.cuda_device_count() if ext else 0,
         "backends": {name: _package_version(name) for name in OPTIONAL_BACKENDS},
+        "default_model": _default_model(),
     }
     return info
 
@@ -54,4 +74,12 @@ def format_report(info: dict) -> str:
         "backends        "
         + ", ".join(f"{k} {v}" if v else f"{k} (not installed)" for k, v in info["backends"].items()),
     ]
+    model = info["default_model"]
+    if model is None:
+        lines.append("default model   none in this build (pass a model, or run `vcl-fast export`)")
+    else:
+        extractor, detector = model["extractor"], model["detector"]
+        lines.append(f"default model   {model['path']} ({model['megabytes']} MB): extractor {extractor['input_size']} px, "
+                     f"{extractor['num_tokens']} tokens x {extractor['dim']} dims; detector {detector['input_size']} px"
+                     + (f", similarity floor {detector['min_similarity']}" if "min_similarity" in detector else ""))
     return "\n".join(lines)
