@@ -349,9 +349,9 @@ def _localize_pairs(args: argparse.Namespace) -> int:
         finally:
             if progress is not None:
                 progress.close()
-    except BaseException as exc:
+    except BaseException:  # interrupted, or a video failed: what is done stays for the next run
         journal.close()
-        if journal.done and isinstance(exc, KeyboardInterrupt):
+        if journal.done:
             print(f"{len(journal.done)} of {len(pairs)} pairs are saved in {journal.path}: the same command "
                   "resumes", file=sys.stderr)
         raise
