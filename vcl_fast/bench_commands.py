@@ -146,8 +146,8 @@ def localize_cases(sources: dict[str, tuple], threads: int | None) -> list[Bench
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    if not args.min_time > 0:
-        raise CliError(f"--min-time must be a positive number of seconds, got {args.min_time}")
+    if not 0 <= args.min_time < float("inf"):
+        raise CliError(f"--min-time must be a finite number of seconds >= 0 (0: each once), got {args.min_time}")
     if args.json:
         check_output_file(args.json)
     suites = SUITES if args.suite == "all" else (args.suite,)
@@ -196,5 +196,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="random-weight models for the extract/localize suites without --model, and for the gpu "
                    "suite (default tiny_cpu; the gpu targets are for paper)")
     p.add_argument("--threads", type=int, default=None, help="backend intra-op threads (default: the backend's)")
-    p.add_argument("--min-time", type=float, default=0.2, help="seconds spent timing each implementation")
+    p.add_argument("--min-time", type=float, default=0.2, help="seconds spent timing each implementation (0: run each once)")
     p.set_defaults(func=_cmd_bench)
