@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from vcl_fast.atomic import atomic_save, atomic_write
@@ -38,8 +40,6 @@ def test_atomic_write_rejects_read_mode(tmp_path):
 
 
 def test_atomic_write_uses_normal_file_permissions(tmp_path):
-    import os
-
     from vcl_fast.atomic import _process_umask
 
     with atomic_write(tmp_path / "out.json") as f:
@@ -48,8 +48,6 @@ def test_atomic_write_uses_normal_file_permissions(tmp_path):
 
 
 def test_atomic_save_uses_normal_file_permissions_when_the_writer_makes_its_own_file(tmp_path):
-    import os
-
     from vcl_fast.atomic import _process_umask, atomic_save
 
     def write_private(path):  # as safetensors.save_file does: a new file, 0600
@@ -104,9 +102,7 @@ def test_atomic_directory_replaces_a_directory_as_a_whole(tmp_path):
             pass
 
 
-def test_check_output_file_names_the_target(tmp_path, monkeypatch):
-    import os
-
+def test_check_output_file_names_the_target(tmp_path):
     from vcl_fast.atomic import check_output_file
 
     assert check_output_file(tmp_path / "new" / "deeper" / "out.json") == tmp_path / "new" / "deeper" / "out.json"
@@ -118,9 +114,19 @@ def test_check_output_file_names_the_target(tmp_path, monkeypatch):
     with pytest.raises(NotADirectoryError) as under_file:
         check_output_file(tmp_path / "old.json" / "sub" / "out.json")
     assert under_file.value.filename == str(tmp_path / "old.json" / "sub" / "out.json")
-    monkeypatch.setattr(os, "access", lambda path, mode: False)  # root may write anywhere: fake a read-only folder
-    with pytest.raises(PermissionError, match="no permission to write in"):
-        check_output_file(tmp_path / "out.json")
+    assert check_output_file(tmp_path, folder=True) == tmp_path
+    with pytest.raises(NotADirectoryError, match="is a file; give a folder"):
+        check_output_file(tmp_path / "old.json", folder=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json"]  # the probe files are gone
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc pseudo-filesystem here")
+def test_check_output_file_tries_a_write_which_permission_bits_do_not_tell():
+    from vcl_fast.atomic import check_output_file
+
+    with pytest.raises(OSError, match=r"/proc/out.json") as caught:  # root too: nothing can be created in /proc
+        check_output_file("/proc/out.json")
+    assert "cannot write in /proc (" in str(caught.value)
 
 
 @pytest.mark.parametrize("writer", ["write", "save"])

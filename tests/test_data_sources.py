@@ -183,3 +183,6 @@ def test_cli_fetch(tmp_path, capsys):
                  "--sources", "scikit-learn", "--no-reserved"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "not a photo collection" in err
+    code = main(["data", "fetch", "--dest", str(tmp_path / "file" / "photos"), "--cache", str(tmp_path / "cache"),
+                 "--sources", "scikit-learn", "--no-reserved"])  # under a file: refused before any download
+    assert code == 2 and "photos: " in capsys.readouterr().err.split("is a file, not a folder")[0]

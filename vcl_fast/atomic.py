@@ -19,20 +19,28 @@ def _process_umask() -> int:
     return umask
 
 
-def check_output_file(path: str | os.PathLike) -> Path:
-    """``path`` as a Path, checked to be a file this process can create or replace (missing parent folders are
-    made when it is written): an OSError naming ``path`` otherwise. Commands call it before their work, so that
-    a mistyped output does not throw the work away."""
+def check_output_file(path: str | os.PathLike, folder: bool = False) -> Path:
+    """``path`` as a Path, checked to be a file (``folder``: a folder, which may exist) that this process can
+    create or replace (missing parent folders are made when it is written): an OSError naming ``path``
+    otherwise. Commands call it before their work, so that a mistyped output does not throw the work away. The
+    nearest existing folder is tried with a file made and removed at once, which also tells read-only mounts and
+    pseudo-filesystems (/proc) that permission bits do not."""
     target = Path(path)
-    if target.is_dir():
+    if target.is_dir() and not folder:
         raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(target))
+    if target.is_file() and folder:
+        raise NotADirectoryError(errno.ENOTDIR, "is a file; give a folder", str(target))
     parent = target.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, f"{parent} is a file, not a folder", str(target))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(errno.EACCES, f"no permission to write in {parent}", str(target))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".vcl-fast-probe.", dir=parent)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot write in {parent} ({exc.strerror})", str(target)) from None
+    os.close(fd)
+    os.unlink(probe)
     return target
 
 

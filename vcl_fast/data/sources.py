@@ -316,9 +316,13 @@ def collect_photos(
 
 def check_collection_dest(dest: Path, kind: str) -> None:
     """ValueError unless ``dest`` is absent, an empty directory or an earlier collection (it has a
-    ``manifest.json``), so that replacing it loses nothing else; ``kind`` names the collection in the message."""
+    ``manifest.json``), so that replacing it loses nothing else; ``kind`` names the collection in the message.
+    An OSError when it cannot be written (checked before any download)."""
+    from vcl_fast.atomic import check_output_file
+
     if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not (dest / MANIFEST).is_file())):
         raise ValueError(f"{dest} exists and is not a {kind} collection (no {MANIFEST}); choose another --dest")
+    check_output_file(dest, folder=True)
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:
