@@ -25,6 +25,18 @@ def check_output_file(path: str | os.PathLike, folder: bool = False) -> Path:
     otherwise. Commands call it before their work, so that a mistyped output does not throw the work away. The
     nearest existing folder is tried with a file made and removed at once, which also tells read-only mounts and
     pseudo-filesystems (/proc) that permission bits do not."""
+    target, parent = _check_output_path(path, folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".vcl-fast-probe.", dir=parent)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot write in {parent} ({exc.strerror})", str(target)) from None
+    os.close(fd)
+    os.unlink(probe)
+    return target
+
+
+def _check_output_path(path: str | os.PathLike, folder: bool) -> tuple[Path, Path]:
+    """``(target, its nearest existing folder)``; the checks of :func:`check_output_file` short of the write."""
     target = Path(path)
     if target.is_dir() and not folder:
         raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(target))
@@ -35,13 +47,7 @@ def check_output_file(path: str | os.PathLike, folder: bool = False) -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, f"{parent} is a file, not a folder", str(target))
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".vcl-fast-probe.", dir=parent)
-    except OSError as exc:
-        raise type(exc)(exc.errno, f"cannot write in {parent} ({exc.strerror})", str(target)) from None
-    os.close(fd)
-    os.unlink(probe)
-    return target
+    return target, parent
 
 
 @contextlib.contextmanager
@@ -59,7 +65,7 @@ def _temporary_sibling(path: str | os.PathLike) -> Iterator[str]:
 
     On an exception the temporary file is removed and ``path`` is left untouched.
     """
-    target = check_output_file(path)
+    target, _ = _check_output_path(path, folder=False)  # the temporary file made next is the write test
     with _naming(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
