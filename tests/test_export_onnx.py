@@ -53,7 +53,8 @@ def test_manifest_describes_the_export(model_dir):
     det = manifest["detector"]
     assert (det["input_size"], det["strides"], det["num_classes"], det["min_similarity"], det["extent_similarity"],
             det["confident_similarity"], det["confident_score"], det["transpose_fusion_iou"], det["query_margin"],
-            det["reference_margin"]) == (64, [8, 16, 32], 1, -1.0, -1.0, -1.0, 1.0, -1.0, 0.0, 0.0)
+            det["reference_margin"], det["merge_overlap"]) == (64, [8, 16, 32], 1, -1.0, -1.0, -1.0, 1.0, -1.0, 0.0, 0.0,
+                                                               -1.0)
     assert load_component(model_dir, "extractor").spec.num_tokens == extractor.config.num_tokens
     assert load_component(model_dir / "detector.onnx", "detector").spec.num_anchors == detector(
         torch.zeros(1, 3, 64, 64)).shape[1]
@@ -198,12 +199,13 @@ def test_export_command(tmp_path, capsys):
     assert main(["export", "--format", "onnx", "--extractor", str(tmp_path / "ext"), "--detector",
                  str(tmp_path / "det"), "-o", str(out), "--min-similarity", "0.8", "--extent-similarity", "0.75",
                  "--confident-similarity", "0.7", "--confident-score", "0.6", "--transpose-fusion-iou", "0.55",
-                 "--query-margin", "0.5", "--reference-margin", "-0.25"]) == 0
+                 "--query-margin", "0.5", "--reference-margin", "-0.25", "--merge-overlap", "0.3"]) == 0
     assert {p.name for p in out.iterdir()} == {"extractor.onnx", "detector.onnx", "manifest.json"}
     assert load_component(out, "extractor").spec.dim == 16
     spec = load_component(out, "detector").spec
     assert (spec.min_similarity, spec.extent_similarity, spec.confident_similarity, spec.confident_score,
-            spec.transpose_fusion_iou, spec.query_margin, spec.reference_margin) == (0.8, 0.75, 0.7, 0.6, 0.55, 0.5, -0.25)
+            spec.transpose_fusion_iou, spec.query_margin, spec.reference_margin, spec.merge_overlap) == (
+        0.8, 0.75, 0.7, 0.6, 0.55, 0.5, -0.25, 0.3)
     capsys.readouterr()
     assert main(["export", "--detector", str(tmp_path / "det"), "-o", str(tmp_path / "o1"), "--min-similarity", "2"]) == 2
     assert "min_similarity is a cosine in [-1, 1]" in capsys.readouterr().err
@@ -215,7 +217,10 @@ def test_export_command(tmp_path, capsys):
     assert "confident_score is a detector score in [0, 1]" in capsys.readouterr().err
     assert main(["export", "--detector", str(tmp_path / "det"), "-o", str(tmp_path / "o1"), "--transpose-fusion-iou",
                  "0"]) == 2
-    assert "transpose_fusion_iou is an IoU in (0, 1] or -1 (off)" in capsys.readouterr().err
+    assert "transpose_fusion_iou is a share in (0, 1] or -1 (off)" in capsys.readouterr().err
+    assert main(["export", "--detector", str(tmp_path / "det"), "-o", str(tmp_path / "o1"), "--merge-overlap",
+                 "1.5"]) == 2
+    assert "merge_overlap is a share in (0, 1] or -1 (off)" in capsys.readouterr().err
     assert main(["export", "--detector", str(tmp_path / "det"), "-o", str(tmp_path / "o1"), "--reference-margin",
                  "12"]) == 2
     assert "reference_margin is a number of frames in [-10, 10]" in capsys.readouterr().err

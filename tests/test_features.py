@@ -1,4 +1,5 @@
 """Typed feature records, per-video feature files and the single-file feature store."""
+import dataclasses
 import itertools
 import json
 
@@ -11,16 +12,18 @@ from vcl_fast.data.features import (
 )
 
 
-def make_video(video_id, num_frames, tokens=2, dim=8, dtype=np.float32, fps=1.0, irregular=False, seed=0):
+def make_video(video_id, num_frames, tokens=2, dim=8, dtype=np.float32, fps=1.0, irregular=False, seed=0,
+               ends=False):
+    """``ends``: the video's end is known, a random time within the last frame's 1 / fps."""
     rng = np.random.default_rng(seed)
     features = rng.standard_normal((num_frames, tokens, dim)).astype(dtype)
-    if irregular:
-        return VideoFeatures(video_id, features, np.cumsum(rng.uniform(0.1, 2.0, num_frames)), fps)
-    return VideoFeatures.from_fps(video_id, features, fps)
+    timestamps = np.cumsum(rng.uniform(0.1, 2.0, num_frames)) if irregular else implied_timestamps(num_frames, fps)
+    end = (timestamps[-1] if num_frames else 0.0) + rng.uniform(0.01, 1.0) / fps if ends else None
+    return VideoFeatures(video_id, features, timestamps, fps, end)
 
 
 def assert_same(a: VideoFeatures, b: VideoFeatures):
-    assert a.video_id == b.video_id and a.fps == b.fps
+    assert a.video_id == b.video_id and a.fps == b.fps and a.end == b.end
     assert a.features.dtype == b.features.dtype
     np.testing.assert_array_equal(a.features, b.features)
     np.testing.assert_array_equal(a.timestamps, b.timestamps)
@@ -46,6 +49,8 @@ def test_from_fps_timestamps():
     (dict(timestamps=np.array([0.0, 2.0, 1.0])), ValueError, "strictly increasing"),
     (dict(timestamps=np.array([0.0, np.nan, 1.0])), ValueError, "finite"),
     (dict(fps=0.0), ValueError, "fps"),
+    (dict(end=2.0), ValueError, "end must be a finite time after the last timestamp"),
+    (dict(end=float("nan")), ValueError, "end must be a finite time"),
 ])
 def test_video_features_validation(kwargs, error, message):
     fields = dict(video_id="v", features=np.zeros((3, 2, 4), np.float32), timestamps=np.arange(3.0), fps=1.0)
@@ -57,16 +62,19 @@ def test_video_features_validation(kwargs, error, message):
 # ------------------------------------------------------------------------------------ per-video files
 
 
-@pytest.mark.parametrize("dtype, num_frames, irregular, mmap", list(itertools.product(
-    [np.float32, np.float16], [0, 1, 7], [False, True], [False, True])))
-def test_per_video_round_trip(tmp_path, dtype, num_frames, irregular, mmap):
+@pytest.mark.parametrize("dtype, num_frames, irregular, mmap, ends", list(itertools.product(
+    [np.float32, np.float16], [0, 1, 7], [False, True], [False, True], [False, True])))
+def test_per_video_round_trip(tmp_path, dtype, num_frames, irregular, mmap, ends):
     directory = feature_dir(tmp_path, "vcsl", "rtr")
     assert directory == tmp_path / "features" / "vcsl" / "rtr"
-    video = make_video("vid_1", num_frames, dtype=dtype, fps=2.0, irregular=irregular)
+    video = make_video("vid_1", num_frames, dtype=dtype, fps=2.0, irregular=irregular, ends=ends)
     path = save_video_features(directory, video)
     assert path == directory / "vid_1.npy" and np.load(path).shape == (num_frames, 2, 8)
-    assert (directory / "vid_1.timestamps.npy").exists() == (irregular and num_frames > 0)
+    assert (directory / "vid_1.timestamps.npy").exists() == ((irregular and num_frames > 0) or ends)
     assert_same(video, load_video_features(directory, "vid_1", mmap=mmap))
+    # written again without its end (a feature directory of an earlier version): the end is unknown
+    save_video_features(directory, dataclasses.replace(video, end=None))
+    assert load_video_features(directory, "vid_1").end is None
     assert list_video_ids(directory) == ["vid_1"]
 
 
@@ -95,8 +103,8 @@ def test_per_video_layout_errors(tmp_path):
 @pytest.mark.parametrize("dtype, tokens, lengths", list(itertools.product(
     [np.float32, np.float16], [1, 2, 4], [(1,), (0, 3), (5, 1, 0, 12)])))
 def test_store_round_trip(tmp_path, dtype, tokens, lengths):
-    videos = [make_video(f"v{i}", n, tokens=tokens, dtype=dtype, fps=1.0 + i, irregular=i % 2 == 1, seed=i)
-              for i, n in enumerate(lengths)]
+    videos = [make_video(f"v{i}", n, tokens=tokens, dtype=dtype, fps=1.0 + i, irregular=i % 2 == 1, seed=i,
+                         ends=i % 3 != 1) for i, n in enumerate(lengths)]
     store = FeatureStore.write(tmp_path / "s.vclf", iter(videos))
     reopened = FeatureStore(tmp_path / "s.vclf")
     for opened in (store, reopened):
@@ -127,6 +135,21 @@ def test_store_write_errors_leave_nothing(tmp_path, videos, error, message):
     with pytest.raises(error, match=message):
         FeatureStore.write(tmp_path / "s.vclf", videos)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_store_written_before_ends_reads_them_as_unknown(tmp_path):
+    import struct
+
+    FeatureStore.write(tmp_path / "s.vclf", [make_video("a", 2, ends=True)])
+    data = (tmp_path / "s.vclf").read_bytes()
+    offset, length, magic = struct.unpack("<QQ8s", data[-24:])
+    header = json.loads(data[offset:offset + length])
+    assert header["ends"][0] is not None
+    del header["ends"]
+    old = json.dumps(header).encode()
+    (tmp_path / "old.vclf").write_bytes(data[:offset] + old + struct.pack("<QQ8s", offset, len(old), magic))
+    read = FeatureStore(tmp_path / "old.vclf")["a"]
+    assert read.end is None and read.num_frames == 2
 
 
 def test_store_read_errors(tmp_path):

@@ -374,7 +374,8 @@ def test_pairs_keep_and_reuse_features(micro_model_dir, planted_videos, tmp_path
     common = ["localize", "--pairs", str(tmp_path / "pairs.csv"), "--videos", str(planted_videos[0].parent),
               "--model", str(micro_model_dir), *TN]
     assert main([*common, "--features", str(features), "-o", str(tmp_path / "a.json")]) == 0
-    assert sorted(p.name for p in features.iterdir()) == ["meta.json", "query.npy", "reference.npy"]
+    assert sorted(p.name for p in features.iterdir()) == ["meta.json", "query.npy", "query.timestamps.npy",
+                                                          "reference.npy", "reference.timestamps.npy"]  # + the ends
     assert json.loads((features / "meta.json").read_text())["source"].endswith(", draft decoding")
     real = Localizer.features
     computed = []

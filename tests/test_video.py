@@ -207,6 +207,21 @@ def test_streaming_chunks_join_to_the_whole_video(clips, chunk_size):
     np.testing.assert_array_equal(np.concatenate([c.frames for c in chunks]), whole.frames)
 
 
+@pytest.mark.parametrize("suffix", FORMATS)
+@pytest.mark.parametrize("fps, chunk_size", [(2.5, 4), (2.5, 5), (1.0, 1000), (0.7, 2), (25.0, 1)])
+def test_the_last_chunk_says_when_the_video_ends(clips, suffix, fps, chunk_size):
+    for rate in ("cfr", "vfr"):
+        path, times = clips[suffix, rate]
+        chunks = list(iter_frames(path, fps, chunk_size=chunk_size))
+        assert all(c.end is None for c in chunks[:-1])
+        last = chunks[-1].timestamps[-1]
+        assert last < chunks[-1].end <= last + 1 / fps
+        if rate == "cfr":  # 120 frames at 25 fps, each shown 1/25 s: the video ends at 4.8 s, or with the last sample
+            assert chunks[-1].end == pytest.approx(min(4.8, last + 1 / fps))
+        else:  # the last frame is shown from its time on
+            assert chunks[-1].end > times[-1] or chunks[-1].end == pytest.approx(last + 1 / fps)
+
+
 @pytest.mark.parametrize("size,expected", [(None, (64, 96)), (32, (32, 48)), (48, (48, 72)), ((40, 30), (30, 40))])
 def test_resize_on_the_fly(clips, size, expected):
     path, times = clips[".mp4", "cfr"]
@@ -321,8 +336,11 @@ def test_image_folder_in_natural_order(tmp_path):
     decoded = read_frames(tmp_path, 1.0)  # one sample per image by default
     assert shown_indices(decoded).tolist() == list(range(12))
     assert decoded.source.codec == "images" and decoded.source.duration == 12.0
+    assert decoded.end == 12.0
     decoded = read_frames(tmp_path, 1.0, image_fps=4.0, size=(48, 32))
     assert shown_indices(decoded).tolist() == [0, 4, 8] and decoded.frames.shape == (3, 32, 48, 3)
+    assert decoded.end == 3.0  # 12 images at 4 per second
+    assert [c.end for c in iter_frames(tmp_path, 2.0, image_fps=2.0, chunk_size=4)] == [None, None, 6.0]
     assert probe(tmp_path).width == WIDTH and np.isnan(probe(tmp_path).fps)
 
 

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from vcl_fast.detect.decode import anchor_points
-from vcl_fast.data.boxes import box_iou
-from vcl_fast.detect.localizer import (DetectionSettings, add_margins, box_peaks, chunk_spans,
-                                       drop_weak_detections, fit_extents, fuse_views, localize_maps, postprocess, swap_axes, to_seconds)
+from vcl_fast.data.boxes import box_iou, box_overlap
+from vcl_fast.detect.localizer import (DetectionSettings, add_margins, box_peaks, chunk_spans, drop_weak_detections,
+                                       fit_extents, fuse_views, localize_maps, merge_overlapping, postprocess,
+                                       swap_axes, to_seconds)
 
 S = 64
 ANCHORS = anchor_points(S)
@@ -378,7 +379,63 @@ def test_fuse_views_takes_at_most_one_box_per_view_and_applies_nms():
 def test_box_iou_and_swap_axes():
     np.testing.assert_allclose(box_iou(np.array([0, 0, 10, 10.0]), boxes([5, 0, 15, 10, 1], [20, 20, 30, 30, 1])),
                                [50 / 150, 0.0])
+    # the overlap is over the smaller box: 1 for a box inside the other, 0 for an empty one
+    np.testing.assert_allclose(box_overlap([0, 0, 10, 10], boxes([5, 0, 15, 10, 1], [2, 2, 4, 4, 1], [3, 3, 3, 9, 1])),
+                               [50 / 100, 1.0, 0.0])
+    assert box_iou([0, 0, 1, 1], []).shape == box_overlap([0, 0, 1, 1], []).shape == (0,)
     np.testing.assert_array_equal(swap_axes(boxes([1, 2, 3, 4, 0.5])), boxes([2, 1, 4, 3, 0.5]))
+
+
+def _merge_loop(detections, min_overlap):
+    """Plain loop: by decreasing score, a box joins the first kept box it overlaps most (share of the smaller
+    area >= min_overlap), which grows to their union; otherwise it is kept."""
+    rows = sorted(np.asarray(detections, np.float64).reshape(-1, 5).tolist(), key=lambda row: -row[4])
+    kept = []
+    for q0, r0, q1, r1, score in rows:
+        best, best_overlap = None, -1.0
+        for k in kept:
+            inter = max(0.0, min(q1, k[2]) - max(q0, k[0])) * max(0.0, min(r1, k[3]) - max(r0, k[1]))
+            smaller = min((q1 - q0) * (r1 - r0), (k[2] - k[0]) * (k[3] - k[1]))
+            overlap = inter / smaller if smaller > 0 else 0.0
+            if overlap > best_overlap:
+                best, best_overlap = k, overlap
+        if best is not None and best_overlap >= min_overlap:
+            best[:4] = min(best[0], q0), min(best[1], r0), max(best[2], q1), max(best[3], r1)
+        else:
+            kept.append([q0, r0, q1, r1, score])
+    return np.array(kept, np.float32).reshape(-1, 5)
+
+
+@pytest.mark.parametrize("count, dtype, transposed", [(0, np.float32, False), (1, np.float32, False),
+                                                      (2, np.float16, True), (9, np.float32, True),
+                                                      (40, np.float64, False)])
+@pytest.mark.parametrize("min_overlap", [0.1, 0.3, 0.5, 1.0])
+def test_merge_overlapping_matches_a_loop_reference(count, dtype, transposed, min_overlap):
+    rng = np.random.default_rng(count)
+    q0, r0 = rng.uniform(0, 30, count), rng.uniform(0, 30, count)
+    detections = np.stack([q0, r0, q0 + rng.uniform(0.5, 15, count), r0 + rng.uniform(0.5, 15, count),
+                           rng.permutation(count) / max(count, 1)], axis=1).astype(dtype)
+    if transposed:  # non-contiguous rows
+        detections = np.asfortranarray(detections)
+    got = merge_overlapping(detections, min_overlap)
+    np.testing.assert_allclose(got, _merge_loop(detections.astype(np.float32), min_overlap), rtol=0, atol=1e-5)
+    assert got.dtype == np.float32 and got.shape[1] == 5 and len(got) <= count
+    assert np.all(np.diff(got[:, 4]) <= 0)  # by decreasing score
+
+
+def test_merge_overlapping_joins_one_copy_reported_twice():
+    # a self-copy's diagonal found as two boxes overlapping by about half the smaller one
+    halves = boxes([0, 0, 15, 17, 0.9], [6.5, 5.5, 19.3, 21, 0.8])
+    np.testing.assert_array_equal(merge_overlapping(halves, 0.3), boxes([0, 0, 19.3, 21, 0.9]))
+    np.testing.assert_array_equal(merge_overlapping(halves, 0.6), halves)
+    # copies side by side (one query segment copied twice in the reference) never merge
+    apart = boxes([0, 0, 10, 10, 0.9], [0, 30, 10, 40, 0.8], [10, 0, 20, 10, 0.7])
+    np.testing.assert_array_equal(merge_overlapping(apart, 0.01), apart)
+    sim = np.full((25, 25), 0.2, np.float32)
+    settings = DetectionSettings(input_size=S, merge_overlap=0.3)
+    np.testing.assert_array_equal(postprocess(halves, sim, settings), boxes([0, 0, 19.3, 21, 0.9]))
+    with pytest.raises(ValueError, match="merge_overlap"):
+        DetectionSettings(input_size=S, merge_overlap=0.0)
 
 
 def diagonal_runner(images):

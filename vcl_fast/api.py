@@ -127,7 +127,7 @@ class Localizer:
     ``hv``, ``dtw``). method_params: overrides of :class:`~vcl_fast.detect.localizer.DetectionSettings`
     (``conf_threshold``, ``nms_threshold``, ``chunk_length``, ``batch_size``, ``min_similarity``,
     ``extent_similarity``, ``confident_similarity``, ``confident_score``, ``transpose_fusion_iou``,
-    ``query_margin``, ``reference_margin``: default the exported model's calibrated ones) for yolox, or of the classical method's VCSL-tuned parameters.
+    ``query_margin``, ``reference_margin``, ``merge_overlap``: default the exported model's calibrated ones) for yolox, or of the classical method's VCSL-tuned parameters.
     batch_size: frames decoded and embedded per step (None: :func:`default_batch_size` of ``device``).
     threads: intra-op threads of the backend (None: its default, except that an onnxruntime extractor gets
     :func:`default_extractor_threads`, leaving a core to the decoding thread). The extractor is loaded on first use (:attr:`extractor`), so a Localizer that is
@@ -258,7 +258,7 @@ class Localizer:
 
     def _stream_features(self, path: Path, video_id: str | None, chunks: Iterator[DecodedFrames | None],
                          timings: dict[str, float], progress: Progress | None) -> VideoFeatures:
-        parts, stamps = [], []
+        parts, stamps, end = [], [], None
         while True:
             start = time.perf_counter()
             chunk = next(chunks)
@@ -267,8 +267,9 @@ class Localizer:
                 break
             parts.append(self._embed(chunk.frames, timings, progress))
             stamps.append(chunk.timestamps)
+            end = chunk.end
         return VideoFeatures(video_id or path.stem or path.name, np.concatenate(parts), np.concatenate(stamps),
-                             self.fps)
+                             self.fps, end)
 
     def _embed(self, frames: np.ndarray, timings: dict[str, float], progress: Progress | None) -> np.ndarray:
         """The extractor's features of ``frames``; adds the seconds to ``timings`` and reports the frames."""
@@ -388,8 +389,10 @@ def _new_timings() -> dict[str, float]:
 
 def frames_to_seconds(positions: np.ndarray, video: VideoFeatures) -> np.ndarray:
     """Frame positions (fractional; frame i spans [i, i + 1)) -> seconds on ``video``'s timestamps
-    (frame i starts at ``timestamps[i]``, the last lasts ``1 / fps``)."""
-    edges = np.append(video.timestamps, video.timestamps[-1] + 1 / video.fps)
+    (frame i starts at ``timestamps[i]``; the last lasts ``1 / fps``, or until the video ends when that is
+    sooner, so that no segment runs past the end of its video)."""
+    last_end = video.timestamps[-1] + 1 / video.fps
+    edges = np.append(video.timestamps, last_end if video.end is None else min(video.end, last_end))
     return np.interp(positions, np.arange(len(edges), dtype=np.float64), edges)
 
 

@@ -15,17 +15,30 @@ import numpy as np
 PairBoxes = dict[tuple[str, str], np.ndarray]
 
 
+def _intersections(box, boxes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(intersection areas (K,), area of ``box`` (), areas of ``boxes`` (K,)), float64."""
+    a = np.asarray(box, dtype=np.float64)[:4]
+    if len(boxes) == 0:
+        return np.zeros(0), (a[2] - a[0]) * (a[3] - a[1]), np.zeros(0)
+    b = np.asarray(boxes, dtype=np.float64)[:, :4]
+    wh = np.clip(np.minimum(a[2:], b[:, 2:]) - np.maximum(a[:2], b[:, :2]), 0, None)
+    return wh[:, 0] * wh[:, 1], (a[2] - a[0]) * (a[3] - a[1]), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+
 def box_iou(box, boxes) -> np.ndarray:
     """(K,) float64 IoU of one ``[q_start, r_start, q_end, r_end]`` box with each of ``boxes`` ((K, >= 4) array
     or list; plain areas); 0 where the union is empty."""
-    if len(boxes) == 0:
-        return np.zeros(0)
-    a = np.asarray(box, dtype=np.float64)[:4]
-    b = np.asarray(boxes, dtype=np.float64)[:, :4]
-    wh = np.clip(np.minimum(a[2:], b[:, 2:]) - np.maximum(a[:2], b[:, :2]), 0, None)
-    inter = wh[:, 0] * wh[:, 1]
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    inter, area, areas = _intersections(box, boxes)
+    union = area + areas - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def box_overlap(box, boxes) -> np.ndarray:
+    """(K,) float64 share of the smaller box that the intersection of ``box`` with each of ``boxes`` covers
+    (1 when one box holds the other; same arguments as :func:`box_iou`); 0 where the smaller box is empty."""
+    inter, area, areas = _intersections(box, boxes)
+    smaller = np.minimum(area, areas)
+    return np.divide(inter, smaller, out=np.zeros_like(inter), where=smaller > 0)
 
 
 def box_problem(boxes: np.ndarray, allow_reversed: bool = False) -> str | None:

@@ -2,7 +2,7 @@
 
 :class:`VideoFeatures` holds one video's frame features ``(L, T, D)`` (L sampled frames, T tokens per frame,
 e.g. CLS + Regional Token, D dims; float32 or float16), their timestamps ``(L,)`` float64 seconds (strictly
-increasing) and the nominal sampling rate ``fps``.
+increasing), the nominal sampling rate ``fps`` and, when known, the time the video ends (``end``, seconds).
 
 Per-video files (one feature set = one directory, ``<root>/features/<dataset>/<name>/``, see
 :func:`feature_dir`):
@@ -11,13 +11,14 @@ Per-video files (one feature set = one directory, ``<root>/features/<dataset>/<n
   what made the features (an extractor's identity) when a directory is kept as a cache
   (:func:`claim_feature_dir`);
 - ``<video_id>.timestamps.npy``: float64 ``(L,)`` seconds, written only when the timestamps are not the
-  implied ``arange(L) / fps``; without it the timestamps are implied by fps.
+  implied ``arange(L) / fps``, or ``(L + 1,)``: the timestamps then the video's end; without it the timestamps
+  are implied by fps and the end is unknown.
 
 Single-file store (:class:`FeatureStore`) for many videos, built once from an iterable (to add videos,
 write a new store from ``itertools.chain(old_store, new_videos)``). Layout, little-endian:
 ``b"VCLFEAT1"`` magic, padding to 64 bytes, all frames' features ``(sum L, T, D)``, timestamps
 ``(sum L,)`` float64, frame offsets ``(num_videos + 1,)`` int64 (each section 64-byte aligned), a JSON header
-(ids, per-video fps, dtype, T, D, section offsets) and a 24-byte footer (header offset and length as uint64,
+(ids, per-video fps and end (null: unknown), dtype, T, D, section offsets) and a 24-byte footer (header offset and length as uint64,
 magic). Opening reads only the footer, header and offsets and memory-maps the rest, so a 10,000-video store
 opens in milliseconds; records returned are read-only views.
 """
@@ -39,12 +40,15 @@ FEATURE_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
 
 @dataclasses.dataclass(frozen=True)
 class VideoFeatures:
-    """One video's features ``(L, T, D)`` float32/float16, timestamps ``(L,)`` float64 seconds, fps > 0."""
+    """One video's features ``(L, T, D)`` float32/float16, timestamps ``(L,)`` float64 seconds, fps > 0, and
+    ``end``: the time (seconds, after the last timestamp) the video ends, or None when unknown (the last frame
+    is then taken to last ``1 / fps``)."""
 
     video_id: str
     features: np.ndarray
     timestamps: np.ndarray
     fps: float
+    end: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.video_id, str) or not self.video_id:
@@ -67,12 +71,19 @@ class VideoFeatures:
         fps = float(self.fps)
         if not np.isfinite(fps) or fps <= 0:
             raise ValueError(f"video {self.video_id}: fps must be a positive number, got {self.fps!r}")
+        if self.end is not None:
+            end = float(self.end)
+            if not np.isfinite(end) or (len(timestamps) and end <= timestamps[-1]):
+                raise ValueError(f"video {self.video_id}: end must be a finite time after the last timestamp or "
+                                 f"None, got {self.end!r}")
+            object.__setattr__(self, "end", end)
         object.__setattr__(self, "timestamps", timestamps)
         object.__setattr__(self, "fps", fps)
 
     def __repr__(self) -> str:  # the shape, not the numbers
         length, tokens, dim = self.features.shape
         span = f"{self.timestamps[0]:g}-{self.timestamps[-1]:g} s" if length else "no frames"
+        span += "" if self.end is None else f", end={self.end:g} s"
         return (f"VideoFeatures(video_id={self.video_id!r}, features={length} frames x {tokens} tokens x {dim} "
                 f"dims {self.features.dtype}, timestamps={span}, fps={self.fps:g})")
 
@@ -148,7 +159,8 @@ def claim_feature_dir(directory: str | os.PathLike, fps: float, source: str) -> 
 
 
 def save_video_features(directory: str | os.PathLike, video: VideoFeatures) -> Path:
-    """Write ``<directory>/<video_id>.npy`` (and the timestamps sidecar when they are not implied by fps).
+    """Write ``<directory>/<video_id>.npy`` (and the timestamps sidecar when they are not implied by fps or the
+    video's end is known).
 
     The directory's ``meta.json`` fps is created from the first video; a video with another fps is an error.
     Returns the path of the ``.npy`` file. Writes are atomic.
@@ -165,11 +177,11 @@ def save_video_features(directory: str | os.PathLike, video: VideoFeatures) -> P
     with atomic_write(path, "wb") as handle:
         np.save(handle, np.ascontiguousarray(video.features))
     sidecar = directory / f"{video.video_id}.timestamps.npy"
-    if np.array_equal(video.timestamps, implied_timestamps(video.num_frames, video.fps)):
+    if video.end is None and np.array_equal(video.timestamps, implied_timestamps(video.num_frames, video.fps)):
         sidecar.unlink(missing_ok=True)
     else:
         with atomic_write(sidecar, "wb") as handle:
-            np.save(handle, video.timestamps)
+            np.save(handle, video.timestamps if video.end is None else np.append(video.timestamps, video.end))
     return path
 
 
@@ -188,8 +200,11 @@ def load_video_features(directory: str | os.PathLike, video_id: str, mmap: bool 
     fps = _directory_fps(directory) or 1.0
     sidecar = directory / f"{video_id}.timestamps.npy"
     timestamps = np.load(sidecar, allow_pickle=False) if sidecar.exists() else implied_timestamps(len(features), fps)
+    end = None
+    if timestamps.ndim == 1 and len(timestamps) == len(features) + 1:  # the timestamps, then the video's end
+        timestamps, end = timestamps[:-1], float(timestamps[-1])
     try:
-        return VideoFeatures(video_id, features, timestamps, fps)
+        return VideoFeatures(video_id, features, timestamps, fps, end)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{path}: {exc}") from None
 
@@ -242,6 +257,7 @@ class FeatureStore:
         self.num_tokens, self.dim = int(header["num_tokens"]), int(header["dim"])
         self.video_ids: tuple[str, ...] = tuple(header["video_ids"])
         self._fps = header["fps"]
+        self._ends = header.get("ends") or [None] * len(header["video_ids"])  # stores written before ends: unknown
         self._index = {video_id: k for k, video_id in enumerate(self.video_ids)}
         total = int(header["num_frames"])
         n = len(self.video_ids)
@@ -264,7 +280,8 @@ class FeatureStore:
         if k is None:
             raise KeyError(f"unknown video id {video_id!r} in feature store {self.path} ({len(self)} videos)")
         start, end = self._offsets[k], self._offsets[k + 1]
-        return VideoFeatures(video_id, self._features[start:end], self._timestamps[start:end], self._fps[k])
+        return VideoFeatures(video_id, self._features[start:end], self._timestamps[start:end], self._fps[k],
+                             self._ends[k])
 
     def __iter__(self) -> Iterator[VideoFeatures]:
         return (self[video_id] for video_id in self.video_ids)
@@ -278,6 +295,7 @@ class FeatureStore:
         ids: list[str] = []
         seen: set[str] = set()
         fps: list[float] = []
+        ends: list[float | None] = []
         timestamps: list[np.ndarray] = []
         layout = None
         with atomic_write(path, "wb") as handle:
@@ -299,6 +317,7 @@ class FeatureStore:
                 seen.add(video.video_id)
                 ids.append(video.video_id)
                 fps.append(video.fps)
+                ends.append(video.end)
                 timestamps.append(video.timestamps)
                 data = np.ascontiguousarray(video.features, dtype=video.features.dtype.newbyteorder("<"))
                 handle.write(data.reshape(-1).view(np.uint8))
@@ -317,7 +336,7 @@ class FeatureStore:
             header = json.dumps({
                 "format": "vcl_fast feature store", "version": 1, "dtype": np.dtype(layout[2]).newbyteorder("<").str,
                 "num_tokens": layout[0], "dim": layout[1], "num_frames": int(offsets[-1]),
-                "video_ids": ids, "fps": fps, "features_offset": features_offset, **sections,
+                "video_ids": ids, "fps": fps, "ends": ends, "features_offset": features_offset, **sections,
             }).encode()
             handle.write(header)
             handle.write(_FOOTER.pack(position, len(header), _MAGIC))

@@ -68,6 +68,7 @@ class DetectionSettings:
     extent_margin: float = 0.25  # fit_extents looks this fraction of the box size beyond each side
     extent_gap: int = 1  # fit_extents bridges runs of at most this many frames below extent_similarity
     transpose_fusion_iou: float = -1.0  # also detect on the transposed map, fuse boxes at this IoU (-1: off)
+    merge_overlap: float = -1.0  # boxes overlapping a better one by this share of the smaller become their union
     query_margin: float = 0.0  # frames added to each end of a box's query extent (negative: removed; 0: off)
     reference_margin: float = 0.0  # the same on the reference axis
 
@@ -250,11 +251,32 @@ def postprocess(detections: np.ndarray, similarity, settings: DetectionSettings)
     extent fit and the margins of ``settings``."""
     kept = drop_weak_detections(detections, similarity, settings.min_similarity, settings.confident_similarity,
                                 settings.confident_score)
+    if settings.merge_overlap > -1.0:
+        kept = merge_overlapping(kept, settings.merge_overlap)
     if settings.extent_similarity > -1.0:
         kept = fit_extents(kept, similarity, settings.extent_similarity, settings.extent_margin, settings.extent_gap)
     if settings.query_margin == 0.0 and settings.reference_margin == 0.0:
         return kept
     return add_margins(kept, similarity.shape, settings.query_margin, settings.reference_margin)
+
+
+def merge_overlapping(detections: np.ndarray, min_overlap: float) -> np.ndarray:
+    """(N, 5) float32 frame detections ``[q_s, r_s, q_e, r_e, score]`` with each box that overlaps a better-scored
+    kept one by ``min_overlap`` or more of the smaller of the two (:func:`~vcl_fast.data.boxes.box_overlap`)
+    merged into it: the kept box becomes their union and keeps its score. By decreasing score, as given."""
+    from vcl_fast.data.boxes import box_overlap
+
+    boxes = np.array(detections, dtype=np.float32).reshape(-1, 5)
+    kept: list[np.ndarray] = []
+    for box in boxes[np.argsort(-boxes[:, 4], kind="stable")]:
+        overlap = box_overlap(box, kept)
+        if len(kept) and overlap.max() >= min_overlap:
+            into = kept[int(np.argmax(overlap))]
+            into[:2] = np.minimum(into[:2], box[:2])
+            into[2:4] = np.maximum(into[2:4], box[2:4])
+        else:
+            kept.append(box.copy())
+    return np.array(kept, dtype=np.float32).reshape(-1, 5)
 
 
 def add_margins(detections: np.ndarray, shape: tuple[int, int], query_margin: float, reference_margin: float

@@ -100,6 +100,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "manifest (default 0: boxes as detected)")
     p.add_argument("--reference-margin", type=float, default=0.0, metavar="FRAMES",
                    help="the same on the reference axis (default 0)")
+    p.add_argument("--merge-overlap", type=float, default=-1.0, metavar="SHARE",
+                   help="two boxes whose intersection covers SHARE (0-1) of the smaller merge into their union, "
+                        "written to the manifest (default -1: boxes as detected)")
     trt = p.add_argument_group("TensorRT engines (--format trt; see docs/gpu.md)")
     trt.add_argument("--onnx", metavar="DIR", help="build from this exported model directory instead of exporting")
     trt.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="engine precision (default fp16)")

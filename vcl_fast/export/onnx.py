@@ -169,7 +169,8 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
     ``extent_similarity`` (the cosine boxes are fitted to), ``confident_similarity`` with ``confident_score``
     (the lower floor of detections scored at least that), ``transpose_fusion_iou`` (fuse the boxes of each map
     and of its transpose at this IoU), ``query_margin`` and ``reference_margin`` (frames added to each end of a
-    box); the ones not given are off. TypeError for any other name.
+    box), ``merge_overlap`` (merge two boxes whose intersection covers this share of the smaller); the ones not
+    given are off. TypeError for any other name.
 
     ``out_dir`` must be absent, an empty folder or an earlier export (a folder holding ``manifest.json``),
     which is replaced as a whole, anything else in it included; FileExistsError for any other folder."""

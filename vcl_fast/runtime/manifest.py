@@ -12,8 +12,9 @@ An exported model directory holds ``extractor.onnx`` and/or ``detector.onnx`` an
                   "min_similarity": cosine floor, "extent_similarity": extent-fit cosine,
                   "confident_similarity": the floor of detections scored >= "confident_score",
                   "transpose_fusion_iou": IoU of the fusion with the transposed map's boxes,
-                  "query_margin", "reference_margin": frames added to each end of a box on either axis (all
-                  seven optional; absent: -1, -1, -1, 1, -1, 0 and 0, i.e. off)}}
+                  "query_margin", "reference_margin": frames added to each end of a box on either axis,
+                  "merge_overlap": share of the smaller of two overlapping boxes from which they merge (all
+                  eight optional; absent: -1, -1, -1, 1, -1, 0, 0 and -1, i.e. off)}}
 
 Loading checks every key, the format version and each file's SHA-256; any problem is a
 :class:`ManifestError` that says to re-export. Torch-free.

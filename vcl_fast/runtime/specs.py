@@ -34,23 +34,25 @@ class ExtractorSpec:
 # with their defaults (off).
 CALIBRATED_FIELDS = {"min_similarity": -1.0, "extent_similarity": -1.0, "confident_similarity": -1.0,
                      "confident_score": 1.0, "transpose_fusion_iou": -1.0, "query_margin": 0.0,
-                     "reference_margin": 0.0}
+                     "reference_margin": 0.0, "merge_overlap": -1.0}
+SHARE_FIELDS = ("transpose_fusion_iou", "merge_overlap")  # shares in (0, 1], or -1 (off)
 MARGIN_FIELDS = ("query_margin", "reference_margin")
 MAX_MARGIN = 10.0  # frames
 
 
 def check_calibrated(settings) -> None:
     """ValueError unless the ``CALIBRATED_FIELDS`` attributes of ``settings`` are cosines in [-1, 1], a score
-    in [0, 1], an IoU in (0, 1] or -1 (off) and margins in [-``MAX_MARGIN``, ``MAX_MARGIN``] frames."""
+    in [0, 1], shares (an IoU, an overlap) in (0, 1] or -1 (off) and margins in [-``MAX_MARGIN``, ``MAX_MARGIN``]
+    frames."""
     for name in CALIBRATED_FIELDS:
         value = getattr(settings, name)
         if name in MARGIN_FIELDS:
             if not -MAX_MARGIN <= value <= MAX_MARGIN:
                 raise ValueError(f"{name} is a number of frames in [-{MAX_MARGIN:g}, {MAX_MARGIN:g}], got {value}")
             continue
-        if name == "transpose_fusion_iou":
+        if name in SHARE_FIELDS:
             if not (value == -1.0 or 0.0 < value <= 1.0):
-                raise ValueError(f"transpose_fusion_iou is an IoU in (0, 1] or -1 (off), got {value}")
+                raise ValueError(f"{name} is a share in (0, 1] or -1 (off), got {value}")
             continue
         low = 0.0 if name == "confident_score" else -1.0
         if not low <= value <= 1.0:
@@ -66,7 +68,8 @@ class DetectorSpec:
     cosine and the lower floor of confident detections calibrated for the extractor the detector was trained
     with; ``transpose_fusion_iou``: the IoU at which boxes of the map and of its transpose are fused (the
     defaults of ``DetectionSettings``; -1 = none); ``query_margin``, ``reference_margin``: the frames added to
-    each end of a box on either axis (0 = none)."""
+    each end of a box on either axis (0 = none); ``merge_overlap``: the share of the smaller of two overlapping
+    boxes from which they merge into one (-1 = none)."""
 
     input_size: int
     strides: tuple[int, ...]
@@ -78,6 +81,7 @@ class DetectorSpec:
     transpose_fusion_iou: float = -1.0
     query_margin: float = 0.0
     reference_margin: float = 0.0
+    merge_overlap: float = -1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))

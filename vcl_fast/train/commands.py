@@ -129,7 +129,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="video file, or folder of frames (one frame per 1/fps seconds, natural name order)")
     p.add_argument("-o", "--output", required=True,
                    help="OUT.npy; beside it meta.json (fps) and OUT.timestamps.npy when the timestamps are not "
-                        "i/fps (the vcl_fast.data.features per-video layout)")
+                        "i/fps or the video's end is known (the vcl_fast.data.features per-video layout)")
     p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     p.add_argument("--model", help=f"extractor weights folder or exported model directory (default: ${MODEL_ENV}, "
                    "else the embedded model, as `vcl-fast localize` uses)")

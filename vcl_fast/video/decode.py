@@ -94,13 +94,15 @@ def iter_frames(
     size, halved again while above ``DRAFT_MAX_PIXELS`` (1920x1080; a 4K video's frames then take a quarter of
     the memory) and both sides stay >= ``draft`` (:func:`~vcl_fast.video._pyav.draft_size`). Other codecs are
     decoded whole, then resized by that rule alone; images in a folder are read as with None.
-    Each chunk is a :class:`DecodedFrames`; chunks follow each other without gaps.
-    Raises VideoDecodeError (a ValueError) naming the file when it cannot be read.
+    Each chunk is a :class:`DecodedFrames`; chunks follow each other without gaps, and the last one carries the
+    time the video ends (``end``; a full chunk is held until the next sample is decoded, so that the last one is
+    known). Raises VideoDecodeError (a ValueError) naming the file when it cannot be read.
     """
     _check_sampling_args(fps, chunk_size)
     check_size_arg(size)
     check_draft_arg(draft)
     path = existing_path(source)
+    sampler = None  # a video file's; it holds the video's end once its samples are exhausted
     if path.is_dir():
         info, samples = image_folder.sample_images(path, fps, size, fps if image_fps is None else image_fps)
     else:
@@ -109,18 +111,21 @@ def iter_frames(
             width, height = draft_size(info.codec, info.width, info.height, draft)
         else:
             width, height = output_size(info.width, info.height, size)
-        samples = _rgb_samples(_sample_video(path, fps, seek, strict, draft), width, height,
+        sampler = TimestampSampler(fps)
+        samples = _rgb_samples(_sample_video(path, sampler, seek, strict, draft), width, height,
                                shown=isinstance(size, (tuple, list)))
     times: list[float] = []
     images: list[np.ndarray] = []
     for time, image in samples:
-        times.append(time)
-        images.append(image)
-        if len(images) == chunk_size:
+        if len(images) == chunk_size:  # not the last chunk: another sample follows
             yield DecodedFrames(np.stack(images), np.asarray(times, dtype=np.float64), float(fps), info)
             times, images = [], []
+        times.append(time)
+        images.append(image)
     if images:
-        yield DecodedFrames(np.stack(images), np.asarray(times, dtype=np.float64), float(fps), info)
+        end = info.duration if sampler is None else sampler.end  # a folder lasts num_images / image_fps
+        end = min(end, times[-1] + 1 / fps) if end is not None and end > times[-1] else None
+        yield DecodedFrames(np.stack(images), np.asarray(times, dtype=np.float64), float(fps), info, end)
 
 
 def read_frames(
@@ -273,10 +278,10 @@ class _IndexUnusable(Exception):
     lists: decode every frame in order instead."""
 
 
-def _sample_video(path: Path, fps: float, seek: bool, strict: bool, draft: int | None
+def _sample_video(path: Path, sampler: TimestampSampler, seek: bool, strict: bool, draft: int | None
                   ) -> Iterator[tuple[float, "av.VideoFrame"]]:
-    """``(t, frame)`` for every sample time ``t = i / fps`` of a video file, in order."""
-    sampler = TimestampSampler(fps)
+    """``(t, frame)`` for every sample time ``t = i / sampler.fps`` of a video file, in order (a new
+    ``sampler``; it holds the video's end once the samples are exhausted)."""
     index = _PacketIndex.read(path) if seek else None
     try:
         yield from _decode_samples(path, sampler, index, strict, draft)

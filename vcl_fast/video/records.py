@@ -51,12 +51,15 @@ class DecodedFrames:
     timestamps: ``(L,)`` float64 seconds from the start of the video stream; ``timestamps[i] == k / fps``
     for consecutive integers ``k`` (from 0 for a whole video; a streamed chunk starts where the last ended).
     fps: the sampling rate in frames per second. source: the video the frames came from.
+    end: on the last chunk of a video, the time (seconds) its last frame leaves the screen, when the video
+    says (after the last timestamp, at most ``1 / fps`` after it); None otherwise.
     """
 
     frames: np.ndarray
     timestamps: np.ndarray
     fps: float
     source: VideoInfo
+    end: float | None = None
 
     def __len__(self) -> int:
         return int(self.timestamps.shape[0])

@@ -45,13 +45,15 @@ class TimestampSampler:
     """Incremental :func:`select_frames`: push frames in display order, get the samples each one completes.
 
     A sample at time ``t`` is complete once a frame later than ``t`` arrives (or the video ends), and it
-    shows the frame held before that one. Payloads are opaque (decoded frames, file names, ...).
+    shows the frame held before that one. Payloads are opaque (decoded frames, file names, ...). After
+    :meth:`finish`, ``end`` is the time the video ends (seconds).
     """
 
     def __init__(self, fps: float):
         self.fps = fps
         self.next_index = 0  # index i of the next sample time i / fps to emit
         self.held: tuple[float, Any] | None = None  # (time, payload) of the last frame pushed
+        self.end: float | None = None  # set by finish()
 
     @property
     def next_time(self) -> float:
@@ -65,6 +67,7 @@ class TimestampSampler:
 
     def finish(self, end: float) -> list[tuple[float, Any]]:
         """The video ends at ``end`` seconds: return the remaining samples (all show the last frame)."""
+        self.end = end
         if self.held is None:
             return []
         done = self._emit_before(end)
