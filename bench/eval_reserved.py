@@ -295,12 +295,13 @@ def calibrate(args: argparse.Namespace) -> dict:
             grid[key] = evaluate_vcsl(labels, predictions, pairs, conf=None)
     ranked = sorted(grid, key=lambda key: (grid[key].false_alarms, -grid[key].segment_f1))
     print(f"the best {min(len(ranked), SHOWN_SETTINGS)} of {len(grid)} settings:")
-    print("| " + " | ".join(GRID_FIELDS) + " | seg R | seg P | seg F | video F | false alarms |\n|"
-          + "---|" * (len(GRID_FIELDS) + 5))
+    print("| " + " | ".join(GRID_FIELDS) + " | seg R | seg P | seg F | video F | false alarms | boxes (true) |\n|"
+          + "---|" * (len(GRID_FIELDS) + 6))
     for key in ranked[:SHOWN_SETTINGS]:
         m = grid[key]
         print("| " + " | ".join(str(v) for v in key) + f" | {m.segment_recall:.3f} | {m.segment_precision:.3f} | "
-              f"{m.segment_f1:.3f} | {m.video_f1:.3f} | {m.false_alarms}/{m.num_negative} |")
+              f"{m.segment_f1:.3f} | {m.video_f1:.3f} | {m.false_alarms}/{m.num_negative} | "
+              f"{m.predicted_boxes} ({m.ground_truth_boxes}) |")
     best = best_setting(grid)
     print(f"fewest false alarms ({grid[best].false_alarms}/{grid[best].num_negative}), then best segment F "
           f"({grid[best].segment_f1:.3f}): "
