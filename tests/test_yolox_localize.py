@@ -6,7 +6,7 @@ from vcl_fast.detect.decode import anchor_points
 from vcl_fast.data.boxes import box_iou, box_overlap
 from vcl_fast.detect.localizer import (DetectionSettings, add_margins, box_peaks, chunk_spans, drop_weak_detections,
                                        fit_extents, fuse_views, localize_maps, merge_overlapping, postprocess,
-                                       swap_axes, to_seconds)
+                                       swap_axes)
 
 S = 64
 ANCHORS = anchor_points(S)
@@ -136,15 +136,6 @@ def test_runner_with_wrong_output_is_an_error():
 def test_bad_settings(kwargs):
     with pytest.raises(ValueError):
         DetectionSettings(**kwargs)
-
-
-def test_to_seconds():
-    frames = np.array([[10, 20, 30, 40, 0.5]], np.float32)
-    np.testing.assert_allclose(to_seconds(frames, 2.0), [[5, 10, 15, 20, 0.5]])
-    np.testing.assert_allclose(to_seconds(frames, 1.0, 4.0), [[10, 5, 30, 10, 0.5]])
-    assert to_seconds(np.zeros((0, 5), np.float32), 1.0).shape == (0, 5)
-    with pytest.raises(ValueError):
-        to_seconds(frames, 0.0)
 
 
 def test_torch_runner_runs_a_detector(torch_one_thread):

@@ -27,6 +27,10 @@ views' boxes (weighted box fusion: a box of one view and the best-scored box of 
 become their score-weighted mean, scored by the mean of the two scores; a box only one view found keeps half
 its score), then NMS again. It makes the detections the same whichever video is the query, and is calibrated
 (with the floors, whose ``confident_score`` it rescales) and carried in the manifest like them.
+A fourth addition, also off by default (-1): with ``merge_overlap`` in (0, 1], after the floors, a box whose
+intersection with a better-scored one covers that share of the smaller box merges into it (their union, the
+better score; :func:`merge_overlapping`): the detector reports a copy that spans both videos (a whole video
+re-uploaded) as two boxes overlapping by about half, which NMS keeps. Calibrated and carried like the floors.
 A last step, also off by default (0): ``query_margin`` and ``reference_margin`` move both ends of every kept box
 out by that many frames on the query and on the reference axis (in, for a negative margin; by at most a quarter
 of the box's extent, so that no box vanishes), within the map. They correct the detector's bias at a copy's
@@ -35,8 +39,8 @@ the query axis (a copy cut into other footage) and half a frame long on the refe
 frames, the copy's own context, still look alike); with 5 s references they end short on both
 (docs/model_card.md, "Box margins"). Calibrated and carried in the manifest like the floors.
 
-Everything here is in frame units; ``to_seconds`` converts at the features' frame rate. Torch-free: the
-model is any callable ``run(images float32 (B, 3, S, S)) -> raw outputs (B, A, 5 + C)``.
+Everything here is in frame units (``vcl_fast.api.frames_to_seconds`` converts on each video's timestamps).
+Torch-free: the model is any callable ``run(images float32 (B, 3, S, S)) -> raw outputs (B, A, 5 + C)``.
 """
 from __future__ import annotations
 
@@ -359,13 +363,3 @@ def fit_extents(detections: np.ndarray, similarity, threshold: float, margin: fl
         box[:4] = a0 + qs, b0 + rs, a0 + qe, b0 + re
     _, first = np.unique(fitted[:, :4], axis=0, return_index=True)
     return fitted[np.sort(first)]
-
-
-def to_seconds(detections: np.ndarray, query_fps: float, reference_fps: float | None = None) -> np.ndarray:
-    """(N, 5) frame-unit detections -> seconds: query columns / query_fps, reference columns /
-    reference_fps (default: query_fps); the score column is unchanged. Frame i starts at i / fps."""
-    reference_fps = query_fps if reference_fps is None else reference_fps
-    if query_fps <= 0 or reference_fps <= 0:
-        raise ValueError(f"frame rates must be positive, got query {query_fps}, reference {reference_fps}")
-    scale = np.array([1 / query_fps, 1 / reference_fps, 1 / query_fps, 1 / reference_fps, 1], dtype=np.float64)
-    return np.asarray(detections, dtype=np.float64) * scale
