@@ -157,6 +157,32 @@ def test_pairs_scored_by_eval(micro_model_dir, planted_videos, tmp_path, capsys)
         assert json.loads(report.read_text())["segment_f1"] == pytest.approx(1.0, abs=1e-5)
 
 
+def test_fps_above_a_videos_frame_rate_is_warned_about(micro_model_dir, planted_videos, tmp_path, capsys):
+    import dataclasses
+
+    from vcl_fast.data.formats import write_pairs
+    from vcl_fast.localize_commands import warn_fps_above_rates
+    from vcl_fast.video import probe
+
+    query, reference = planted_videos  # 4 frames per second
+    assert main(["localize", str(query), str(reference), "--model", str(micro_model_dir), *TN, "--fps", "4"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["localize", str(query), str(reference), "--model", str(micro_model_dir), *TN, "--fps", "8"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --fps 8 is above the frame rate of" in err and "(4 fps) and 1 more" in err
+    assert "--fps 4 or less" in err
+    write_pairs(tmp_path / "pairs.csv", [("query", "reference")])
+    assert main(["localize", "--pairs", str(tmp_path / "pairs.csv"), "--videos", str(query.parent), "--model",
+                 str(micro_model_dir), *TN, "--fps", "8", "-o", str(tmp_path / "p.json")]) == 0
+    assert capsys.readouterr().err.count("warning: --fps 8 is above the frame rate of") == 1
+    # within 5% of the rate (variable rates average below their peaks), and image folders (no rate): no warning
+    info = probe(query)
+    warn_fps_above_rates(4.2, {"a": info, "folder": dataclasses.replace(info, fps=float("nan"))})
+    assert capsys.readouterr().err == ""
+    warn_fps_above_rates(4.3, {"a": info})
+    assert "above the frame rate of a (4 fps): its samples repeat frames" in capsys.readouterr().err
+
+
 def test_pairs_with_a_missing_video(micro_model_dir, planted_videos, tmp_path, capsys):
     from vcl_fast.data.formats import write_pairs
 

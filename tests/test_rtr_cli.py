@@ -81,6 +81,10 @@ def test_extract_video_file(tmp_path, capsys, suffix, flag):
     video = load_video_features(out.parent, "clip")
     assert video.features.shape == (3, 2, 16)
     np.testing.assert_array_equal(video.timestamps, [0.0, 1.0, 2.0])
+    assert video.end == pytest.approx(3.0) and "warning" not in capsys.readouterr().err
+    fast = tmp_path / "at20" / "clip.npy"  # (a feature folder holds one rate)
+    assert main(["extract", str(clip), "-o", str(fast), "--model", str(tmp_path / "w"), "--fps", "20", *flag]) == 0
+    assert "warning: --fps 20 is above the frame rate of" in capsys.readouterr().err  # 10 fps
 
 
 def test_extract_defaults_to_the_embedded_model(tmp_path, monkeypatch):

@@ -5,7 +5,8 @@ One pair: ``vcl-fast localize QUERY REFERENCE [--json OUT] [--plot OUT.png]`` pr
 pairs.csv --videos DIR -o preds.json`` (VCSL prediction JSON) or ``--vsc matches.csv`` (VSC22 match CSV),
 files that ``vcl-fast eval`` scores; every video's features are computed once and kept only while a pair
 still needs them. Every video is opened once before any work, so a file that cannot be read stops the run at
-once (``--skip-unreadable``: its pairs are left out and named on stderr). Outputs are written atomically, only
+once (``--skip-unreadable``: its pairs are left out and named on stderr), and an ``--fps`` above a video's frame
+rate (samples that repeat frames) is warned about. Outputs are written atomically, only
 when everything succeeded; until then the finished pairs are journaled in ``OUT.partial``
 (:mod:`vcl_fast.data.pair_journal`), so that an interrupted run, started again with the same settings, resumes.
 """
@@ -27,8 +28,10 @@ from vcl_fast.cli import CliError
 from vcl_fast.config import parse_overrides
 from vcl_fast.data.pair_journal import PairJournal
 from vcl_fast.runtime import BACKENDS
-from vcl_fast.video.records import VIDEO_SUFFIXES
+from vcl_fast.video.records import VIDEO_SUFFIXES, VideoInfo
 
+# --fps above a video's frame rate by more than this factor is warned about (a variable rate averages below its peaks).
+FPS_WARNING_SLACK = 1.05
 
 
 def format_time(seconds: float) -> str:
@@ -125,6 +128,7 @@ def _localize_pair(args: argparse.Namespace) -> int:
     if args.plot:
         require_matplotlib()
     loc = build_localizer(args)
+    warn_fps_above_rates(loc.fps, probe_readable([args.query, args.reference]))
     with frame_progress(loc.fps, [args.query, args.reference]) as progress:
         result = loc.localize(args.query, args.reference, return_map=bool(args.plot), progress=progress)
     plot = render_plot(result, loc.fps) if args.plot else None
@@ -177,23 +181,42 @@ def _progress(total: int | None, unit: str, desc: str, leave: bool = True):
     return tqdm(total=total, unit=unit, desc=desc, disable=None, delay=2.0, leave=leave)
 
 
+def probe_readable(videos: Sequence[object]) -> dict[str, VideoInfo]:
+    """The header facts of each of ``videos`` (files or image folders, by ``str(video)``) that can be opened;
+    reading the others will say what is wrong with them."""
+    from vcl_fast.video import VideoDecodeError, probe
+
+    infos = {}
+    for video in videos:
+        with contextlib.suppress(VideoDecodeError):
+            infos[str(video)] = probe(video)
+    return infos
+
+
+def warn_fps_above_rates(fps: float, infos: dict[str, VideoInfo]) -> None:
+    """One line on stderr when ``fps`` is above the frame rate of some of the videos (name -> VideoInfo): their
+    samples repeat frames, which costs time and shows nothing new (image folders have no rate of their own)."""
+    slow = {name: info.fps for name, info in infos.items()
+            if math.isfinite(info.fps) and fps > FPS_WARNING_SLACK * info.fps}
+    if slow:
+        name, rate = min(slow.items(), key=lambda item: item[1])
+        more = f" and {len(slow) - 1} more" if len(slow) > 1 else ""
+        print(f"warning: --fps {fps:g} is above the frame rate of {name} ({rate:g} fps){more}: its samples repeat "
+              f"frames, which costs time and shows nothing new; --fps {rate:g} or less reads each frame at most once",
+              file=sys.stderr)
+
+
 @contextlib.contextmanager
 def frame_progress(fps: float, videos: Sequence[object]) -> Iterator[Callable[[int], None] | None]:
     """A ``progress`` callback for :meth:`vcl_fast.Localizer.localize` / ``features``: a bar of the frames to embed,
     ``videos``' declared lengths at ``fps`` (a count without a total when one is unknown; None without tqdm)."""
-    from vcl_fast.video import VideoDecodeError, probe
     from vcl_fast.video.sampling import num_samples
 
-    total = 0
-    for video in videos:
-        try:
-            duration = probe(video).duration
-        except VideoDecodeError:  # reading it will say what is wrong
-            duration = math.nan
-        if not math.isfinite(duration):
-            total = None
-            break
-        total += num_samples(duration, fps)
+    infos = probe_readable(videos)
+    durations = [infos[str(video)].duration for video in videos if str(video) in infos]
+    total = None
+    if len(durations) == len(videos) and all(math.isfinite(d) for d in durations):
+        total = sum(num_samples(d, fps) for d in durations)
     bar = _progress(total, "frame", "extract", leave=False)
     try:
         yield None if bar is None else bar.update
@@ -202,19 +225,22 @@ def frame_progress(fps: float, videos: Sequence[object]) -> Iterator[Callable[[i
             bar.close()
 
 
-def probe_videos(paths: dict[str, Path], unreadable: dict[str, str] | None = None) -> None:
+def probe_videos(paths: dict[str, Path], unreadable: dict[str, str] | None = None) -> dict[str, VideoInfo]:
     """Open every video of ``paths`` (id -> file or image folder) once, so that one that cannot be read fails
-    before any work (its VideoDecodeError), or, with ``unreadable``, is recorded there (id -> message)."""
+    before any work (its VideoDecodeError), or, with ``unreadable``, is recorded there (id -> message). Returns
+    the header facts of the others (id -> VideoInfo)."""
     from vcl_fast.video import probe
     from vcl_fast.video.records import VideoDecodeError
 
+    infos = {}
     for video_id, path in paths.items():
         try:
-            probe(path)
+            infos[video_id] = probe(path)
         except VideoDecodeError as exc:
             if unreadable is None:
                 raise
             unreadable[video_id] = str(exc)
+    return infos
 
 
 def localize_pairs(loc, pairs: list[tuple[str, str]], paths: dict[str, Path], progress=None,
@@ -339,7 +365,8 @@ def _localize_pairs(args: argparse.Namespace) -> int:
             print(f"resuming: {len(journal.done)} pairs done in {journal.path}", file=sys.stderr)
         unreadable: dict[str, str] | None = dict(journal.unreadable) if args.skip_unreadable else None
         todo = [pair for pair in pairs if pair not in journal.done]
-        probe_videos({video: paths[video] for pair in todo for video in pair}, unreadable)
+        infos = probe_videos({video: paths[video] for pair in todo for video in pair}, unreadable)
+        warn_fps_above_rates(loc.fps, infos)
         progress = _progress(len(pairs), "pair", "localize")
         if progress is not None:
             progress.update(len(pairs) - len(todo))

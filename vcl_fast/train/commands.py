@@ -69,10 +69,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         loaders = [lambda p=p: load_image(p, 2 * model.config.img_size) for p in list_images(source, recursive=False)]
         video = VideoFeatures.from_fps(out.stem, extract_features(model, loaders, args.batch_size), args.fps)
     else:  # a video file decoded at --fps in bounded-memory chunks, or an exported model's frame folder (one size)
-        from vcl_fast.localize_commands import frame_progress
+        from vcl_fast.localize_commands import frame_progress, probe_readable, warn_fps_above_rates
 
         localizer = Localizer(str(model_dir), backend="onnxruntime" if exported else "torch", method="tn",
                               fps=args.fps, batch_size=args.batch_size, exact_decoding=args.exact_decoding)
+        warn_fps_above_rates(args.fps, probe_readable([source]))
         with frame_progress(args.fps, [source]) as progress:
             video = localizer.features(source, progress=progress)
     path = save_video_features(out.parent, dataclasses.replace(video, video_id=out.stem))
