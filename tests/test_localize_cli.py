@@ -378,16 +378,21 @@ def test_frame_progress_totals_the_frames_to_embed(planted_videos, tmp_path, mon
             self.closed = True
 
     monkeypatch.setattr(commands, "_progress", Bar)
-    with commands.frame_progress(2.0, planted_videos) as progress:
+    with commands.frame_progress(2.0, planted_videos, commands.probe_readable(planted_videos)) as progress:
         progress(7)
     expected = sum(num_samples(probe(v).duration, 2.0) for v in planted_videos)
     assert (bars[0].total, bars[0].unit, bars[0].done, bars[0].closed) == (expected, "frame", 7, True)
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
-    with commands.frame_progress(1.0, [planted_videos[0], tmp_path / "broken.mp4"]):
+    videos = [planted_videos[0], tmp_path / "broken.mp4"]
+    with commands.frame_progress(1.0, videos, commands.probe_readable(videos)):
         pass  # an unreadable video: a count without a total (localizing it will say what is wrong)
     assert bars[1].total is None and bars[1].closed
+    twice = [planted_videos[0]] * 2  # a video against itself: its frames are embedded twice
+    with commands.frame_progress(2.0, twice, commands.probe_readable(twice)):
+        pass
+    assert bars[2].total == 2 * num_samples(probe(planted_videos[0]).duration, 2.0)
     monkeypatch.setattr(commands, "_progress", lambda *args, **kwargs: None)  # no tqdm
-    with commands.frame_progress(1.0, planted_videos) as progress:
+    with commands.frame_progress(1.0, planted_videos, {}) as progress:
         assert progress is None
 
 

@@ -6,9 +6,9 @@ pairs.csv --videos DIR -o preds.json`` (VCSL prediction JSON) or ``--vsc matches
 files that ``vcl-fast eval`` scores; every video's features are computed once and kept only while a pair
 still needs them. Every video is opened once before any work, so a file that cannot be read stops the run at
 once (``--skip-unreadable``: its pairs are left out and named on stderr), and an ``--fps`` above a video's frame
-rate (samples that repeat frames) is warned about. Outputs are written atomically, only
-when everything succeeded; until then the finished pairs are journaled in ``OUT.partial``
-(:mod:`vcl_fast.data.pair_journal`), so that an interrupted run, started again with the same settings, resumes.
+rate (samples that repeat frames) is warned about. Outputs are written atomically, only when everything
+succeeded; until then the finished pairs are journaled in ``OUT.partial`` (:mod:`vcl_fast.data.pair_journal`),
+so that an interrupted run, started again with the same settings, resumes.
 """
 from __future__ import annotations
 
@@ -128,8 +128,10 @@ def _localize_pair(args: argparse.Namespace) -> int:
     if args.plot:
         require_matplotlib()
     loc = build_localizer(args)
-    warn_fps_above_rates(loc.fps, probe_readable([args.query, args.reference]))
-    with frame_progress(loc.fps, [args.query, args.reference]) as progress:
+    videos = [args.query, args.reference]
+    infos = probe_readable(videos)
+    warn_fps_above_rates(loc.fps, infos)
+    with frame_progress(loc.fps, videos, infos) as progress:
         result = loc.localize(args.query, args.reference, return_map=bool(args.plot), progress=progress)
     plot = render_plot(result, loc.fps) if args.plot else None
     if to_stdout:
@@ -207,12 +209,13 @@ def warn_fps_above_rates(fps: float, infos: dict[str, VideoInfo]) -> None:
 
 
 @contextlib.contextmanager
-def frame_progress(fps: float, videos: Sequence[object]) -> Iterator[Callable[[int], None] | None]:
+def frame_progress(fps: float, videos: Sequence[object], infos: dict[str, VideoInfo]
+                   ) -> Iterator[Callable[[int], None] | None]:
     """A ``progress`` callback for :meth:`vcl_fast.Localizer.localize` / ``features``: a bar of the frames to embed,
-    ``videos``' declared lengths at ``fps`` (a count without a total when one is unknown; None without tqdm)."""
+    ``videos``' declared lengths (``infos``: :func:`probe_readable`) at ``fps`` (a count without a total when one
+    is unknown; None without tqdm)."""
     from vcl_fast.video.sampling import num_samples
 
-    infos = probe_readable(videos)
     durations = [infos[str(video)].duration for video in videos if str(video) in infos]
     total = None
     if len(durations) == len(videos) and all(math.isfinite(d) for d in durations):

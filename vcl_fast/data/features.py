@@ -18,8 +18,8 @@ Single-file store (:class:`FeatureStore`) for many videos, built once from an it
 write a new store from ``itertools.chain(old_store, new_videos)``). Layout, little-endian:
 ``b"VCLFEAT1"`` magic, padding to 64 bytes, all frames' features ``(sum L, T, D)``, timestamps
 ``(sum L,)`` float64, frame offsets ``(num_videos + 1,)`` int64 (each section 64-byte aligned), a JSON header
-(ids, per-video fps and end (null: unknown), dtype, T, D, section offsets) and a 24-byte footer (header offset and length as uint64,
-magic). Opening reads only the footer, header and offsets and memory-maps the rest, so a 10,000-video store
+(ids, per-video fps and end (null: unknown), dtype, T, D, section offsets) and a 24-byte footer (header offset
+and length as uint64, magic). Opening reads only the footer, header and offsets and memory-maps the rest, so a 10,000-video store
 opens in milliseconds; records returned are read-only views.
 """
 from __future__ import annotations

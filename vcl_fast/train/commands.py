@@ -73,8 +73,9 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
         localizer = Localizer(str(model_dir), backend="onnxruntime" if exported else "torch", method="tn",
                               fps=args.fps, batch_size=args.batch_size, exact_decoding=args.exact_decoding)
-        warn_fps_above_rates(args.fps, probe_readable([source]))
-        with frame_progress(args.fps, [source]) as progress:
+        infos = probe_readable([source])
+        warn_fps_above_rates(args.fps, infos)
+        with frame_progress(args.fps, [source], infos) as progress:
             video = localizer.features(source, progress=progress)
     path = save_video_features(out.parent, dataclasses.replace(video, video_id=out.stem))
     length, tokens, dim = video.features.shape
