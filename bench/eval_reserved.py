@@ -27,10 +27,11 @@ OUT: ``videos/<id>.mp4`` (queries; references are symlinks to the reserved files
 
 ``calibrate`` chooses, on validation sets, the post-processing settings an exported model carries for its
 extractor (``vcl-fast export --min-similarity --extent-similarity --confident-similarity --confident-score
---transpose-fusion-iou --query-margin --reference-margin``): every pair's detections are computed once without
-them (once per fusion IoU), then each (floor, extent cosine, lower floor of confident detections, their score,
-query margin, reference margin) of a grid is applied (``vcl_fast.detect.localizer.postprocess``) and scored
-over the pairs of all sets together; the setting with the fewest false alarms and then the best segment F is
+--transpose-fusion-iou --query-margin --reference-margin --merge-overlap``): every pair's detections are
+computed once without them (once per fusion IoU), then each (floor, extent cosine, lower floor of confident
+detections, their score, query margin, reference margin, merge overlap) of a grid is applied
+(``vcl_fast.detect.localizer.postprocess``) and scored over the pairs of all sets together (the table also
+gives the predicted and true boxes: the segment metric does not count a copy reported twice); the setting with the fewest false alarms and then the best segment F is
 printed after the best of the grid (ties: the first in grid order, so list the values to try from the most
 conservative).
 
@@ -263,8 +264,8 @@ GRID_FIELDS = ("min_similarity", "extent_similarity", "confident_similarity", "c
 def calibrate(args: argparse.Namespace) -> dict:
     """Prints the best settings of the grid and the chosen one (:func:`best_setting`) over the pairs of every
     ``args.data`` set; returns {(floor, extent cosine, confident floor, confident score, transpose fusion IoU,
-    query margin, reference margin, merge overlap) (``GRID_FIELDS``): VcslMetrics}, with (-1, 1) for the confident pair when no
-    lower floor applies."""
+    query margin, reference margin, merge overlap) (``GRID_FIELDS``): VcslMetrics}, with (-1, 1) for the
+    confident pair when no lower floor applies."""
     from vcl_fast.api import Localizer, frames_to_seconds
     from vcl_fast.config import replace_fields
     from vcl_fast.detect.localizer import localize_maps, postprocess
