@@ -22,7 +22,7 @@ def test_error_message_forms():
 
 
 @pytest.mark.parametrize("module, advice", [
-    ("torch", "pip install 'vcl_fast[torch]'"), ("PIL.Image", "pip install 'vcl_fast[torch]'"),
+    ("torch", "pip install 'vcl_fast[torch]'"), ("timm.models", "pip install 'vcl_fast[torch]'"),
     ("faiss", "pip install 'vcl_fast[search]'"), ("onnxsim", "pip install 'vcl_fast[export]'"),
     ("left_pad", "install the package that provides 'left_pad'"),
 ])

@@ -418,6 +418,12 @@ def test_pairs_keep_and_reuse_features(micro_model_dir, planted_videos, tmp_path
     cached, fresh = read_predictions(tmp_path / "b.json"), read_predictions(tmp_path / "c.json")
     for pair in cached:
         np.testing.assert_array_equal(cached[pair], fresh[pair])
+    for name in ("query", "reference"):  # as kept before the video's end was recorded: computed anew
+        (features / f"{name}.timestamps.npy").unlink()
+    assert main([*common, *other, "--features", str(features), "-o", str(tmp_path / "e.json")]) == 0
+    assert len(computed) == 4 and (features / "query.timestamps.npy").is_file()
+    for pair, boxes in read_predictions(tmp_path / "e.json").items():
+        np.testing.assert_array_equal(boxes, fresh[pair])
     capsys.readouterr()
     assert main([*common, "--fps", "2", "--features", str(features), "-o", str(tmp_path / "d.json")]) == 2
     assert "at 1 fps, not of " in capsys.readouterr().err and not (tmp_path / "d.json").exists()

@@ -305,19 +305,37 @@ def test_upright_turns_by_quarter_turns_and_leaves_other_angles():
     assert upright(image, np.zeros(9, np.int32)) is image  # a singular matrix
 
 
-@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
-def test_image_folder_follows_the_exif_orientation(tmp_path, orientation):
-    """The EXIF orientations cameras write (upright, upside down, a quarter either way), against Pillow."""
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_image_folder_follows_the_exif_orientation(tmp_path, orientation, suffix):
+    """Every EXIF orientation (the turns cameras write, and the mirrored ones), against Pillow's exif_transpose;
+    also resized to a (w, h) as shown."""
     from PIL import Image, ImageOps
 
-    photo = tmp_path / "a.jpg"
+    photo = tmp_path / f"a{suffix}"
     exif = Image.Exif()
     exif[0x0112] = orientation
     Image.fromarray(_blocks(48, 80, block=16)).save(photo, exif=exif, quality=100)
     expected = np.asarray(ImageOps.exif_transpose(Image.open(photo)).convert("RGB"))
     found = read_frames(tmp_path).frames[0]
-    assert found.shape == expected.shape == ((48, 80, 3) if orientation in (1, 3) else (80, 48, 3))
+    assert found.shape == expected.shape == ((48, 80, 3) if orientation <= 4 else (80, 48, 3))
     assert np.abs(found.astype(int) - expected).mean() < 4  # two JPEG decoders: chroma upsampling differs
+    assert np.abs(found.astype(int) - expected[::-1]).mean() > 40  # a wrong mirroring is far off
+    resized = read_frames(tmp_path, size=(expected.shape[1] // 2, expected.shape[0] // 2)).frames[0]
+    assert np.abs(resized.astype(int) - expected[::2, ::2]).mean() < 12
+
+
+def test_exif_matrix_is_none_without_a_readable_orientation(tmp_path):
+    from PIL import Image
+
+    from vcl_fast.video.image_folder import exif_matrix
+
+    Image.fromarray(_blocks(16, 16)).save(tmp_path / "plain.jpg")
+    (tmp_path / "not_an_image.jpg").write_bytes(b"not an image")
+    exif = Image.Exif()
+    exif[0x0112] = 9  # not an orientation
+    Image.fromarray(_blocks(16, 16)).save(tmp_path / "odd.jpg", exif=exif)
+    assert all(exif_matrix(tmp_path / name) is None for name in ("plain.jpg", "not_an_image.jpg", "odd.jpg"))
 
 
 # --- image folders -----------------------------------------------------------------------------------

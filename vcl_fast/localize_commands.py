@@ -326,7 +326,9 @@ def run_settings(args: argparse.Namespace, loc) -> dict:
 def feature_cache(loc, paths: dict[str, Path], directory: Path, extractor: str) -> Callable[[str], object]:
     """A ``load`` for :func:`localize_pairs`: a video's features read from ``directory`` when an earlier run left
     them there, else computed and kept there. ``directory`` is claimed for ``extractor`` (its identity) at the
-    Localizer's fps and decoding (:func:`~vcl_fast.data.features.claim_feature_dir`)."""
+    Localizer's fps and decoding (:func:`~vcl_fast.data.features.claim_feature_dir`). Features kept without the
+    video's end (by vcl_fast before ends were recorded) are computed anew and replaced, so that a cached run's
+    segments end where a fresh run's do."""
     from vcl_fast.data.features import claim_feature_dir, load_video_features, save_video_features
 
     decoding = "exact" if loc.exact_decoding else "draft"
@@ -334,7 +336,9 @@ def feature_cache(loc, paths: dict[str, Path], directory: Path, extractor: str) 
 
     def load(video_id: str):
         if (directory / f"{video_id}.npy").is_file():
-            return load_video_features(directory, video_id)
+            kept = load_video_features(directory, video_id)
+            if kept.end is not None:
+                return kept
         video = loc.features(paths[video_id], video_id)
         save_video_features(directory, video)
         return video

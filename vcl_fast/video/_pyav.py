@@ -129,7 +129,8 @@ def display_matrix(frame: "av.VideoFrame") -> np.ndarray | None:
     fixed point, row-major; None when the frame has none (it is shown as decoded)."""
     try:
         sides = list(frame.side_data)
-    except ValueError:  # a kind of side data this PyAV has no name for (FFmpeg 8's EXIF): the angle alone is known
+    except ValueError:  # a kind of side data this PyAV has no name for (FFmpeg 8's EXIF): the angle alone is known,
+        # not the mirroring (image files read their EXIF orientation instead: image_folder.exif_matrix)
         return None if frame.rotation == 0 else rotation_matrix(frame.rotation)
     for side in sides:
         if side.type.name == "DISPLAYMATRIX":
@@ -204,8 +205,9 @@ class RgbConverter:
         self._shown_size = self._size if shown else None
         self._reformatter = VideoReformatter()
 
-    def __call__(self, frame: "av.VideoFrame") -> np.ndarray:
-        matrix = display_matrix(frame)
+    def __call__(self, frame: "av.VideoFrame", matrix: np.ndarray | None = None) -> np.ndarray:
+        """``frame`` upright by ``matrix`` (a display matrix, :func:`display_matrix`), by default its own."""
+        matrix = display_matrix(frame) if matrix is None else matrix
         turned = transposes(matrix)
         if self._shown_size is None:
             self._shown_size = self._size[::-1] if turned else self._size

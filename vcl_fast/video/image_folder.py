@@ -1,7 +1,9 @@
 """Image sequences: a folder of image files read as a video, image ``k`` shown from ``k / image_fps`` s.
 
 Files are ordered by name with digit runs compared as numbers (``frame2.png`` before ``frame10.png``);
-files whose suffix is not an image suffix are ignored. Images are decoded with PyAV, only those sampled.
+files whose suffix is not an image suffix are ignored. Images are decoded with PyAV, only those sampled, and shown
+as their EXIF orientation says (read with Pillow: PyAV cannot hand over FFmpeg 8's EXIF side data, so the frame alone
+tells the angle but not the mirroring).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from vcl_fast.video._pyav import RgbConverter, open_input, output_size, video_stream
+from vcl_fast.video._pyav import RgbConverter, open_input, output_size, rotation_matrix, video_stream
 from vcl_fast.video.records import VIDEO_SUFFIXES, VideoDecodeError, VideoInfo
 from vcl_fast.video.sampling import sample_times, select_frames
 
@@ -50,6 +52,32 @@ def decode_image(path: Path) -> "av.VideoFrame":
         except av.FFmpegError as exc:
             raise VideoDecodeError(path, f"corrupt image ({exc.strerror})") from None
     raise VideoDecodeError(path, "no decodable picture (corrupt or truncated image)")
+
+
+# EXIF orientation (TIFF tag 274) -> (counter-clockwise turn in degrees, mirrored left-right) of its display matrix
+EXIF_ORIENTATION_TAG = 0x0112
+EXIF_TURNS = {1: (0, False), 2: (0, True), 3: (180, False), 4: (180, True),
+              5: (270, True), 6: (270, False), 7: (90, True), 8: (90, False)}
+
+
+def exif_matrix(path: Path) -> np.ndarray | None:
+    """The display matrix (``(9,)`` int32, :func:`~vcl_fast.video._pyav.display_matrix`) of the EXIF orientation of
+    image file ``path``: None when the file has no valid orientation or Pillow cannot read it (then the decoded
+    frame's own display matrix holds)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            orientation = image.getexif().get(EXIF_ORIENTATION_TAG)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):  # not Pillow's to read: FFmpeg decodes it
+        return None
+    if orientation not in EXIF_TURNS:
+        return None
+    degrees, mirrored = EXIF_TURNS[orientation]
+    matrix = rotation_matrix(degrees)
+    if mirrored:  # av_display_matrix_flip(matrix, 1, 0)
+        matrix[[0, 3, 6]] *= -1
+    return matrix
 
 
 def probe_images(folder: Path, image_fps: float | None) -> VideoInfo:
@@ -91,7 +119,7 @@ def sample_images(
                     raise VideoDecodeError(
                         files[index], f"image is {frame.width}x{frame.height} but the sequence starts at "
                         f"{width}x{height} (pass size= to resize every image)")
-                last_index, last_image = index, to_rgb(frame)
+                last_index, last_image = index, to_rgb(frame, exif_matrix(files[index]))
             yield time, last_image
 
     return info, samples()
