@@ -36,6 +36,17 @@ def test_a_missing_optional_module_says_what_to_install(monkeypatch, capsys, mod
                                        f"installed: {advice}\n")
 
 
+@pytest.mark.parametrize("exc, said", [(MemoryError("Unable to allocate 73.0 GiB"), "Unable to allocate 73.0 GiB"),
+                                       (MemoryError(), "no details")])
+def test_out_of_memory_is_one_line(monkeypatch, capsys, exc, said):
+    def runs_out(args):
+        raise exc
+
+    assert run_info_as(monkeypatch, runs_out) == 2
+    assert capsys.readouterr().err == (f"vcl-fast info: error: out of memory ({said}): a lower --fps, shorter videos "
+                                       "or fewer at once need less\n")
+
+
 def test_a_missing_module_of_our_own_is_not_hidden(monkeypatch):
     def broken(args):
         raise ModuleNotFoundError("No module named 'vcl_fast.gone'", name="vcl_fast.gone")

@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a module of our own is missing: a broken install, which the traceback shows
         print(f"vcl-fast {args.command}: error: {error_message(exc)}", file=sys.stderr)
         return 2
+    except MemoryError as exc:
+        print(f"vcl-fast {args.command}: error: out of memory ({str(exc) or 'no details'}): a lower --fps, shorter "
+              "videos or fewer at once need less", file=sys.stderr)
+        return 2
 
 
 def error_message(exc: BaseException) -> str:

@@ -99,7 +99,8 @@ def sample_images(
 ) -> tuple[VideoInfo, Iterator[tuple[float, np.ndarray]]]:
     """``(info, samples)``: ``samples`` yields ``(t, (H, W, 3) uint8 RGB)`` for ``t = i / fps``.
 
-    Without ``size`` every image must have the first image's size.
+    Without ``size`` every image comes at the first one's size as shown: the others are resized to it, as in a
+    video whose picture size changes (:class:`~vcl_fast.video._pyav.RgbConverter`).
     """
     if not (math.isfinite(image_fps) and image_fps > 0):
         raise ValueError(f"image_fps must be a positive finite number of images per second, got {image_fps}")
@@ -115,10 +116,6 @@ def sample_images(
         for time, index in zip(times.tolist(), shown.tolist()):
             if index != last_index:
                 frame = decode_image(files[index])
-                if size is None and (frame.width, frame.height) != (width, height):
-                    raise VideoDecodeError(
-                        files[index], f"image is {frame.width}x{frame.height} but the sequence starts at "
-                        f"{width}x{height} (pass size= to resize every image)")
                 last_index, last_image = index, to_rgb(frame, exif_matrix(files[index]))
             yield time, last_image
 
