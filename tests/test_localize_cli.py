@@ -104,12 +104,35 @@ def test_errors_are_one_line_and_write_nothing(micro_model_dir, planted_videos, 
 def test_plot_without_matplotlib_fails_before_work(micro_model_dir, planted_videos, tmp_path, capsys, monkeypatch):
     import sys
 
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    for module in ("matplotlib", "matplotlib.backend_bases"):  # as if never installed, though imported already
+        monkeypatch.setitem(sys.modules, module, None)
     out = tmp_path / "out.json"
     assert main(["localize", *map(str, planted_videos), "--model", str(micro_model_dir), *TN, "--json", str(out),
                  "--plot", str(tmp_path / "p.png")]) == 2
     assert "--plot needs matplotlib" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name, head", [("map.pdf", b"%PDF"), ("map.SVG", b"<?xml"), ("map.jpg", b"\xff\xd8")])
+def test_plot_format_follows_the_suffix(micro_model_dir, planted_videos, tmp_path, name, head):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / name
+    assert main(["localize", *map(str, planted_videos), "--model", str(micro_model_dir), *TN,
+                 "--plot", str(plot)]) == 0
+    assert plot.read_bytes().startswith(head)
+
+
+@pytest.mark.parametrize("name", ["map.txt", "map"])
+def test_plot_of_an_unknown_format_fails_before_work(micro_model_dir, planted_videos, tmp_path, capsys, monkeypatch,
+                                                     name):
+    pytest.importorskip("matplotlib")
+    import vcl_fast.localize_commands as commands
+
+    monkeypatch.setattr(commands, "build_localizer", lambda args: pytest.fail("work started"))
+    assert main(["localize", *map(str, planted_videos), "--plot", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert "the file name must end with an image format matplotlib writes" in err and ".pdf" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / name).exists()
 
 
 @pytest.mark.parametrize("option", ["--json", "--plot", "-o", "--vsc"])

@@ -1,6 +1,6 @@
 """``vcl-fast localize``: copied segments between two videos, or over a list of pairs.
 
-One pair: ``vcl-fast localize QUERY REFERENCE [--json OUT] [--plot OUT.png]`` prints the segments
+One pair: ``vcl-fast localize QUERY REFERENCE [--json OUT] [--plot OUT.png|.pdf|.svg]`` prints the segments
 (hh:mm:ss.s), the verdict and the seconds spent per stage. Many pairs: ``vcl-fast localize --pairs
 pairs.csv --videos DIR -o preds.json`` (VCSL prediction JSON) or ``--vsc matches.csv`` (VSC22 match CSV),
 files that ``vcl-fast eval`` scores; every video's features are computed once and kept only while a pair
@@ -88,17 +88,24 @@ def _print_result(result, stream) -> None:
     console.print(f"timings: {timings}")
 
 
-def require_matplotlib() -> None:
-    """CliError unless matplotlib can be imported (checked before any work for --plot)."""
+def plot_format(path: str) -> str:
+    """The image format ``--plot path`` asks for by its suffix (png, pdf, svg, ... as matplotlib writes them);
+    CliError, before any work, without matplotlib or for a suffix it cannot write."""
     try:
-        import matplotlib  # noqa: F401
+        from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise CliError("--plot needs matplotlib: pip install 'vcl_fast[plot]'") from None
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise CliError(f"--plot {path}: the file name must end with an image format matplotlib writes "
+                       f"(.{', .'.join(sorted(formats))}); .png is the usual one")
+    return suffix
 
 
-def render_plot(result, fps: float) -> bytes:
-    """PNG of the similarity map (query down, reference across, seconds) with the segments drawn on it."""
-    require_matplotlib()
+def render_plot(result, fps: float, image_format: str) -> bytes:
+    """The similarity map (query down, reference across, seconds) with the segments drawn on it, as an
+    ``image_format`` file (:func:`plot_format`)."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
@@ -116,7 +123,7 @@ def render_plot(result, fps: float) -> bytes:
     axes.set_xlabel(f"reference: {Path(result.reference).name} (s)")
     axes.set_ylabel(f"query: {Path(result.query).name} (s)")
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
+    figure.savefig(buffer, format=image_format, bbox_inches="tight")
     return buffer.getvalue()
 
 
@@ -125,15 +132,14 @@ def _localize_pair(args: argparse.Namespace) -> int:
     for output in (None if to_stdout else args.json, args.plot):
         if output:
             check_output_file(output)
-    if args.plot:
-        require_matplotlib()
+    image_format = plot_format(args.plot) if args.plot else None
     loc = build_localizer(args)
     videos = [args.query, args.reference]
     infos = probe_readable(videos)
     warn_fps_above_rates(loc.fps, infos)
     with frame_progress(loc.fps, videos, infos) as progress:
         result = loc.localize(args.query, args.reference, return_map=bool(args.plot), progress=progress)
-    plot = render_plot(result, loc.fps) if args.plot else None
+    plot = render_plot(result, loc.fps, image_format) if args.plot else None
     if to_stdout:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -467,7 +473,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("reference", nargs="?", metavar="REFERENCE", help="reference video")
     p.add_argument("--json", metavar="OUT.json", help="write the result as JSON (- : to stdout, the table then goes "
                    "to stderr)")
-    p.add_argument("--plot", metavar="OUT.png", help="draw the similarity map with the segments (matplotlib)")
+    p.add_argument("--plot", metavar="OUT.png", help="draw the similarity map with the segments (matplotlib; the "
+                   "suffix picks the format: .png, .pdf, .svg, ...)")
     p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     add_localizer_arguments(p)
     p.add_argument("--exact-decoding", action="store_true",

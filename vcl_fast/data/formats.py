@@ -58,7 +58,8 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
         header = [name.strip() for name in header]
         ref_column = "reference_id" if "reference_id" in header else "ref_id"
         if "query_id" not in header or ref_column not in header:
-            raise ValueError(f"{path}: header {','.join(header)!r} lacks 'query_id' and 'reference_id'")
+            raise ValueError(f"{path}: header {','.join(header)!r} lacks 'query_id' and 'reference_id'; the first "
+                             "line names the columns, as in VCSL's pair files: query_id,reference_id")
         q_col, r_col = header.index("query_id"), header.index(ref_column)
         pairs: list[Pair] = []
         seen: set[Pair] = set()
