@@ -237,6 +237,17 @@ def test_unreadable_videos_are_skipped_then_retried(tmp_path, feature_dir):
     assert manifest.index["num_vectors"] == ReferenceLibrary(root).num_vectors
 
 
+def test_a_skipped_video_left_out_of_the_next_build_is_no_longer_reported(tmp_path, feature_dir):
+    sources = list_feature_files(feature_dir)
+    root = tmp_path / "skips"
+    build_index(root, sources, CrashingLoader(unreadable=("ref000003", "ref000005")), shard_size=16)
+    listed = [source for source in sources if source.video_id != "ref000003"]
+    manifest = build_index(root, listed, CrashingLoader(unreadable=("ref000005",)), shard_size=16)
+    assert manifest.skipped.keys() == {"ref000005"} and read_manifest(root).skipped.keys() == {"ref000005"}
+    manifest = build_index(root, listed[:4], CrashingLoader(), shard_size=16)  # nothing to add
+    assert manifest.skipped == {} and read_manifest(root).skipped == {}
+
+
 def test_adding_videos_appends_to_the_trained_index(tmp_path, feature_dir, references, planted):
     sources = list_feature_files(feature_dir)
     root = tmp_path / "grow"

@@ -58,7 +58,8 @@ class Manifest:
     layout: ``{"num_tokens", "dim", "dtype"}`` of the features, None before the first shard;
     shards: ``[{"file": "shards/shard-00000.feat", "video_ids": [...], "frames": [...]}, ...]`` in library
     order (``frames``: each video's number of frames);
-    skipped: ``{video_id: reason}`` of videos that could not be read (retried by the next build);
+    skipped: ``{video_id: reason}`` of the last build's videos that could not be read (retried by the next build
+    that lists them);
     index: ``{"file", "config", "factory", "shards", "num_vectors", "file_bytes", "training_vectors"}`` of
     the frame index (``shards``: the shard files it covers), or None.
     """
@@ -132,6 +133,10 @@ def write_shards(root: str | os.PathLike, sources: Sequence[VideoSource], embedd
             f"{root} holds features from {manifest.embedder}, this build makes {embedder}; "
             "use another index directory (features of different embedders cannot be searched together)"
         )
+    unlisted = [video_id for video_id in manifest.skipped if video_id not in seen]
+    if unlisted:  # unreadable in an earlier build and not given to this one: no longer this build's to report
+        manifest.skipped = {video_id: reason for video_id, reason in manifest.skipped.items() if video_id in seen}
+        write_manifest(root, manifest)
     done = set(manifest.video_ids)
     pending = sorted((s for s in sources if s.video_id not in done), key=lambda s: s.video_id)
     first = _next_shard_number(manifest)
