@@ -82,8 +82,9 @@ def iter_frames(
 
     source: a video file (anything FFmpeg reads: mp4, mkv, avi, webm, gif, ...) or a folder of images.
     size: None keeps the source size, an int sets the short side (aspect kept), ``(w, h)`` sets both (as shown).
-    Frames come upright: a picture the file says to show turned or mirrored (phone videos, JPEGs with an EXIF
-    orientation) is turned as FFmpeg's players turn it (:func:`~vcl_fast.video._pyav.upright`).
+    Frames come upright: a picture the file says to show turned or mirrored (phone videos, images with an EXIF
+    orientation: :func:`~vcl_fast.video.image_folder.exif_matrix`) is turned as FFmpeg's players turn it
+    (:func:`~vcl_fast.video._pyav.upright`).
     seek: do not decode what no sample shows: GOPs (by seeking) and non-reference frames (False: decode every
     frame in order; the samples are the same).
     strict: raise on corrupt data and on truncated files; False keeps what was decoded up to the damage.
@@ -112,8 +113,9 @@ def iter_frames(
         else:
             width, height = output_size(info.width, info.height, size)
         sampler = TimestampSampler(fps)
+        exif = image_folder.exif_matrix(path) if path.suffix.lower() in image_folder.IMAGE_SUFFIXES else None
         samples = _rgb_samples(_sample_video(path, sampler, seek, strict, draft), width, height,
-                               shown=isinstance(size, (tuple, list)))
+                               shown=isinstance(size, (tuple, list)), matrix=exif)
     times: list[float] = []
     images: list[np.ndarray] = []
     for time, image in samples:
@@ -184,14 +186,16 @@ def _declared_duration(container, stream) -> float:
     return max(declared, default=math.nan)
 
 
-def _rgb_samples(samples, width: int, height: int, shown: bool) -> Iterator[tuple[float, np.ndarray]]:
-    """Convert sampled frames to upright RGB arrays (:class:`~vcl_fast.video._pyav.RgbConverter`); a frame shown
-    at several times is converted once."""
+def _rgb_samples(samples, width: int, height: int, shown: bool,
+                 matrix: np.ndarray | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Convert sampled frames to upright RGB arrays (:class:`~vcl_fast.video._pyav.RgbConverter`) by ``matrix``
+    (an image file's EXIF orientation), else by each frame's own; a frame shown at several times is converted
+    once."""
     to_rgb = RgbConverter(width, height, shown)
     last_frame, last_image = None, None
     for time, frame in samples:
         if frame is not last_frame:
-            last_frame, last_image = frame, to_rgb(frame)
+            last_frame, last_image = frame, to_rgb(frame, matrix)
         yield time, last_image
 
 
