@@ -47,6 +47,17 @@ def test_out_of_memory_is_one_line(monkeypatch, capsys, exc, said):
                                        "or fewer at once need less\n")
 
 
+def test_warnings_are_one_line(monkeypatch, capsys):
+    import warnings
+
+    def warns(args):
+        warnings.warn("a.mp4: damaged video data", UserWarning)
+        return 0
+
+    assert run_info_as(monkeypatch, warns) == 0
+    assert capsys.readouterr().err == "warning: a.mp4: damaged video data\n"
+
+
 def test_a_missing_module_of_our_own_is_not_hidden(monkeypatch):
     def broken(args):
         raise ModuleNotFoundError("No module named 'vcl_fast.gone'", name="vcl_fast.gone")

@@ -470,6 +470,43 @@ def test_corrupt_data(tmp_path, clips):
     _check_error(tmp_path / "corrupt.mkv", "corrupt video data")
 
 
+def _damage_first_picture(source, path) -> None:
+    """Copy ``source``'s video packets to ``path`` (mkv) with the second half of the first one's bytes garbled:
+    FFmpeg decodes that picture with concealed errors (flagged corrupt) and the rest from it."""
+    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
+        stream = inp.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        for number, packet in enumerate(p for p in inp.demux(stream) if p.dts is not None):
+            if number == 0:
+                data = bytearray(bytes(packet))
+                data[len(data) // 2:] = bytes(b ^ 0xA5 for b in data[len(data) // 2:])
+                garbled = av.Packet(bytes(data))
+                garbled.pts, garbled.dts, garbled.time_base = packet.pts, packet.dts, packet.time_base
+                garbled.is_keyframe = True
+                packet = garbled
+            packet.stream = copy
+            out.mux(packet)
+
+
+@pytest.mark.parametrize("seek", [True, False])
+def test_concealed_damage_is_warned_about_once(tmp_path, seek):
+    import warnings
+
+    from vcl_fast.video import VideoDamageWarning
+
+    write_video(tmp_path / "clean.mp4", np.stack([_blocks(96, 160, seed=i // 5) for i in range(60)]), 25.0)
+    _damage_first_picture(tmp_path / "clean.mp4", tmp_path / "damaged.mkv")
+    with pytest.warns(VideoDamageWarning) as caught:
+        damaged = read_frames(tmp_path / "damaged.mkv", 5.0, seek=seek)
+    assert len(caught) == 1 and str(caught[0].message) == (
+        f"{tmp_path / 'damaged.mkv'}: damaged video data: FFmpeg concealed decoding errors in the frames of 1 of 12 "
+        "samples, at 0.00 s, and frames predicted from them may be wrong too: copies shown there may be missed")
+    assert len(damaged) == 12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VideoDamageWarning)
+        read_frames(tmp_path / "clean.mp4", 5.0, seek=seek)
+
+
 @pytest.mark.parametrize("kwargs,error,match", [
     ({"fps": 0.0}, ValueError, "fps"), ({"fps": float("nan")}, ValueError, "fps"),
     ({"fps": "1"}, TypeError, "fps"), ({"size": 0}, ValueError, "short side"),

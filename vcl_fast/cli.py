@@ -8,6 +8,7 @@ import argparse
 import importlib
 import json
 import sys
+import warnings
 
 # Modules that add subcommands: each defines ``add_commands(subparsers)``; one line per area, in the order
 # ``vcl-fast --help`` lists them (what most users run first).
@@ -75,11 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the CLI: one line, ``warning: <message>``, on stderr (no source location)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = print_warning
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("vcl-fast: interrupted", file=sys.stderr)
         return 130

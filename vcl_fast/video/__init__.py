@@ -4,6 +4,6 @@
 """
 from vcl_fast.video.decode import iter_frames, probe, read_frames
 from vcl_fast.video.encode import write_video
-from vcl_fast.video.records import VIDEO_SUFFIXES, DecodedFrames, VideoDecodeError, VideoInfo
+from vcl_fast.video.records import VIDEO_SUFFIXES, DecodedFrames, VideoDamageWarning, VideoDecodeError, VideoInfo
 
-__all__ = ["VIDEO_SUFFIXES", "DecodedFrames", "VideoDecodeError", "VideoInfo", "iter_frames", "probe", "read_frames", "write_video"]
+__all__ = ["VIDEO_SUFFIXES", "DecodedFrames", "VideoDamageWarning", "VideoDecodeError", "VideoInfo", "iter_frames", "probe", "read_frames", "write_video"]

@@ -19,6 +19,7 @@ import contextlib
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -27,7 +28,7 @@ import numpy as np
 from vcl_fast.video import image_folder
 from vcl_fast.video._pyav import (RgbConverter, check_draft_arg, check_size_arg, draft_size, existing_path, open_input,
                                   output_size, video_stream)
-from vcl_fast.video.records import DecodedFrames, VideoDecodeError, VideoInfo
+from vcl_fast.video.records import DecodedFrames, VideoDamageWarning, VideoDecodeError, VideoInfo
 from vcl_fast.video.sampling import TIME_TOLERANCE, TimestampSampler, sample_times, select_frames
 
 # A video whose frames end this much before the length its header declares is reported as truncated.
@@ -114,7 +115,7 @@ def iter_frames(
             width, height = output_size(info.width, info.height, size)
         sampler = TimestampSampler(fps)
         exif = image_folder.exif_matrix(path) if path.suffix.lower() in image_folder.IMAGE_SUFFIXES else None
-        samples = _rgb_samples(_sample_video(path, sampler, seek, strict, draft), width, height,
+        samples = _rgb_samples(path, _sample_video(path, sampler, seek, strict, draft), width, height,
                                shown=isinstance(size, (tuple, list)), matrix=exif)
     times: list[float] = []
     images: list[np.ndarray] = []
@@ -186,17 +187,27 @@ def _declared_duration(container, stream) -> float:
     return max(declared, default=math.nan)
 
 
-def _rgb_samples(samples, width: int, height: int, shown: bool,
+def _rgb_samples(path: Path, samples, width: int, height: int, shown: bool,
                  matrix: np.ndarray | None = None) -> Iterator[tuple[float, np.ndarray]]:
-    """Convert sampled frames to upright RGB arrays (:class:`~vcl_fast.video._pyav.RgbConverter`) by ``matrix``
-    (an image file's EXIF orientation), else by each frame's own; a frame shown at several times is converted
-    once."""
+    """Convert the sampled frames of ``path`` to upright RGB arrays (:class:`~vcl_fast.video._pyav.RgbConverter`)
+    by ``matrix`` (an image file's EXIF orientation), else by each frame's own; a frame shown at several times is
+    converted once. Once the samples end, a :class:`VideoDamageWarning` says how many showed damaged frames."""
     to_rgb = RgbConverter(width, height, shown)
     last_frame, last_image = None, None
+    damaged: list[float] = []
+    count = 0
     for time, frame in samples:
         if frame is not last_frame:
             last_frame, last_image = frame, to_rgb(frame, matrix)
+        if frame.is_corrupt:
+            damaged.append(time)
+        count += 1
         yield time, last_image
+    if damaged:
+        warnings.warn(VideoDamageWarning(
+            f"{path}: damaged video data: FFmpeg concealed decoding errors in the frames of {len(damaged)} of "
+            f"{count} samples, at {damaged[0]:.2f}" + (f"-{damaged[-1]:.2f}" if len(damaged) > 1 else "") +
+            " s, and frames predicted from them may be wrong too: copies shown there may be missed"), stacklevel=2)
 
 
 class _StreamClock:

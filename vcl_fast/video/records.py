@@ -24,6 +24,11 @@ class VideoDecodeError(ValueError):
         return type(self), (self.path, self.reason)
 
 
+class VideoDamageWarning(UserWarning):
+    """Some sampled frames of a video were decoded from damaged data (FFmpeg concealed the errors, as players
+    do): the picture there may be wrong, and a copy shown there missed. The message is one line."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What the container header says about a video's picture stream (no frame is decoded).
