@@ -1,5 +1,6 @@
 """``vcl-fast localize`` (one pair, many pairs scored by ``vcl-fast eval``) and ``vcl-fast bench``."""
 import json
+import os
 import sys
 
 import numpy as np
@@ -447,8 +448,33 @@ def test_pairs_keep_and_reuse_features(micro_model_dir, planted_videos, tmp_path
     assert len(computed) == 4 and (features / "query.timestamps.npy").is_file()
     for pair, boxes in read_predictions(tmp_path / "e.json").items():
         np.testing.assert_array_equal(boxes, fresh[pair])
+    kept, before = (features / "reference.npy").stat().st_mtime, planted_videos[1].stat()
+    os.utime(planted_videos[1], (kept + 10, kept + 10))  # the reference changed after its features were kept
+    try:
+        assert main([*common, *other, "--features", str(features), "-o", str(tmp_path / "f.json")]) == 0
+    finally:  # the fixture's videos serve other tests
+        os.utime(planted_videos[1], (before.st_atime, before.st_mtime))
+    assert len(computed) == 5 and computed[-1] == planted_videos[1]
     capsys.readouterr()
     assert main([*common, "--fps", "2", "--features", str(features), "-o", str(tmp_path / "d.json")]) == 2
     assert "at 1 fps, not of " in capsys.readouterr().err and not (tmp_path / "d.json").exists()
     assert main(["localize", *map(str, planted_videos), "--features", str(features)]) == 2
     assert "--features are for --pairs" in capsys.readouterr().err
+
+
+def test_last_modified_of_a_file_and_an_image_folder(tmp_path):
+    from vcl_fast.localize_commands import last_modified
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    os.utime(video, (100.0, 100.0))
+    assert last_modified(video) == 100.0
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name, when in (("1.png", 50.0), ("2.png", 300.0), ("notes.txt", 900.0)):
+        (folder / name).write_bytes(b"x")
+        os.utime(folder / name, (when, when))
+    os.utime(folder, (200.0, 200.0))
+    assert last_modified(folder) == 300.0  # the newest image; other files do not count
+    os.utime(folder, (400.0, 400.0))  # an image added or removed
+    assert last_modified(folder) == 400.0

@@ -329,19 +329,30 @@ def run_settings(args: argparse.Namespace, loc) -> dict:
             "videos": str(Path(args.videos).resolve()), "vcl_fast": __version__}
 
 
+def last_modified(path: Path) -> float:
+    """When a video last changed (POSIX seconds): its file's modification time, or for an image folder the latest
+    of the folder's (images added or removed) and its images'."""
+    from vcl_fast.video.image_folder import list_images
+
+    if not path.is_dir():
+        return path.stat().st_mtime
+    return max([path.stat().st_mtime, *(image.stat().st_mtime for image in list_images(path))])
+
+
 def feature_cache(loc, paths: dict[str, Path], directory: Path, extractor: str) -> Callable[[str], object]:
     """A ``load`` for :func:`localize_pairs`: a video's features read from ``directory`` when an earlier run left
     them there, else computed and kept there. ``directory`` is claimed for ``extractor`` (its identity) at the
-    Localizer's fps and decoding (:func:`~vcl_fast.data.features.claim_feature_dir`). Features kept without the
-    video's end (by vcl_fast before ends were recorded) are computed anew and replaced, so that a cached run's
-    segments end where a fresh run's do."""
+    Localizer's fps and decoding (:func:`~vcl_fast.data.features.claim_feature_dir`). Kept features are computed
+    anew and replaced when their video changed after them (:func:`last_modified`), or when they lack the video's
+    end (kept by vcl_fast before ends were recorded), so that a cached run gives a fresh run's segments."""
     from vcl_fast.data.features import claim_feature_dir, load_video_features, save_video_features
 
     decoding = "exact" if loc.exact_decoding else "draft"
     claim_feature_dir(directory, loc.fps, f"{extractor}, {decoding} decoding")
 
     def load(video_id: str):
-        if (directory / f"{video_id}.npy").is_file():
+        kept_file = directory / f"{video_id}.npy"
+        if kept_file.is_file() and kept_file.stat().st_mtime >= last_modified(paths[video_id]):
             kept = load_video_features(directory, video_id)
             if kept.end is not None:
                 return kept
@@ -486,7 +497,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vsc", metavar="MATCHES.csv", help="--pairs: VSC22 match CSV")
     p.add_argument("--features", metavar="DIR", help="--pairs: keep each video's features in DIR (<id>.npy) and "
                    "reuse them in later runs of the same extractor, fps and decoding (to try other --param or "
-                   "--method settings without extracting again)")
+                   "--method settings without extracting again; a video changed since is computed again)")
     p.add_argument("--skip-unreadable", action="store_true",
                    help="--pairs: leave out the pairs of videos that cannot be read (named on stderr) instead of "
                    "stopping at the first; every video is opened once before any work either way")
