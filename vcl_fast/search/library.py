@@ -133,9 +133,9 @@ def write_shards(root: str | os.PathLike, sources: Sequence[VideoSource], embedd
             f"{root} holds features from {manifest.embedder}, this build makes {embedder}; "
             "use another index directory (features of different embedders cannot be searched together)"
         )
-    unlisted = [video_id for video_id in manifest.skipped if video_id not in seen]
-    if unlisted:  # unreadable in an earlier build and not given to this one: no longer this build's to report
-        manifest.skipped = {video_id: reason for video_id, reason in manifest.skipped.items() if video_id in seen}
+    listed = {video_id: reason for video_id, reason in manifest.skipped.items() if video_id in seen}
+    if listed != manifest.skipped:  # unreadable in an earlier build and not given to this one: not this build's
+        manifest.skipped = listed
         write_manifest(root, manifest)
     done = set(manifest.video_ids)
     pending = sorted((s for s in sources if s.video_id not in done), key=lambda s: s.video_id)
