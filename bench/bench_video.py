@@ -54,3 +54,28 @@ def test_decode_1fps_short_side_224(benchmark, clips, seek):
     decoded = benchmark.pedantic(read_frames, args=(clips[50], 1.0), kwargs={"seek": seek, "size": 224},
                                  rounds=3, iterations=1)
     assert decoded.frames.shape == (SECONDS, 224, 398, 3)
+
+
+@pytest.fixture(scope="module")
+def jpeg_folder(tmp_path_factory):
+    """The clip's first 60 frames at 1 fps as JPEG files (quality 90), a folder read as a video."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("bench_jpegs")
+    for index, frame in enumerate(_frames()):
+        if index % FPS == 0:
+            Image.fromarray(frame).save(folder / f"{index // FPS:03d}.jpg", quality=90)
+    return folder
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["damage-check", "no-check"])
+def test_decode_jpeg_folder(benchmark, jpeg_folder, checked, monkeypatch):
+    """An image folder: FFmpeg decodes each JPEG, and Pillow reads it again at 1/8 size to tell a cut or
+    corrupt one (``image_folder.damaged_jpeg``; FFmpeg fills the gap without a word); ``no-check`` leaves that
+    out, for its cost."""
+    from vcl_fast.video import image_folder
+
+    if not checked:
+        monkeypatch.setattr(image_folder, "damaged_jpeg", lambda path: False)
+    decoded = benchmark.pedantic(read_frames, args=(jpeg_folder, 1.0), rounds=5, iterations=1, warmup_rounds=1)
+    assert decoded.frames.shape == (SECONDS, HEIGHT, WIDTH, 3)

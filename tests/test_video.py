@@ -354,6 +354,82 @@ def test_exif_matrix_is_none_without_a_readable_orientation(tmp_path):
     assert all(exif_matrix(tmp_path / name) is None for name in ("plain.jpg", "not_an_image.jpg", "odd.jpg"))
 
 
+def test_image_above_pillows_size_limit_is_read_by_ffmpeg(tmp_path, monkeypatch):
+    """Pillow refuses an image of more than twice ``MAX_IMAGE_PIXELS`` (a decompression bomb to it); it only reads
+    the orientation and checks the data, so FFmpeg still reads the image, by the angle FFmpeg gives (the
+    refusal raised out of the CLI before)."""
+    from PIL import Image
+
+    from vcl_fast.video.image_folder import damaged_jpeg, exif_matrix
+
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    Image.fromarray(_blocks(48, 80, block=16)).save(tmp_path / "big.jpg", exif=exif, quality=100)
+    upright = read_frames(tmp_path / "big.jpg").frames
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 48 * 80 // 3)
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(tmp_path / "big.jpg")
+    assert exif_matrix(tmp_path / "big.jpg") is None and not damaged_jpeg(tmp_path / "big.jpg")
+    for source in (tmp_path, tmp_path / "big.jpg"):
+        np.testing.assert_array_equal(read_frames(source).frames, upright)  # by the frame's own angle (180)
+
+
+def _truncated_jpeg(path, image) -> None:
+    """``image`` saved as a JPEG cut after half its bytes: FFmpeg decodes it without a word."""
+    from PIL import Image
+
+    Image.fromarray(image).save(path, quality=95)
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+def test_damaged_jpeg(tmp_path):
+    from PIL import Image
+
+    from vcl_fast.video.image_folder import damaged_jpeg
+
+    _truncated_jpeg(tmp_path / "cut.jpg", _blocks(64, 96, seed=1))
+    Image.fromarray(_blocks(64, 96, seed=2)).save(tmp_path / "whole.jpeg", quality=95)
+    _save_png(tmp_path / "png.jpg", _blocks(64, 96, seed=2))  # a PNG under a .jpg name
+    (tmp_path / "text.jpg").write_text("not an image")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "appended.jpg").write_bytes((tmp_path / "whole.jpeg").read_bytes() + b"ftypmp42 a motion photo")
+    assert damaged_jpeg(tmp_path / "cut.jpg")
+    assert not any(damaged_jpeg(tmp_path / name) for name in ("whole.jpeg", "png.jpg", "text.jpg", "empty.jpg",
+                                                              "appended.jpg"))
+
+
+def test_truncated_jpeg_is_warned_about(tmp_path):
+    """FFmpeg fills in what a cut JPEG lacks and flags nothing: the folder, or the file read alone, warns once,
+    naming the images; whole images do not warn."""
+    import warnings
+
+    from vcl_fast.video import VideoDamageWarning
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(5):
+        _save_png(folder / f"{i}.png", _blocks(96, 160, seed=i))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VideoDamageWarning)
+        read_frames(folder)
+    for i in (1, 3):
+        (folder / f"{i}.png").unlink()
+        _truncated_jpeg(folder / f"{i}.jpg", _blocks(96, 160, seed=i))
+    with pytest.warns(VideoDamageWarning) as caught:
+        assert len(read_frames(folder, 2.0, image_fps=1.0)) == 10  # each image shown twice, checked once
+    assert len(caught) == 1 and str(caught[0].message) == (
+        f"{folder}: damaged image data: 2 of 5 images read (1.jpg, 3.jpg) are cut short or corrupt, and FFmpeg made "
+        "up the missing part: copies shown there may be missed")
+    with pytest.warns(VideoDamageWarning) as caught:
+        read_frames(folder / "3.jpg")
+    assert len(caught) == 1 and str(caught[0].message) == (
+        f"{folder / '3.jpg'}: damaged image data: the image is cut short or corrupt, and FFmpeg made up the "
+        "missing part: copies shown there may be missed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VideoDamageWarning)
+        read_frames(folder / "2.png")
+
+
 # --- image folders -----------------------------------------------------------------------------------
 
 def _save_png(path, image):

@@ -114,7 +114,11 @@ def iter_frames(
         else:
             width, height = output_size(info.width, info.height, size)
         sampler = TimestampSampler(fps)
-        exif = image_folder.exif_matrix(path) if path.suffix.lower() in image_folder.IMAGE_SUFFIXES else None
+        exif = None
+        if path.suffix.lower() in image_folder.IMAGE_SUFFIXES:
+            exif = image_folder.exif_matrix(path)
+            if image_folder.damaged_jpeg(path):
+                image_folder.warn_damaged_images(path, [path.name], 1)
         samples = _rgb_samples(path, _sample_video(path, sampler, seek, strict, draft), width, height,
                                shown=isinstance(size, (tuple, list)), matrix=exif)
     times: list[float] = []

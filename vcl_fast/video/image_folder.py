@@ -8,17 +8,20 @@ tells the angle but not the mirroring).
 from __future__ import annotations
 
 import math
+import os
 import re
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from vcl_fast.video._pyav import RgbConverter, open_input, output_size, rotation_matrix, video_stream
-from vcl_fast.video.records import VIDEO_SUFFIXES, VideoDecodeError, VideoInfo
+from vcl_fast.video.records import VIDEO_SUFFIXES, VideoDamageWarning, VideoDecodeError, VideoInfo
 from vcl_fast.video.sampling import sample_times, select_frames
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"})
+JPEG_END_MARKER = b"\xff\xd9"  # EOI: the last two bytes of a whole JPEG file
 
 
 def natural_key(name: str) -> tuple:
@@ -60,16 +63,24 @@ EXIF_TURNS = {1: (0, False), 2: (0, True), 3: (180, False), 4: (180, True),
               5: (270, True), 6: (270, False), 7: (90, True), 8: (90, False)}
 
 
+def pillow_refusals() -> tuple[type[Exception], ...]:
+    """What Pillow raises for an image file it cannot read, or will not: one above its size limit
+    (``Image.MAX_IMAGE_PIXELS`` twice over), which FFmpeg decodes."""
+    from PIL import Image
+
+    return OSError, SyntaxError, ValueError, Image.DecompressionBombError
+
+
 def exif_matrix(path: Path) -> np.ndarray | None:
     """The display matrix (``(9,)`` int32, :func:`~vcl_fast.video._pyav.display_matrix`) of the EXIF orientation of
     image file ``path``: None when the file has no valid orientation or Pillow cannot read it (then the decoded
     frame's own display matrix holds)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
             orientation = image.getexif().get(EXIF_ORIENTATION_TAG)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):  # not Pillow's to read: FFmpeg decodes it
+    except pillow_refusals():  # not Pillow's to read: FFmpeg decodes it
         return None
     if orientation not in EXIF_TURNS:
         return None
@@ -78,6 +89,42 @@ def exif_matrix(path: Path) -> np.ndarray | None:
     if mirrored:  # av_display_matrix_flip(matrix, 1, 0)
         matrix[[0, 3, 6]] *= -1
     return matrix
+
+
+def damaged_jpeg(path: Path) -> bool:
+    """Whether ``path`` is a JPEG file cut short (or corrupt before its end). FFmpeg decodes such a file without a
+    word (it makes up the part it lacks). A file that ends with the JPEG end marker is whole; any other (data
+    appended after the picture, as in motion photos, or none of the marker) is decoded once more by Pillow, at
+    1/8 of its size, which tells. False for other formats (FFmpeg refuses them damaged) and for files Pillow does
+    not read."""
+    from PIL import Image
+
+    with open(path, "rb") as handle:
+        handle.seek(-min(2, path.stat().st_size), os.SEEK_END)
+        if handle.read() == JPEG_END_MARKER:
+            return False
+    try:
+        image = Image.open(path)
+    except pillow_refusals():
+        return False
+    with image:
+        if image.format != "JPEG":
+            return False
+        try:
+            image.draft("RGB", (1, 1))
+            image.load()
+        except pillow_refusals():
+            return True
+    return False
+
+
+def warn_damaged_images(source: Path, damaged: list[str], sampled: int) -> None:
+    """A :class:`VideoDamageWarning` that the images ``damaged`` (file names) of ``source`` (an image file or
+    folder), among ``sampled`` images read, were decoded in part."""
+    shown = ", ".join(damaged[:3]) + (f" and {len(damaged) - 3} more" if len(damaged) > 3 else "")
+    where = f"{len(damaged)} of {sampled} images read ({shown}) are" if source.is_dir() else "the image is"
+    warnings.warn(VideoDamageWarning(f"{source}: damaged image data: {where} cut short or corrupt, and FFmpeg "
+                                     "made up the missing part: copies shown there may be missed"), stacklevel=2)
 
 
 def probe_images(folder: Path, image_fps: float | None) -> VideoInfo:
@@ -113,10 +160,16 @@ def sample_images(
     def samples() -> Iterator[tuple[float, np.ndarray]]:
         to_rgb = RgbConverter(width, height, shown=isinstance(size, (tuple, list)))
         last_index, last_image = -1, None
+        read, damaged = 0, []
         for time, index in zip(times.tolist(), shown.tolist()):
             if index != last_index:
                 frame = decode_image(files[index])
                 last_index, last_image = index, to_rgb(frame, exif_matrix(files[index]))
+                read += 1
+                if frame.is_corrupt or damaged_jpeg(files[index]):
+                    damaged.append(files[index].name)
             yield time, last_image
+        if damaged:
+            warn_damaged_images(folder, damaged, read)
 
     return info, samples()
