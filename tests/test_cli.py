@@ -58,6 +58,23 @@ def test_warnings_are_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err == "warning: a.mp4: damaged video data\n"
 
 
+def test_an_unexpected_error_is_one_line_unless_asked_for_the_traceback(monkeypatch, capsys):
+    class Surprise(Exception):
+        pass
+
+    def fails(args):
+        raise Surprise("the unforeseen")
+
+    monkeypatch.delenv("VCL_FAST_TRACEBACK", raising=False)
+    assert run_info_as(monkeypatch, fails) == 1
+    assert capsys.readouterr().err == ("vcl-fast info: internal error: Surprise: the unforeseen (a bug in vcl_fast, "
+                                       "or an input it should have refused; VCL_FAST_TRACEBACK=1 shows where: please "
+                                       "report it)\n")
+    monkeypatch.setenv("VCL_FAST_TRACEBACK", "1")
+    with pytest.raises(Surprise, match="the unforeseen"):
+        run_info_as(monkeypatch, fails)
+
+
 def test_a_missing_module_of_our_own_is_not_hidden(monkeypatch):
     def broken(args):
         raise ModuleNotFoundError("No module named 'vcl_fast.gone'", name="vcl_fast.gone")

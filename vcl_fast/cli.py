@@ -1,12 +1,15 @@
 """The ``vcl-fast`` command line. Each area adds its subcommands through ``add_commands(subparsers)``.
 
-Errors a user can fix (bad input, missing files) print one line and exit with status 2, no traceback.
+Errors a user can fix (bad input, missing files) print one line and exit with status 2, no traceback. Any other
+error is a bug of vcl_fast (or an input it does not check yet): one line too, exit status 1, and the traceback
+with ``VCL_FAST_TRACEBACK=1`` in the environment.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
+import os
 import sys
 import warnings
 
@@ -100,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vcl-fast {args.command}: error: out of memory ({str(exc) or 'no details'}): a lower --fps, shorter "
               "videos or fewer at once need less", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if os.environ.get("VCL_FAST_TRACEBACK") == "1":
+            raise
+        print(f"vcl-fast {args.command}: internal error: {type(exc).__name__}: {exc} (a bug in vcl_fast, or an input "
+              "it should have refused; VCL_FAST_TRACEBACK=1 shows where: please report it)", file=sys.stderr)
+        return 1
 
 
 def error_message(exc: BaseException) -> str:
