@@ -19,6 +19,7 @@ def test_error_message_forms():
     assert error_message(missing) == "a.csv: No such file or directory"
     assert error_message(OSError("disk on fire")) == "disk on fire"
     assert error_message(ValueError("bad")) == "bad"
+    assert error_message(RuntimeError("a library's text\n\n  over lines\n")) == "a library's text over lines"
 
 
 @pytest.mark.parametrize("module, advice", [

@@ -144,9 +144,16 @@ def test_mismatched_checkpoint_lists_every_problem(tmp_path, reference_layout):
 
 
 def test_unreadable_and_missing_weights(tmp_path):
+    """Each says so in one line (torch's own text for a pickle it refuses runs over several)."""
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable PyTorch weights file"):
-        load_detector(tmp_path / "junk.pth")
+    torch.save({"weights": torch.zeros(2), "optimizer": torch.optim.SGD}, tmp_path / "objects.pth")
+    torch.save({"weights": torch.zeros(1000)}, tmp_path / "whole.pth")
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "whole.pth").read_bytes()[:600])
+    for name, said in (("junk.pth", "not a PyTorch weights file"), ("objects.pth", "not a PyTorch weights file"),
+                       ("cut.pth", "not a readable PyTorch weights file")):
+        with pytest.raises(ValueError, match=f"{name}: {said}") as info:
+            load_detector(tmp_path / name)
+        assert "\n" not in str(info.value)
     with pytest.raises(FileNotFoundError):
         load_detector(tmp_path / "nothing")
     (tmp_path / "empty_dir").mkdir()

@@ -106,25 +106,28 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("VCL_FAST_TRACEBACK") == "1":
             raise
-        print(f"vcl-fast {args.command}: internal error: {type(exc).__name__}: {exc} (a bug in vcl_fast, or an input "
-              "it should have refused; VCL_FAST_TRACEBACK=1 shows where: please report it)", file=sys.stderr)
+        print(f"vcl-fast {args.command}: internal error: {type(exc).__name__}: {error_message(exc)} (a bug in "
+              "vcl_fast, or an input it should have refused; VCL_FAST_TRACEBACK=1 shows where: please report it)",
+              file=sys.stderr)
         return 1
 
 
 def error_message(exc: BaseException) -> str:
     """The one line the CLI prints for ``exc``: a KeyError's own text (not its repr), ``FILE: reason`` for an
     operating-system error on a file ("x.csv: No such file or directory", not "[Errno 2] ..."), what to install
-    for a missing module, else str(exc)."""
+    for a missing module, else str(exc); the lines of a text of several (a library's) are joined."""
     if isinstance(exc, KeyError) and exc.args:
-        return str(exc.args[0])
-    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        text = str(exc.args[0])
+    elif isinstance(exc, ModuleNotFoundError) and exc.name:
         top = exc.name.partition(".")[0]
         extra = OPTIONAL_MODULES.get(top)
         how = f"pip install 'vcl_fast[{extra}]'" if extra else f"install the package that provides {top!r}"
-        return f"this command needs the module {top!r}, which is not installed: {how}"
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}"
-    return str(exc)
+        text = f"this command needs the module {top!r}, which is not installed: {how}"
+    elif isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc)
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 if __name__ == "__main__":

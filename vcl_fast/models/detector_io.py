@@ -10,6 +10,7 @@ directory too: its config adds ``"members": M`` and its state dict holds each me
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -56,8 +57,12 @@ def combine_detectors(paths: list[str | Path], directory: str | Path) -> Path:
 def _read_torch_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, truncated files, non-weights pickles
-        raise ValueError(f"{path}: not a readable PyTorch weights file ({type(exc).__name__}: {exc})") from exc
+    except pickle.UnpicklingError:  # torch's text (several lines) advises weights_only=False, not ours to take
+        raise ValueError(f"{path}: not a PyTorch weights file (torch.load(weights_only=True) cannot read it: not "
+                         "written by torch.save, or holding objects besides tensors)") from None
+    except Exception as exc:  # truncated files, other formats
+        first_line = next(iter(str(exc).strip().splitlines()), "")
+        raise ValueError(f"{path}: not a readable PyTorch weights file ({type(exc).__name__}: {first_line})") from exc
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
