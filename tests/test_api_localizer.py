@@ -47,6 +47,27 @@ def test_planted_copy_found_at_the_right_seconds(tn_localizer, planted_videos):
     assert result.boxes().tolist() == [[3.0, 1.0, 10.0, 8.0, pytest.approx(segment.score)]]
 
 
+def test_the_map_comes_with_the_times_it_spans(tn_localizer, planted_videos):
+    """``map_edges``: where each row (query) and column (reference) of the map starts, and where the last ends:
+    the video's end when that is sooner than a sample period after the last sample."""
+    from vcl_fast.data.features import VideoFeatures
+
+    result = tn_localizer.localize(*planted_videos, return_map=True)
+    query_edges, reference_edges = result.map_edges
+    np.testing.assert_array_equal(query_edges, np.arange(13.0))  # 12 s at 1 fps: whole sample periods
+    np.testing.assert_array_equal(reference_edges, np.arange(10.0))
+    assert tn_localizer.localize(*planted_videos).map_edges is None  # no map, no edges
+    rng = np.random.default_rng(0)
+    cut = VideoFeatures("cut", rng.standard_normal((5, 2, 8)).astype(np.float32), np.arange(5) * 0.5, 2.0, end=2.2)
+    open_ended = VideoFeatures("open", rng.standard_normal((3, 2, 8)).astype(np.float32), np.array([1.0, 2, 3]), 1.0)
+    empty = VideoFeatures("empty", np.zeros((0, 2, 8), np.float32), np.zeros(0), 1.0)
+    (first, second) = tn_localizer.localize_many(cut, [open_ended, empty], return_map=True)
+    np.testing.assert_array_equal(first.map_edges[0], [0.0, 0.5, 1.0, 1.5, 2.0, 2.2])
+    np.testing.assert_array_equal(first.map_edges[1], [1.0, 2.0, 3.0, 4.0])
+    assert first.similarity.shape == (5, 3) and second.similarity.shape == (5, 0)
+    np.testing.assert_array_equal(second.map_edges[1], [0.0])
+
+
 def test_result_dict_schema(tn_localizer, planted_videos):
     data = tn_localizer.localize(*planted_videos).to_dict()
     assert list(data) == ["query", "reference", "copied", "score", "segments", "timings"]

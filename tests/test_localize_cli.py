@@ -43,6 +43,21 @@ def test_one_pair_json_table_and_plot(micro_model_dir, planted_videos, tmp_path,
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_stops_where_the_videos_end():
+    """The last row and column of the map last until their videos end, not a whole sample period past it."""
+    pytest.importorskip("matplotlib")
+    from vcl_fast.api import LocalizationResult, Segment
+    from vcl_fast.localize_commands import plot_figure
+
+    result = LocalizationResult("q.mp4", "r.mp4", [Segment(1.0, 3.0, 0.0, 2.0, 0.9)], True, 0.9, {},
+                                np.zeros((4, 3), np.float32), (np.array([0.0, 1, 2, 3, 3.3]), np.arange(4.0) * 0.95))
+    axes = plot_figure(result, 1.0).axes[0]
+    assert axes.get_xlim() == pytest.approx((0, 2.85)) and axes.get_ylim() == pytest.approx((3.3, 0))
+    assert axes.images[0].get_extent() == [0, 3, 4, 0]  # cells of a whole sample period, clipped at the ends
+    (box,) = axes.patches
+    assert (box.get_x(), box.get_y(), box.get_width(), box.get_height()) == (0.0, 1.0, 2.0, 2.0)
+
+
 def test_json_to_stdout_moves_the_table_to_stderr(micro_model_dir, planted_videos, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     query, reference = planted_videos

@@ -84,9 +84,11 @@ class Segment:
 class LocalizationResult:
     """Copies of ``query`` in ``reference``: segments (seconds, by decreasing score), the video-level verdict
     ``copied`` (any segment found) and ``score`` (best segment score, 0 when none), the (Q, R) float32
-    similarity map when asked for, and seconds spent per stage (``STAGES``; for ``localize_many`` the stages
-    run batched, so every result carries the timings of the whole call). Decoding overlaps extraction:
-    ``decode`` counts the seconds spent waiting for decoded frames, not the decoder's own time."""
+    similarity map when asked for with the times its rows and columns span (``map_edges``: ``(Q + 1,)`` and
+    ``(R + 1,)`` float64 seconds, :func:`frame_edges`; row ``i`` is the query from ``map_edges[0][i]`` to
+    ``map_edges[0][i + 1]``), and seconds spent per stage (``STAGES``; for ``localize_many`` the stages run
+    batched, so every result carries the timings of the whole call). Decoding overlaps extraction: ``decode``
+    counts the seconds spent waiting for decoded frames, not the decoder's own time."""
 
     query: str
     reference: str
@@ -95,6 +97,7 @@ class LocalizationResult:
     score: float
     timings: dict[str, float]
     similarity: np.ndarray | None = field(default=None, repr=False, compare=False)
+    map_edges: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def boxes(self) -> np.ndarray:
         """Segments as (N, 5) float64 ``[q_start, r_start, q_end, r_end, score]`` seconds (prediction files)."""
@@ -387,12 +390,20 @@ def _new_timings() -> dict[str, float]:
     return {stage: 0.0 for stage in STAGES}
 
 
-def frames_to_seconds(positions: np.ndarray, video: VideoFeatures) -> np.ndarray:
-    """Frame positions (fractional; frame i spans [i, i + 1)) -> seconds on ``video``'s timestamps
-    (frame i starts at ``timestamps[i]``; the last lasts ``1 / fps``, or until the video ends when that is
-    sooner, so that no segment runs past the end of its video)."""
+def frame_edges(video: VideoFeatures) -> np.ndarray:
+    """``(L + 1,)`` float64 seconds where ``video``'s frames start, and where the last one ends: frame i starts at
+    ``timestamps[i]``; the last lasts ``1 / fps``, or until the video ends when that is sooner, so that no
+    segment runs past the end of its video. ``[0.0]`` for a video of no frame."""
+    if not video.num_frames:
+        return np.zeros(1)
     last_end = video.timestamps[-1] + 1 / video.fps
-    edges = np.append(video.timestamps, last_end if video.end is None else min(video.end, last_end))
+    return np.append(video.timestamps, last_end if video.end is None else min(video.end, last_end))
+
+
+def frames_to_seconds(positions: np.ndarray, video: VideoFeatures) -> np.ndarray:
+    """Frame positions (fractional; frame i spans [i, i + 1)) -> seconds on ``video``'s frame edges
+    (:func:`frame_edges`)."""
+    edges = frame_edges(video)
     return np.interp(positions, np.arange(len(edges), dtype=np.float64), edges)
 
 
@@ -405,4 +416,5 @@ def _result(q: VideoFeatures, q_name: str, r: VideoFeatures, r_name: str, boxes:
         r_s, r_e = frames_to_seconds(boxes[:, [1, 3]], r).T
         segments = [Segment(*(float(v) for v in row)) for row in zip(q_s, q_e, r_s, r_e, boxes[:, 4])]
     score = max((s.score for s in segments), default=0.0)
-    return LocalizationResult(q_name, r_name, segments, bool(segments), score, dict(timings), similarity)
+    edges = None if similarity is None else (frame_edges(q), frame_edges(r))
+    return LocalizationResult(q_name, r_name, segments, bool(segments), score, dict(timings), similarity, edges)

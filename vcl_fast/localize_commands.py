@@ -103,17 +103,21 @@ def plot_format(path: str) -> str:
     return suffix
 
 
-def render_plot(result, fps: float, image_format: str) -> bytes:
-    """The similarity map (query down, reference across, seconds) with the segments drawn on it, as an
-    ``image_format`` file (:func:`plot_format`)."""
+def plot_figure(result, fps: float):
+    """A matplotlib Figure of the similarity map (query down, reference across, seconds) with the segments drawn
+    on it. Cell (i, j) is drawn over the times it spans (``result.map_edges``, frames sampled at ``fps`` from
+    0 s): the last row and column stop where their videos end."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     sim = result.similarity
+    query_edges, reference_edges = result.map_edges
     figure = Figure(figsize=(7, 6), dpi=100)
     axes = figure.add_subplot()
     extent = (0, sim.shape[1] / fps, sim.shape[0] / fps, 0)
     image = axes.imshow(sim, cmap="viridis", vmin=-1, vmax=1, extent=extent, aspect="auto", interpolation="nearest")
+    axes.set_xlim(0, reference_edges[-1])
+    axes.set_ylim(query_edges[-1], 0)
     figure.colorbar(image, ax=axes, label="similarity")
     for s in result.segments:
         axes.add_patch(Rectangle((s.r_start, s.q_start), s.r_end - s.r_start, s.q_end - s.q_start, fill=False,
@@ -122,8 +126,13 @@ def render_plot(result, fps: float, image_format: str) -> bytes:
                       xytext=(2, -2), textcoords="offset points")
     axes.set_xlabel(f"reference: {Path(result.reference).name} (s)")
     axes.set_ylabel(f"query: {Path(result.query).name} (s)")
+    return figure
+
+
+def render_plot(result, fps: float, image_format: str) -> bytes:
+    """:func:`plot_figure` as an ``image_format`` file (:func:`plot_format`)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=image_format, bbox_inches="tight")
+    plot_figure(result, fps).savefig(buffer, format=image_format, bbox_inches="tight")
     return buffer.getvalue()
 
 
