@@ -301,7 +301,7 @@ def test_bad_planted_videos_name_the_file(tn_localizer, planted_videos, tmp_path
     audio = tmp_path / "audio.wav"
     _write_audio_only(audio)
     for path, reason in ((tmp_path / "missing.mp4", "no such file"), (corrupt, "cannot open"),
-                         (empty, "empty file"), (audio, "audio-only")):
+                         (empty, "empty file"), (audio, "audio-only"), ("https://example.com/a.mp4", "a URL")):
         with pytest.raises(ValueError, match=reason) as info:
             tn_localizer.localize(planted_videos[0], path)
         assert str(path) in str(info.value)

@@ -506,8 +506,14 @@ def _check_error(path, reason, **kwargs):
     assert str(copy) == message and copy.path == str(path)
 
 
-def test_unreadable_inputs(tmp_path, clips):
+def test_unreadable_inputs(tmp_path, clips, monkeypatch):
     _check_error(tmp_path / "missing.mp4", "no such file")
+    for url in ("https://example.com/a.mp4", "rtsp://camera.local/stream", "s3://bucket/key.mkv"):
+        _check_error(url, "a URL: videos are read from local files only")  # named as given, both slashes kept
+    monkeypatch.chdir(tmp_path)
+    _check_error("-", "not read from standard input")
+    (tmp_path / "-").write_bytes(b"")  # a file named "-" is a file
+    _check_error("-", "empty file (0 bytes)")
     (tmp_path / "zero.mp4").write_bytes(b"")
     _check_error(tmp_path / "zero.mp4", "empty file (0 bytes)")
     (tmp_path / "text.mp4").write_text("this is a text file, not a video\n" * 40)

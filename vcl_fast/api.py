@@ -216,7 +216,7 @@ class Localizer:
         :func:`decode_ahead` chunks ahead of the extractor (:mod:`vcl_fast.video.prefetch`)."""
         from vcl_fast.video.prefetch import prefetch
 
-        paths = [Path(v) for v in videos if isinstance(v, (str, os.PathLike))]
+        paths = [v for v in videos if isinstance(v, (str, os.PathLike))]  # as given: errors name them so
         decoding = contextlib.nullcontext(iter(()))
         if paths:
             batch_size = self.extractor.batch_size
@@ -225,7 +225,7 @@ class Localizer:
             return [self._features(video, video_id, chunks, timings, progress)
                     for video, video_id in zip(videos, video_ids)]
 
-    def _decoded_chunks(self, paths: list[Path], chunk_size: int) -> Iterator[DecodedFrames | None]:
+    def _decoded_chunks(self, paths: list[str | os.PathLike], chunk_size: int) -> Iterator[DecodedFrames | None]:
         """The frame chunks of each video in turn, each video followed by None."""
         from vcl_fast.video import iter_frames
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -25,11 +26,18 @@ DRAFT_MAX_PIXELS = 1920 * 1080
 
 
 def existing_path(source: str | os.PathLike) -> Path:
-    """``source`` as a Path that exists (file or directory)."""
+    """``source`` as a Path that exists (file or directory); VideoDecodeError saying so for a URL (``scheme://``)
+    or ``-`` (standard input), which are not read."""
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"a video source is a file or directory path, got {type(source).__name__}")
     path = Path(source)
     if not path.exists():
+        text = os.fspath(source)
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text):
+            raise VideoDecodeError(text, "a URL: videos are read from local files only (no network access); "
+                                   "download it and give its path")
+        if text == "-":
+            raise VideoDecodeError(text, "videos are not read from standard input; give a file path")
         raise VideoDecodeError(path, "no such file or directory")
     return path
 
