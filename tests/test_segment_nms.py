@@ -259,6 +259,24 @@ def test_falls_back_to_reference_without_extension(monkeypatch):
     np.testing.assert_array_equal(keep, segment_nms_reference(boxes, scores, 0.5))
 
 
+@pytest.mark.parametrize("with_groups", [False, True])
+def test_gpu_inputs_without_cuda_fall_back_to_the_reference(monkeypatch, with_groups):
+    """GPU arrays where the extension has no CUDA: the host copies go through the reference with the threshold
+    and groups in their places (they were swapped). The GPU array helpers are stood in for by numpy ones."""
+    rng = np.random.default_rng(10)
+    boxes, scores = random_boxes(200, rng)
+    groups = rng.integers(0, 3, 200) if with_groups else None
+    monkeypatch.setattr(nms_module, "cuda_available", lambda: False)
+    monkeypatch.setattr(nms_module, "extension_error", lambda: "test")
+    monkeypatch.setattr(nms_module, "gpu_as_contiguous", lambda x, dtype, kind: np.ascontiguousarray(x, dtype))
+    monkeypatch.setattr(nms_module, "gpu_to_host", lambda x, kind: np.array(x))
+    monkeypatch.setattr(nms_module, "gpu_from_host", lambda host, like, kind: host)
+    monkeypatch.setattr(vcl_fast._ext, "_warned", set())
+    with pytest.warns(RuntimeWarning, match="segment_nms"):
+        keep = nms_module._segment_nms_gpu(boxes, scores, groups, 0.3, "stand-in GPU", 200)
+    np.testing.assert_array_equal(keep, segment_nms_reference(boxes, scores, 0.3, groups))
+
+
 BAD_INPUTS = [
     (np.zeros((3, 5), np.float32), np.zeros(3, np.float32), 0.5, None, ValueError, r"shape \(N, 4\)"),
     (np.zeros((3, 4, 1), np.float32), np.zeros(3, np.float32), 0.5, None, ValueError, r"shape \(N, 4\)"),

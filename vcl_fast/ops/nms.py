@@ -80,7 +80,8 @@ def _segment_nms_gpu(boxes: Any, scores: Any, groups: Any, threshold: float, kin
     groups = None if groups is None else gpu_as_contiguous(groups, np.int64, kind)
     if not cuda_available():
         warn_fallback("segment_nms", extension_error() or "the extension was built without CUDA or sees no GPU")
-        return gpu_from_host(segment_nms_reference(*_gpu_to_host(boxes, scores, groups, kind), threshold), boxes, kind)
+        host_boxes, host_scores, host_groups = _gpu_to_host(boxes, scores, groups, kind)
+        return gpu_from_host(segment_nms_reference(host_boxes, host_scores, threshold, host_groups), boxes, kind)
     keep = gpu_empty((n,), np.int64, boxes, kind)
     ok, count = extension().segment_nms_cuda(
         device_view(boxes).ptr,
