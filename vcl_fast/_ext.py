@@ -43,14 +43,15 @@ def cuda_available() -> bool:
     return ext is not None and ext.cuda_compiled() and ext.cuda_device_count() > 0
 
 
-def warn_fallback(op: str, reason: str) -> None:
-    """Warn once per op that it runs its slow reference instead of the compiled kernel."""
+def warn_fallback(op: str, reason: str | None) -> None:
+    """Warn once per op that it runs its slow reference instead of the compiled kernel (``reason``: why, as
+    :func:`extension_error` says, None when not known)."""
     if op in _warned:
         return
     _warned.add(op)
     warnings.warn(
-        f"vcl_fast.ops.{op}: compiled kernel unavailable ({reason}); using the slower reference. "
-        "Reinstall vcl_fast with a C++ compiler to build it (see `vcl-fast info`).",
+        f"vcl_fast.ops.{op}: compiled kernel unavailable ({reason or 'no reason known'}); using the slower "
+        "reference. Reinstall vcl_fast with a C++ compiler to build it (see `vcl-fast info`).",
         RuntimeWarning,
         stacklevel=3,
     )

@@ -33,17 +33,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
 from vcl_fast.data.features import VideoFeatures
-from vcl_fast.detect.localizer import detection_settings, localize_maps
-from vcl_fast.eval.localizers import LOCALIZERS, get_localizer, localizer_params
+from vcl_fast.detect.localizer import DetectionSettings, detection_settings, localize_maps
+from vcl_fast.eval.localizers import LOCALIZERS, LocalizerParams, get_localizer, localizer_params
 from vcl_fast.runtime import BACKENDS, get_backend
 from vcl_fast.runtime.base import Extractor, check_batch_size, parse_device
 from vcl_fast.runtime.manifest import MANIFEST_FILE, default_model_dir, read_manifest
 from vcl_fast.video.records import DecodedFrames
+
+if TYPE_CHECKING:
+    from vcl_fast.ops import LazySimilarityMap
 
 METHODS = ("yolox", *LOCALIZERS)
 STAGES = ("decode", "extract", "similarity", "localize", "total")
@@ -171,6 +174,7 @@ class Localizer:
         self._extractor: Extractor | None = None
         self._extractor_lock = threading.Lock()
         params = dict(method_params or {})
+        self.params: DetectionSettings | LocalizerParams
         if self.method == "yolox":
             if detector is None:
                 detector = exported_detector_beside(extractor)
@@ -217,7 +221,7 @@ class Localizer:
         from vcl_fast.video.prefetch import prefetch
 
         paths = [v for v in videos if isinstance(v, (str, os.PathLike))]  # as given: errors name them so
-        decoding = contextlib.nullcontext(iter(()))
+        decoding: contextlib.AbstractContextManager[Iterator[DecodedFrames | None]] = contextlib.nullcontext(iter(()))
         if paths:
             batch_size = self.extractor.batch_size
             decoding = prefetch(self._decoded_chunks(paths, batch_size), decode_ahead(batch_size))
@@ -330,15 +334,15 @@ class Localizer:
         boxes = self._detect(maps)
         timings["localize"] += time.perf_counter() - start
         timings["total"] = time.perf_counter() - begin
-        return [_result(q, q_name, r, r_name, found, sim if return_map else None, timings)
-                for (r, r_name), found, sim in zip(refs, boxes, maps)]
+        return [_result(q, q_name, r, r_name, found, np.asarray(sim) if return_map else None, timings)
+                for (r, r_name), found, sim in zip(refs, boxes, maps)]  # maps to return are never lazy
 
-    def _detect(self, maps: list[np.ndarray]) -> list[np.ndarray]:
-        """(N, 5) boxes ``[q_s, r_s, q_e, r_e, score]`` in frames per map."""
-        if self.method == "yolox":
+    def _detect(self, maps: Sequence[np.ndarray | LazySimilarityMap]) -> list[np.ndarray]:
+        """(N, 5) boxes ``[q_s, r_s, q_e, r_e, score]`` in frames per map (lazy maps for yolox only)."""
+        if isinstance(self.params, DetectionSettings):
             return localize_maps(maps, self.detector.run, self.params)
         run = get_localizer(self.method).run
-        return [run(m, self.params) for m in maps]
+        return [run(np.asarray(m), self.params) for m in maps]
 
 
 def _raise_for_non_finite(videos: list[tuple[VideoFeatures, str]]) -> None:

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -148,7 +149,7 @@ def _localize_pair(args: argparse.Namespace) -> int:
     warn_fps_above_rates(loc.fps, infos)
     with frame_progress(loc.fps, videos, infos) as progress:
         result = loc.localize(args.query, args.reference, return_map=bool(args.plot), progress=progress)
-    plot = render_plot(result, loc.fps, image_format) if args.plot else None
+    plot = render_plot(result, loc.fps, image_format) if image_format else None
     if to_stdout:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -198,7 +199,7 @@ def _progress(total: int | None, unit: str, desc: str, leave: bool = True):
     return tqdm(total=total, unit=unit, desc=desc, disable=None, delay=2.0, leave=leave)
 
 
-def probe_readable(videos: Sequence[object]) -> dict[str, VideoInfo]:
+def probe_readable(videos: Sequence[str | os.PathLike]) -> dict[str, VideoInfo]:
     """The header facts of each of ``videos`` (files or image folders, by ``str(video)``) that can be opened;
     reading the others will say what is wrong with them."""
     from vcl_fast.video import VideoDecodeError, probe

@@ -262,6 +262,8 @@ class FeatureStore:
         total = int(header["num_frames"])
         n = len(self.video_ids)
         self._offsets = np.fromfile(self.path, dtype="<i8", count=n + 1, offset=header["offsets_offset"])
+        self._features: np.ndarray
+        self._timestamps: np.ndarray
         if total:
             self._features = np.memmap(self.path, self.dtype, "r", header["features_offset"], (total, self.num_tokens, self.dim))
             self._timestamps = np.memmap(self.path, "<f8", "r", header["timestamps_offset"], (total,))

@@ -119,7 +119,8 @@ class _PairResolver:
             return pair
         return self._unlisted(f"{pair[0]}-{pair[1]}")
 
-    def _unlisted(self, key: str) -> None:
+    def _unlisted(self, key: str) -> Pair | None:
+        """None (the entry is left out) when unlisted entries are ignored; else ValueError."""
         if self.ignore_unlisted:
             return None
         raise ValueError(f"{self.path}: entry {key!r} is not in the pair list")

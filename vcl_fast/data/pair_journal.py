@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import IO, Any, Mapping
 
 import numpy as np
 
@@ -35,7 +35,7 @@ class PairJournal:
         self.settings = json.loads(json.dumps(dict(settings)))  # as it reads back
         self.done: dict[Pair, np.ndarray] = {}
         self.unreadable: dict[str, str] = {}
-        self._handle = None
+        self._handle: IO[str] | None = None
         if self.path.exists():
             self._load()
 

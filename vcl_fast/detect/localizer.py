@@ -45,13 +45,16 @@ Torch-free: the model is any callable ``run(images float32 (B, 3, S, S)) -> raw 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from vcl_fast.detect.decode import STRIDES, decode_raw_outputs
 from vcl_fast.detect.render import render_maps
 from vcl_fast.runtime.specs import CALIBRATED_FIELDS, check_calibrated
+
+if TYPE_CHECKING:
+    from vcl_fast.ops import LazySimilarityMap
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -152,7 +155,7 @@ def _tile_detections(raw: np.ndarray, tiles: Sequence[_Tile], settings: Detectio
     return frames[ok], conf[tile_idx, anchor_idx][ok], obj[tile_idx, anchor_idx][ok], tile_idx[ok]
 
 
-def localize_maps(maps: Sequence[np.ndarray], run: Runner, settings: DetectionSettings = DetectionSettings()
+def localize_maps(maps: Sequence[np.ndarray | LazySimilarityMap], run: Runner, settings: DetectionSettings = DetectionSettings()
                   ) -> list[np.ndarray]:
     """Detect copies in similarity maps (rows = query frames, columns = reference frames).
 
@@ -357,7 +360,7 @@ def fit_extents(detections: np.ndarray, similarity, threshold: float, margin: fl
         window = np.asarray(window.float().cpu() if hasattr(window, "cpu") else window, dtype=np.float32)
         if window.size == 0 or not window.max() >= threshold:
             continue
-        row, col = np.unravel_index(int(np.argmax(window)), window.shape)
+        row, col = (int(i) for i in np.unravel_index(int(np.argmax(window)), window.shape))
         qs, qe = _run_around(window.max(axis=1), row, threshold, max_gap)
         rs, re = _run_around(window.max(axis=0), col, threshold, max_gap)
         box[:4] = a0 + qs, b0 + rs, a0 + qe, b0 + re

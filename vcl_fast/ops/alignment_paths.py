@@ -112,7 +112,7 @@ def mpdp_paths_reference(score: np.ndarray, discontinue: int, min_score: float, 
     dp, back = _mpdp_tables(score, discontinue, min_score)
     paths = []
     for _ in range(max_paths):
-        i, j = np.unravel_index(int(np.argmax(dp)), dp.shape)
+        i, j = (int(k) for k in np.unravel_index(int(np.argmax(dp)), dp.shape))
         if dp[i, j] == -np.inf:
             break
         points = [(i, j)]
@@ -166,9 +166,9 @@ def _tn_edges(top_cols: np.ndarray, top_sims: np.ndarray, max_step: int, min_sim
             dst.append(qj * k + r)
             weight.append(top_sims[qj, r])
             reached = np.union1d(reached, cols_j[r])
-    src, dst, weight = (np.concatenate(a) if a else np.zeros(0) for a in (src, dst, weight))
-    order = np.lexsort((src, dst))
-    return src[order].astype(np.int64), dst[order].astype(np.int64), weight[order].astype(np.float64)
+    sources, targets, weights = (np.concatenate(a) if a else np.zeros(0) for a in (src, dst, weight))
+    order = np.lexsort((sources, targets))
+    return sources[order].astype(np.int64), targets[order].astype(np.int64), weights[order].astype(np.float64)
 
 
 def tn_paths_reference(

@@ -78,12 +78,13 @@ def _segment_nms_gpu(boxes: Any, scores: Any, groups: Any, threshold: float, kin
     boxes = gpu_as_contiguous(boxes, np.float32, kind)
     scores = gpu_as_contiguous(scores, np.float32, kind)
     groups = None if groups is None else gpu_as_contiguous(groups, np.int64, kind)
-    if not cuda_available():
+    ext = extension()
+    if ext is None or not cuda_available():
         warn_fallback("segment_nms", extension_error() or "the extension was built without CUDA or sees no GPU")
         host_boxes, host_scores, host_groups = _gpu_to_host(boxes, scores, groups, kind)
         return gpu_from_host(segment_nms_reference(host_boxes, host_scores, threshold, host_groups), boxes, kind)
     keep = gpu_empty((n,), np.int64, boxes, kind)
-    ok, count = extension().segment_nms_cuda(
+    ok, count = ext.segment_nms_cuda(
         device_view(boxes).ptr,
         device_view(scores).ptr,
         0 if groups is None else device_view(groups).ptr,

@@ -26,6 +26,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from vcl_fast.runtime.specs import CALIBRATED_FIELDS, DetectorSpec, ExtractorSpec
 
@@ -47,15 +48,18 @@ class ManifestError(ValueError):
     """An exported model directory that cannot be used as it is (the message says what to do)."""
 
 
+Spec = TypeVar("Spec", ExtractorSpec, DetectorSpec)
+
+
 @dataclass(frozen=True)
-class ExportedComponent:
+class ExportedComponent(Generic[Spec]):
     """One model of an exported directory: its ONNX file (and that file's verified SHA-256), tensor names and
-    spec."""
+    spec (an :class:`ExtractorSpec` or a :class:`DetectorSpec`)."""
 
     path: Path
     input_name: str
     output_name: str
-    spec: ExtractorSpec | DetectorSpec
+    spec: Spec
     sha256: str
 
 
@@ -98,7 +102,22 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     return manifest
 
 
-def load_component(source: str | os.PathLike, component: str) -> ExportedComponent:
+@overload
+def load_component(source: str | os.PathLike, component: Literal["extractor"]) -> ExportedComponent[ExtractorSpec]:
+    ...
+
+
+@overload
+def load_component(source: str | os.PathLike, component: Literal["detector"]) -> ExportedComponent[DetectorSpec]:
+    ...
+
+
+@overload
+def load_component(source: str | os.PathLike, component: str) -> ExportedComponent[Any]:
+    ...
+
+
+def load_component(source: str | os.PathLike, component: str) -> ExportedComponent[Any]:
     """The ``extractor`` or ``detector`` of an exported directory (``source``: the directory, or the
     component's ONNX file in it), with its file's SHA-256 verified."""
     if component not in COMPONENTS:
@@ -122,6 +141,7 @@ def load_component(source: str | os.PathLike, component: str) -> ExportedCompone
         raise ManifestError(f"{path}: missing ({component} listed in {where}); {REEXPORT}")
     if sha256_file(path) != entry["sha256"]:
         raise ManifestError(f"{path}: SHA-256 differs from {where} (file changed or export interrupted); {REEXPORT}")
+    spec: ExtractorSpec | DetectorSpec
     try:
         if component == "extractor":
             spec = ExtractorSpec(int(entry["input_size"]), tuple(entry["mean"]), tuple(entry["std"]),

@@ -71,9 +71,9 @@ def check_frames(frames: np.ndarray) -> np.ndarray:
 
 def _normalisation(mean: Sequence[float], std: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel float32 ``(scale, shift)`` with ``(x / 255 - mean) / std`` computed as ``x * scale - shift``."""
-    mean = np.asarray(mean, dtype=np.float32)
-    std = np.asarray(std, dtype=np.float32)
-    return 1 / (255 * std), mean / std
+    means = np.asarray(mean, dtype=np.float32)
+    stds = np.asarray(std, dtype=np.float32)
+    return 1 / (255 * stds), means / stds
 
 
 def preprocess_frames(frames: np.ndarray, size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -113,7 +113,7 @@ def preprocess_frames_reference(frames: np.ndarray, size: int, mean: Sequence[fl
     from PIL import Image
 
     frames = check_frames(frames)
-    resized = np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in frames]) \
+    resized = np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR)) for f in frames]) \
         if len(frames) else np.zeros((0, size, size, 3), np.uint8)
     x = resized.astype(np.float32).transpose(0, 3, 1, 2) / 255
     return (x - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]

@@ -54,7 +54,7 @@ class RayWorkers:
         self._pool = ActorPool(self.actors)
 
     def map(self, method: str, calls: Iterable[tuple]) -> Iterator[Any]:
-        return self._pool.map(lambda actor, call: getattr(actor, method).remote(*call), calls)
+        return self._pool.map(lambda actor, call: getattr(actor, method).remote(*call), list(calls))
 
     def close(self) -> None:
         ray = _ray()

@@ -182,6 +182,8 @@ class ReferenceLibrary:
         lengths = [n for shard in self.manifest.shards for n in shard["frames"]]
         self.frame_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         layout = self.manifest.layout
+        if layout is None:  # written with the first shard
+            raise ValueError(f"{self.root}: {MANIFEST} lists shards but no feature layout; build the index again")
         self.num_tokens, self.dim, self.dtype = layout["num_tokens"], layout["dim"], np.dtype(layout["dtype"])
 
     def __len__(self) -> int:

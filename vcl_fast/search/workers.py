@@ -70,7 +70,7 @@ class LocalWorkers:
     """The single-machine pool: one :class:`Worker` in this process, calls run one after the other."""
 
     def __init__(self, **worker_kwargs: Any):
-        self.worker = Worker(**worker_kwargs)
+        self.worker: Worker | None = Worker(**worker_kwargs)
 
     def map(self, method: str, calls: Iterable[tuple]) -> Iterator[Any]:
         function = getattr(self.worker, method)

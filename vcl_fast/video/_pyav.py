@@ -5,11 +5,14 @@ import contextlib
 import os
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from vcl_fast.video.records import VideoDecodeError
+
+if TYPE_CHECKING:
+    import av
 
 # swscale filter for resizing; its bilinear filter widens with the scale factor, so downscaling is anti-aliased.
 INTERPOLATION = "BILINEAR"
@@ -136,7 +139,7 @@ def display_matrix(frame: "av.VideoFrame") -> np.ndarray | None:
     """The frame's display matrix (``DISPLAYMATRIX`` side data, libavutil/display.h): ``(9,)`` int32, 16.16
     fixed point, row-major; None when the frame has none (it is shown as decoded)."""
     try:
-        sides = list(frame.side_data)
+        sides: list[Any] = list(frame.side_data)  # SideData objects (PyAV's stubs say str)
     except ValueError:  # a kind of side data this PyAV has no name for (FFmpeg 8's EXIF): the angle alone is known,
         # not the mirroring (image files read their EXIF orientation instead: image_folder.exif_matrix)
         return None if frame.rotation == 0 else rotation_matrix(frame.rotation)
@@ -163,14 +166,16 @@ def upright(image: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
     """``image`` ``(H, W, C)`` as a player shows it: turned by the quarter turns and mirrored by the flips of its
     display ``matrix``, by the rules of FFmpeg's autorotate (phone videos store the picture sideways and say how
     to show it). A matrix of another angle is left unapplied. Returns a view of ``image``."""
+    if matrix is None:
+        return image
     theta = _display_rotation(matrix)
     if theta == 90:  # FFmpeg's transpose=clock, or cclock_flip (a plain transpose) when mirrored
         return image.transpose(1, 0, 2) if matrix[3] > 0 else np.rot90(image, -1)
     if theta == 270:  # transpose=cclock, or clock_flip when mirrored
         return np.rot90(image, -1)[::-1] if matrix[3] < 0 else np.rot90(image, 1)
     if theta == 180:
-        return image[::-1 if matrix[4] < 0 else 1, ::-1 if matrix[0] < 0 else 1]
-    if theta == 0 and matrix is not None and matrix[4] < 0:
+        return image[slice(None, None, -1 if matrix[4] < 0 else 1), slice(None, None, -1 if matrix[0] < 0 else 1)]
+    if theta == 0 and matrix[4] < 0:
         return image[::-1]
     return image
 

@@ -21,7 +21,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from vcl_fast.video._pyav import (RgbConverter, check_draft_arg, check_size_arg,
                                   output_size, video_stream)
 from vcl_fast.video.records import DecodedFrames, VideoDamageWarning, VideoDecodeError, VideoInfo
 from vcl_fast.video.sampling import TIME_TOLERANCE, TimestampSampler, sample_times, select_frames
+
+if TYPE_CHECKING:
+    import av
 
 # A video whose frames end this much before the length its header declares is reported as truncated.
 TRUNCATION_SLACK_S = 1.0
@@ -197,7 +200,8 @@ def _rgb_samples(path: Path, samples, width: int, height: int, shown: bool,
     by ``matrix`` (an image file's EXIF orientation), else by each frame's own; a frame shown at several times is
     converted once. Once the samples end, a :class:`VideoDamageWarning` says how many showed damaged frames."""
     to_rgb = RgbConverter(width, height, shown)
-    last_frame, last_image = None, None
+    last_frame = None
+    last_image: np.ndarray  # converted at the first sample (a frame is never None)
     damaged: list[float] = []
     count = 0
     for time, frame in samples:
@@ -273,9 +277,8 @@ class _PacketIndex:
                 return None
         if not keyframes:
             return None
-        if not (timestamped and complete and len(set(frames)) == len(frames)):
-            frames = None
-        return cls(keyframes, frames)
+        listed = timestamped and complete and len(set(frames)) == len(frames)
+        return cls(keyframes, frames if listed else None)
 
     def worth_seeking(self, position: float, target: float) -> bool:
         """True when a whole GOP lies between the decoded ``position`` and the keyframe before ``target``."""
@@ -320,8 +323,10 @@ def _decode_samples(path: Path, sampler: TimestampSampler, index: _PacketIndex |
         clock = _StreamClock(stream)
         rate = stream.guessed_rate or stream.average_rate
         default_interval = 1.0 / float(rate) if rate else 0.0
-        shown = index.shown_times(sampler.fps) if index is not None else None
-        listed = frozenset(index.frame_times.tolist()) if shown is not None else None
+        shown = listed = None
+        if index is not None and index.frame_times is not None:
+            shown = index.shown_times(sampler.fps)
+            listed = frozenset(index.frame_times.tolist())
         frames = _decode_times(path, container, stream, clock, default_interval, strict, shown)
         seeked_from = None  # decoded time before the last seek, until the first frame after it arrives
         seeked_for = -1  # the sample the last seek went to: seek at most once per sample

@@ -12,13 +12,16 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from vcl_fast.video._pyav import RgbConverter, open_input, output_size, rotation_matrix, video_stream
 from vcl_fast.video.records import VIDEO_SUFFIXES, VideoDamageWarning, VideoDecodeError, VideoInfo
 from vcl_fast.video.sampling import sample_times, select_frames
+
+if TYPE_CHECKING:
+    import av
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"})
 JPEG_END_MARKER = b"\xff\xd9"  # EOI: the last two bytes of a whole JPEG file
@@ -159,7 +162,8 @@ def sample_images(
 
     def samples() -> Iterator[tuple[float, np.ndarray]]:
         to_rgb = RgbConverter(width, height, shown=isinstance(size, (tuple, list)))
-        last_index, last_image = -1, None
+        last_index = -1
+        last_image: np.ndarray  # converted at the first sample
         read, damaged = 0, []
         for time, index in zip(times.tolist(), shown.tolist()):
             if index != last_index:

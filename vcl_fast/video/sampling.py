@@ -61,7 +61,7 @@ class TimestampSampler:
 
     def push(self, time: float, payload: Any) -> list[tuple[float, Any]]:
         """Add the next frame (``time`` in seconds); return the ``(t, payload)`` samples it completes."""
-        done = self._emit_before(time) if self.held is not None else []
+        done = self._emit_before(time, self.held[1]) if self.held is not None else []
         self.held = (time, payload)
         return done
 
@@ -70,7 +70,7 @@ class TimestampSampler:
         self.end = end
         if self.held is None:
             return []
-        done = self._emit_before(end)
+        done = self._emit_before(end, self.held[1])
         if self.next_index == 0:  # a video shorter than the tolerance still shows its one frame
             done.append((0.0, self.held[1]))
             self.next_index = 1
@@ -80,9 +80,10 @@ class TimestampSampler:
         """Forget the held frame (decoding restarts from an earlier point of the video)."""
         self.held = None
 
-    def _emit_before(self, time: float) -> list[tuple[float, Any]]:
+    def _emit_before(self, time: float, payload: Any) -> list[tuple[float, Any]]:
+        """The samples due before ``time``: they show ``payload``, the held frame's."""
         done = []
         while self.next_time + TIME_TOLERANCE < time:
-            done.append((self.next_time, self.held[1]))
+            done.append((self.next_time, payload))
             self.next_index += 1
         return done

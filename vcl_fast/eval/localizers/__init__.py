@@ -24,10 +24,11 @@ from vcl_fast.eval.localizers.tn import TNParams, tn
 
 @dataclasses.dataclass(frozen=True)
 class Localizer:
-    """A localizer: its parameter preset and the function ``run(sim, params) -> (N, 5) boxes``."""
+    """A localizer: its parameter preset and the function ``run(sim, params) -> (N, 5) boxes`` (params of the
+    preset's type)."""
 
     preset: LocalizerParams
-    run: Callable[[np.ndarray, LocalizerParams], np.ndarray]
+    run: Callable[[np.ndarray, Any], np.ndarray]
 
 
 LOCALIZERS: dict[str, Localizer] = {

@@ -60,7 +60,8 @@ def hv(sim: np.ndarray, params: HVParams = HVParams()) -> np.ndarray:
     q_start = np.maximum(0, -offsets)
     q_end = np.minimum(rows, cols - offsets)  # exclusive
     mean_sim = diagonal_sums(sim) / (q_end - q_start)
-    kept, rows_out = [], []
+    kept: list[list[int]] = []  # [q_start, r_start, q_end, r_end] of the boxes kept
+    rows_out: list[list[float]] = []
     for d in ranked:
         if vote_sums[d] <= 0:
             continue

@@ -62,7 +62,8 @@ def tn(sim: np.ndarray, params: TNParams = TNParams()) -> np.ndarray:
         return boxes_array([])
     top_cols, top_sims = top_k_columns(sim, min(params.top_k, sim.shape[1]))
     paths = tn_paths(top_cols, top_sims, params.max_step, params.min_sim, params.max_path + 1)
-    kept, rows_out = [], []
+    kept: list[list[int]] = []  # [q_start, r_start, q_end, r_end] of the boxes kept
+    rows_out: list[list[float]] = []
     for path in paths:
         path_sims = sim[path[:, 0], path[:, 1]]
         q_extent, r_extent = path[:, 0].max() - path[:, 0].min(), path[:, 1].max() - path[:, 1].min()
