@@ -159,6 +159,20 @@ def test_fetch_package_errors_are_os_errors(tmp_path, monkeypatch):
         fetch_package("hello", tmp_path / "cache")
 
 
+def test_fetch_package_into_a_relative_cache(tmp_path, monkeypatch):
+    """apt-get and dpkg run inside the package's folder: a relative cache path still names the .deb (it did not)."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "apt-get").write_text('#!/bin/sh\necho deb > "$2"_1.0_all.deb\n')
+    (tools / "dpkg").write_text('#!/bin/sh\ntest -f "$2" && mkdir -p "$3"\n')
+    for tool in tools.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+    monkeypatch.chdir(tmp_path)
+    root = fetch_package("hello", "cache")
+    assert root == tmp_path / "cache" / "debian" / "hello" / "root" and (root / UNPACKED_MARKER).is_file()
+
+
 @pytest.mark.slow
 def test_fetch_package_with_apt(tmp_path):
     """Downloads the tiny 'hello' package (skipped without apt-get or network)."""

@@ -23,9 +23,10 @@ def package_root(package: str, cache_dir: str | Path) -> Path:
 def fetch_package(package: str, cache_dir: str | Path) -> Path:
     """Download and unpack ``package`` into the cache (once); return the unpacked root directory.
 
-    Raises OSError when ``apt-get``/``dpkg`` are missing or the download fails (e.g. no network).
+    Raises OSError when ``apt-get``/``dpkg`` are missing or the download fails (e.g. no network). A relative
+    ``cache_dir`` is taken from the current directory (the tools run inside the package's folder).
     """
-    root = package_root(package, cache_dir)
+    root = package_root(package, Path(cache_dir).resolve())
     if (root / UNPACKED_MARKER).is_file():
         return root
     folder = root.parent
