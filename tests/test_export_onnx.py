@@ -55,6 +55,7 @@ def test_manifest_describes_the_export(model_dir):
             det["confident_similarity"], det["confident_score"], det["transpose_fusion_iou"], det["query_margin"],
             det["reference_margin"], det["merge_overlap"]) == (64, [8, 16, 32], 1, -1.0, -1.0, -1.0, 1.0, -1.0, 0.0, 0.0,
                                                                -1.0)
+    assert (det["chunk_length"], det["chunk_overlap"]) == (1200, 0)  # the paper's tiling unless told
     assert load_component(model_dir, "extractor").spec.num_tokens == extractor.config.num_tokens
     assert load_component(model_dir / "detector.onnx", "detector").spec.num_anchors == detector(
         torch.zeros(1, 3, 64, 64)).shape[1]
@@ -199,14 +200,31 @@ def test_export_command(tmp_path, capsys):
     assert main(["export", "--format", "onnx", "--extractor", str(tmp_path / "ext"), "--detector",
                  str(tmp_path / "det"), "-o", str(out), "--min-similarity", "0.8", "--extent-similarity", "0.75",
                  "--confident-similarity", "0.7", "--confident-score", "0.6", "--transpose-fusion-iou", "0.55",
-                 "--query-margin", "0.5", "--reference-margin", "-0.25", "--merge-overlap", "0.3"]) == 0
+                 "--query-margin", "0.5", "--reference-margin", "-0.25", "--merge-overlap", "0.3",
+                 "--chunk-length", "64", "--chunk-overlap", "32"]) == 0
     assert {p.name for p in out.iterdir()} == {"extractor.onnx", "detector.onnx", "manifest.json"}
     assert load_component(out, "extractor").spec.dim == 16
     spec = load_component(out, "detector").spec
     assert (spec.min_similarity, spec.extent_similarity, spec.confident_similarity, spec.confident_score,
             spec.transpose_fusion_iou, spec.query_margin, spec.reference_margin, spec.merge_overlap) == (
         0.8, 0.75, 0.7, 0.6, 0.55, 0.5, -0.25, 0.3)
+    assert (spec.chunk_length, spec.chunk_overlap) == (64, 32)
+    from vcl_fast.detect.localizer import detection_settings
+
+    assert (detection_settings(spec).chunk_length, detection_settings(spec).chunk_overlap) == (64, 32)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["detector"]["chunk_length"], manifest["detector"]["chunk_overlap"]  # an export made before them
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert (load_component(out, "detector").spec.chunk_length, load_component(out, "detector").spec.chunk_overlap) \
+        == (1200, 0)
+    manifest["detector"]["chunk_length"] = 64.5
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="bad detector entry .*chunk_length must be an int"):
+        load_component(out, "detector")
     capsys.readouterr()
+    assert main(["export", "--detector", str(tmp_path / "det"), "-o", str(tmp_path / "o1"), "--chunk-length", "64",
+                 "--chunk-overlap", "64"]) == 2
+    assert "chunk_overlap an int in [0, chunk_length)" in capsys.readouterr().err
     assert main(["export", "--detector", str(tmp_path / "det"), "-o", str(tmp_path / "o1"), "--min-similarity", "2"]) == 2
     assert "min_similarity is a cosine in [-1, 1]" in capsys.readouterr().err
     assert main(["export", "--detector", str(tmp_path / "det"), "-o", str(tmp_path / "o1"), "--extent-similarity",

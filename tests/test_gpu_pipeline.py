@@ -122,6 +122,8 @@ def test_tile_table_follows_the_chunking_of_localize_maps():
                 (2, 0, 0, 50, 50), (2, 50, 0, 50, 50), (2, 100, 0, 20, 50)]
     np.testing.assert_array_equal(table, expected)
     assert tile_table([], 50).shape == (0, 5)
+    overlapping = tile_table([(100, 30)], chunk_length=64, chunk_overlap=32)
+    np.testing.assert_array_equal(overlapping, [(0, 0, 0, 64, 30), (0, 32, 0, 64, 30), (0, 36, 0, 64, 30)])
 
 
 @pytest.mark.parametrize("device", devices())
@@ -159,16 +161,19 @@ def assert_same_detections(found, expected):
 
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("min_similarity, fusion", [(-1.0, -1.0), (0.95, -1.0), (-1.0, 0.55)])
-@pytest.mark.parametrize("shapes, chunk, batch", [
-    ([(30, 40)], 1200, 16),
-    ([(120, 70), (5, 5), (0, 9), (61, 130)], 50, 3),  # several tiles per map, an empty map, ragged batches
-    ([(64, 64)] * 5, 64, 2),
+@pytest.mark.parametrize("shapes, chunk, overlap, batch", [
+    ([(30, 40)], 1200, 0, 16),
+    ([(120, 70), (5, 5), (0, 9), (61, 130)], 50, 0, 3),  # several tiles per map, an empty map, ragged batches
+    ([(64, 64)] * 5, 64, 0, 2),
+    ([(120, 70), (61, 130), (20, 20)], 40, 20, 3),  # overlapping tiles: pieces joined across them
 ])
-def test_localize_maps_device_matches_cpu_path(device, shapes, chunk, batch, min_similarity, fusion):
+def test_localize_maps_device_matches_cpu_path(device, shapes, chunk, overlap, batch, min_similarity, fusion):
     rng = np.random.default_rng(sum(q * r for q, r in shapes))
     maps = [rng.uniform(-0.2, 1, shape).astype(np.float32) for shape in shapes]
-    settings = DetectionSettings(input_size=SIZE, chunk_length=chunk, batch_size=batch, conf_threshold=0.3,
-                                 nms_threshold=0.3, min_similarity=min_similarity, transpose_fusion_iou=fusion)
+    maps = [np.minimum(m, 0.9) if m.shape == (20, 20) else m for m in maps]  # below the floor 0.95: not run
+    settings = DetectionSettings(input_size=SIZE, chunk_length=chunk, chunk_overlap=overlap, batch_size=batch,
+                                 conf_threshold=0.3, nms_threshold=0.3, min_similarity=min_similarity,
+                                 transpose_fusion_iou=fusion)
     expected = localize_maps(maps, fake_raw, settings)
     found = localize_maps_device([torch.from_numpy(m).to(device) for m in maps], fake_raw_torch, settings)
     assert sum(len(e) for e in expected) > 10  # the fake detector finds plenty, NMS has work to do

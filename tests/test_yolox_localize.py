@@ -4,9 +4,9 @@ import pytest
 
 from vcl_fast.detect.decode import anchor_points
 from vcl_fast.data.boxes import box_iou, box_overlap
-from vcl_fast.detect.localizer import (DetectionSettings, add_margins, box_peaks, chunk_spans, drop_weak_detections,
-                                       fit_extents, fuse_views, localize_maps, merge_overlapping, postprocess,
-                                       swap_axes)
+from vcl_fast.detect.localizer import (DetectionSettings, add_margins, box_peaks, chunk_spans, detect_maps,
+                                       drop_weak_detections, fit_extents, fuse_views, join_tile_pieces,
+                                       localize_maps, merge_overlapping, postprocess, swap_axes, tile_floor)
 
 S = 64
 ANCHORS = anchor_points(S)
@@ -48,6 +48,76 @@ def test_chunk_spans():
     assert chunk_spans(1200) == [(0, 1200)]
     assert chunk_spans(2500) == [(0, 1200), (1200, 2400), (2400, 2500)]
     assert chunk_spans(7, 3) == [(0, 3), (3, 6), (6, 7)]
+
+
+@pytest.mark.parametrize("length", [0, 1, 63, 64, 65, 96, 100, 1000])
+def test_overlapping_chunk_spans_are_full_and_cover_the_map(length):
+    spans = chunk_spans(length, 64, 32)
+    if length <= 64:
+        assert spans == ([(0, length)] if length else [])
+        return
+    assert all(stop - start == 64 for start, stop in spans)  # every tile at the scale the detector knows
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    assert all(b[0] - a[0] <= 32 for a, b in zip(spans, spans[1:]))  # each shares >= 32 frames with the next
+    assert chunk_spans(100, 64, 32) == [(0, 64), (32, 96), (36, 100)]
+
+
+def test_tile_floor_is_the_lowest_floor():
+    assert tile_floor(DetectionSettings(input_size=S)) == -np.inf
+    assert tile_floor(DetectionSettings(input_size=S, min_similarity=0.9)) == 0.9
+    assert tile_floor(DetectionSettings(input_size=S, min_similarity=0.9, confident_similarity=0.8)) == 0.8
+
+
+def test_tiles_below_the_floor_are_not_run():
+    sim = np.full((130, 70), 0.5, np.float32)
+    sim[100:110, 10:20] = 0.95  # in the last query chunk only
+    shown = []
+
+    def run(images):
+        shown.append(len(images))
+        return bright_region_runner(images)
+
+    floored = DetectionSettings(input_size=S, chunk_length=50, min_similarity=0.9, batch_size=2)
+    found = localize_maps([sim], run, floored)[0]
+    assert shown == [1]  # of the 3 x 2 tiles, the one holding the copy
+    np.testing.assert_allclose(found[:, :4], [[100, 10, 110, 20]], atol=2.5)  # through a bicubic resize
+    shown.clear()
+    localize_maps([sim], run, DetectionSettings(input_size=S, chunk_length=50, batch_size=4))
+    assert shown == [4, 2]  # no floor: every tile
+
+
+def test_join_tile_pieces_chains_the_pieces_of_one_copy():
+    pieces = np.array([[32, 30, 96, 94, 0.9],   # the middle tile's piece, best scored, first
+                       [0, 0, 64, 62, 0.5],      # overlaps it by half on both axes
+                       [64, 62, 110, 108, 0.7],  # the next tile's
+                       [0, 0, 20, 20, 0.8],      # another box of the first tile: not a piece of the same copy
+                       [40, 200, 60, 220, 0.6]], np.float32)  # the same query span, another reference span
+    joined = join_tile_pieces(pieces, np.array([1, 0, 2, 0, 3]))
+    np.testing.assert_allclose(joined, [[0, 0, 110, 108, 0.9], [0, 0, 20, 20, 0.8], [40, 200, 60, 220, 0.6]])
+    bridge = join_tile_pieces(np.array([[0, 0, 40, 40, 0.9], [60, 60, 100, 100, 0.8], [20, 20, 80, 80, 0.7]],
+                                       np.float32), np.array([0, 2, 1]))
+    np.testing.assert_allclose(bridge, [[0, 0, 100, 100, 0.9]])  # a later piece bridges two
+    same_tile = np.array([[0, 0, 40, 40, 0.9], [20, 20, 60, 60, 0.8]], np.float32)
+    np.testing.assert_array_equal(join_tile_pieces(same_tile, np.array([4, 4])), same_tile)
+    assert join_tile_pieces(np.zeros((0, 5), np.float32), np.zeros(0, np.int64)).shape == (0, 5)
+
+
+def test_a_copy_longer_than_a_tile_is_one_box():
+    """A 300-frame copy across half-overlapping 64-frame tiles, and a short one at a seam: one box each."""
+    sim = np.zeros((400, 420), np.float32)
+    diagonal = np.arange(300)
+    sim[50 + diagonal, 80 + diagonal] = 1.0
+    sim[np.arange(376, 392), np.arange(10, 26)] = 1.0  # across the seam at query frame 384 of the disjoint tiles
+
+    def diagonal_runner(images):  # one box around the bright pixels of each tile, as bright_region_runner
+        return bright_region_runner([np.where(image > 0.2, 1.0, 0.0) for image in images])
+
+    settings = DetectionSettings(input_size=S, chunk_length=64, chunk_overlap=32)
+    found = localize_maps([sim], diagonal_runner, settings)[0]
+    found = found[np.argsort(found[:, 0])]
+    np.testing.assert_allclose(found[:, :4], [[50, 80, 350, 380], [376, 10, 392, 26]], atol=2.0)
+    disjoint = localize_maps([sim], diagonal_runner, DetectionSettings(input_size=S, chunk_length=64))[0]
+    assert len(disjoint) > 2  # without overlap the long copy stays in pieces
 
 
 def test_planted_box_found_through_chunks():
@@ -128,7 +198,8 @@ def test_runner_with_wrong_output_is_an_error():
 
 
 @pytest.mark.parametrize("kwargs", [{"input_size": 100}, {"conf_threshold": 1.5}, {"nms_threshold": -0.1},
-                                    {"chunk_length": 0}, {"batch_size": 0},
+                                    {"chunk_length": 0}, {"batch_size": 0}, {"chunk_overlap": -1},
+                                    {"chunk_length": 64, "chunk_overlap": 64}, {"chunk_length": 64.0},
                                     {"min_similarity": 1.01}, {"min_similarity": -1.5},
                                     {"extent_similarity": 1.5}, {"extent_margin": -0.1}, {"extent_gap": -1},
                                     {"transpose_fusion_iou": 0.0}, {"transpose_fusion_iou": -0.5},

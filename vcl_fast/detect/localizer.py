@@ -4,6 +4,11 @@ A (Q, R) map longer than ``chunk_length`` frames on an axis is cut into chunks o
 (the last chunk holds the remainder); every query-chunk x reference-chunk tile is rendered to S x S
 (``vcl_fast.detect.render``), run through the detector and decoded: x = reference axis (columns),
 y = query axis (rows), x scaled by R_tile / S and y by Q_tile / S, then the tile offsets are added back.
+A detector trained on short maps finds copies only where they are a fair share of its tile, so it carries a
+shorter ``chunk_length`` with a ``chunk_overlap``: chunks then start every ``chunk_length - chunk_overlap``
+frames (the last one ends with the map, all of full length), so a copy near a seam is whole in some tile, and the
+pieces of a copy longer than a tile are joined (:func:`join_tile_pieces`). A tile holding no cell at the lowest
+cosine floor is not run (no box from it could pass the floor alone).
 
 Detections are kept when objectness x class probability >= ``conf_threshold`` and go through class-agnostic
 NMS (``nms_threshold``) per tile, ranked by that confidence, as in the reference. The reported score is the
@@ -44,6 +49,7 @@ Torch-free: the model is any callable ``run(images float32 (B, 3, S, S)) -> raw 
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -51,7 +57,7 @@ import numpy as np
 
 from vcl_fast.detect.decode import STRIDES, decode_raw_outputs
 from vcl_fast.detect.render import render_maps
-from vcl_fast.runtime.specs import CALIBRATED_FIELDS, check_calibrated
+from vcl_fast.runtime.specs import CALIBRATED_FIELDS, TILING_FIELDS, check_calibrated, check_tiling
 
 if TYPE_CHECKING:
     from vcl_fast.ops import LazySimilarityMap
@@ -67,6 +73,7 @@ class DetectionSettings:
     conf_threshold: float = 0.1
     nms_threshold: float = 0.3
     chunk_length: int = 1200
+    chunk_overlap: int = 0  # frames neighbouring chunks share (0: the paper's disjoint chunks)
     batch_size: int = 16  # tiles rendered and run per call of the runner
     min_similarity: float = -1.0  # keep a detection only if its box holds a cell >= this cosine (-1: all)
     confident_similarity: float = -1.0  # ... or one >= this lower cosine when scored >= confident_score (-1: off)
@@ -88,14 +95,15 @@ class DetectionSettings:
         check_calibrated(self)
         if self.extent_margin < 0 or self.extent_gap < 0:
             raise ValueError(f"extent_margin and extent_gap must be >= 0, got {self.extent_margin}, {self.extent_gap}")
-        if self.chunk_length < 1 or self.batch_size < 1:
-            raise ValueError(f"chunk_length and batch_size must be >= 1, got {self.chunk_length}, {self.batch_size}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        check_tiling(self)
 
 
 def detection_settings(spec, overrides: Mapping[str, Any] | None = None) -> DetectionSettings:
-    """The settings for a detector of ``spec`` (a ``vcl_fast.runtime.specs.DetectorSpec``): its input size,
-    cosine floor and extent cosine, then ``overrides`` (any other field; ValueError for ``input_size`` or other
-    strides)."""
+    """The settings for a detector of ``spec`` (a ``vcl_fast.runtime.specs.DetectorSpec``): its input size, its
+    calibrated post-processing (floors, extent cosine, ...) and its tiling, then ``overrides`` (any other field;
+    ValueError for ``input_size`` or other strides)."""
     from vcl_fast.config import replace_fields
 
     overrides = dict(overrides or {})
@@ -103,13 +111,69 @@ def detection_settings(spec, overrides: Mapping[str, Any] | None = None) -> Dete
         raise ValueError(f"the detector's strides {tuple(spec.strides)} are not {STRIDES}")
     if "input_size" in overrides:
         raise ValueError("input_size is the detector's own; it cannot be overridden")
-    calibrated = {name: getattr(spec, name) for name in CALIBRATED_FIELDS}
-    return replace_fields(DetectionSettings(input_size=spec.input_size, **calibrated), **overrides)
+    carried = {name: getattr(spec, name) for name in (*CALIBRATED_FIELDS, *TILING_FIELDS)}
+    return replace_fields(DetectionSettings(input_size=spec.input_size, **carried), **overrides)
 
 
-def chunk_spans(length: int, chunk_length: int = 1200) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]`` covering ``range(length)`` with full chunks and the remainder last."""
-    return [(start, min(start + chunk_length, length)) for start in range(0, length, chunk_length)]
+def chunk_spans(length: int, chunk_length: int = 1200, overlap: int = 0) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(length)``: without ``overlap``, full chunks and the remainder last
+    (the paper's); with it, chunks of ``chunk_length`` frames starting every ``chunk_length - overlap`` frames, the
+    last one ending at ``length`` (one chunk of ``length`` frames when that is not longer)."""
+    if overlap == 0 or length <= chunk_length:
+        return [(start, min(start + chunk_length, length)) for start in range(0, length, chunk_length)]
+    starts = [*range(0, length - chunk_length, chunk_length - overlap), length - chunk_length]
+    return [(start, start + chunk_length) for start in starts]
+
+
+def tile_floor(settings: DetectionSettings) -> float:
+    """The lowest cosine a kept box must hold somewhere (the floor, or the lower floor of confident detections);
+    -inf without a floor. A tile whose cells are all below it is not run."""
+    if settings.min_similarity <= -1.0:
+        return -np.inf
+    if settings.confident_similarity <= -1.0:
+        return settings.min_similarity
+    return min(settings.min_similarity, settings.confident_similarity)
+
+
+# Boxes of tiles that share frames are pieces of one copy when they overlap on both axes by this share of the
+# shorter extent (pieces of a copy in half-overlapping tiles: about 0.5; one copy seen by two tiles: about 1).
+TILE_JOIN_SHARE = 0.3
+
+
+def join_tile_pieces(boxes: np.ndarray, tiles: np.ndarray, min_share: float = TILE_JOIN_SHARE) -> np.ndarray:
+    """(N, 5) float32 frame boxes ``[q_s, r_s, q_e, r_e, score]`` of one map, by decreasing score, found in the
+    tiles ``tiles`` (N,) -> (M, 5) by decreasing score with the pieces of each copy joined: boxes of different
+    tiles that overlap on both axes by ``min_share`` or more of the shorter extent become their union, scored by
+    the best of them, until no two such remain (a union may reach further pieces)."""
+    groups: list[tuple[np.ndarray, set[int]]] = []
+    for box, tile in zip(np.asarray(boxes, dtype=np.float32).reshape(-1, 5), np.asarray(tiles).tolist()):
+        joined, members = box.copy(), {int(tile)}
+        while True:
+            touching = [not tiles_of & members and _axis_share(joined, other) >= min_share
+                        for other, tiles_of in groups]
+            if not any(touching):
+                break
+            for (other, tiles_of), joins in zip(groups, touching):
+                if joins:
+                    joined[:2] = np.minimum(joined[:2], other[:2])
+                    joined[2:4] = np.maximum(joined[2:4], other[2:4])
+                    joined[4] = max(joined[4], other[4])
+                    members |= tiles_of
+            groups = [group for group, joins in zip(groups, touching) if not joins]
+        groups.append((joined, members))
+    found = np.array([g[0] for g in groups], dtype=np.float32).reshape(-1, 5)
+    return found[np.argsort(-found[:, 4], kind="stable")]
+
+
+def _axis_share(a: np.ndarray, b: np.ndarray) -> float:
+    """The smaller, over the query and the reference axis, of the share of the shorter extent that boxes ``a`` and
+    ``b`` (``[q_s, r_s, q_e, r_e, ...]``) have in common."""
+    shares = []
+    for start, end in ((0, 2), (1, 3)):
+        shorter = min(a[end] - a[start], b[end] - b[start])
+        common = min(a[end], b[end]) - max(a[start], b[start])
+        shares.append(common / shorter if shorter > 0 else 0.0)
+    return float(min(shares))
 
 
 @dataclass(frozen=True)
@@ -126,13 +190,13 @@ class _Tile:
         return self.source[self.q0:self.q0 + self.q_len, self.r0:self.r0 + self.r_len]
 
 
-def _tiles(maps: Sequence, chunk_length: int) -> list[_Tile]:
+def _tiles(maps: Sequence, chunk_length: int, overlap: int) -> list[_Tile]:
     tiles = []
     for pair, m in enumerate(maps):
         if m.ndim != 2:
             raise ValueError(f"map {pair} must be a 2-D (Q, R) array, got shape {m.shape}")
-        for q0, q1 in chunk_spans(m.shape[0], chunk_length):
-            for r0, r1 in chunk_spans(m.shape[1], chunk_length):
+        for q0, q1 in chunk_spans(m.shape[0], chunk_length, overlap):
+            for r0, r1 in chunk_spans(m.shape[1], chunk_length, overlap):
                 tiles.append(_Tile(pair, q0, r0, q1 - q0, r1 - r0, m))
     return tiles
 
@@ -177,16 +241,19 @@ def detect_maps(maps: Sequence[np.ndarray], run: Runner, settings: DetectionSett
     :func:`postprocess`, by decreasing confidence."""
     from vcl_fast.ops import segment_nms
 
-    tiles = _tiles(maps, settings.chunk_length)
+    tiles = _tiles(maps, settings.chunk_length, settings.chunk_overlap)
+    floor = tile_floor(settings)
+    views = ((index, tile.view()) for index, tile in enumerate(tiles))
+    runnable = ((index, view) for index, view in views if float(np.max(view)) >= floor)
     parts = []
-    for start in range(0, len(tiles), settings.batch_size):
-        batch = tiles[start:start + settings.batch_size]
-        raw = np.asarray(run(render_maps([t.view() for t in batch], settings.input_size)))
+    while batch := list(itertools.islice(runnable, settings.batch_size)):
+        indices = np.array([index for index, _ in batch], dtype=np.int64)
+        raw = np.asarray(run(render_maps([view for _, view in batch], settings.input_size)))
         if raw.ndim != 3 or raw.shape[0] != len(batch):
             raise ValueError(f"the detector returned shape {raw.shape} for {len(batch)} images; "
                              "expected raw outputs (B, A, 5 + num_classes)")
-        frames, conf, obj, idx = _tile_detections(raw, batch, settings)
-        parts.append((frames, conf, obj, idx + start))
+        frames, conf, obj, idx = _tile_detections(raw, [tiles[i] for i in indices], settings)
+        parts.append((frames, conf, obj, indices[idx]))
     if not parts:
         return [np.zeros((0, 5), np.float32) for _ in maps]
     frames, conf, obj, tile_ids = (np.concatenate(p) for p in zip(*parts))
@@ -195,7 +262,15 @@ def detect_maps(maps: Sequence[np.ndarray], run: Runner, settings: DetectionSett
     offsets = np.array([(t.q0, t.r0, t.q0, t.r0) for t in tiles], dtype=np.float32)[tile_ids[keep]]
     found = np.concatenate([frames[keep] + offsets, obj[keep, None]], axis=1).astype(np.float32)
     pair_of_kept = np.array([t.pair for t in tiles], dtype=np.int64)[tile_ids[keep]]
-    return [found[pair_of_kept == pair] for pair in range(len(maps))]
+    return boxes_per_map(found, pair_of_kept, tile_ids[keep], len(maps))
+
+
+def boxes_per_map(found: np.ndarray, pair_of_kept: np.ndarray, tile_of_kept: np.ndarray, num_maps: int
+                  ) -> list[np.ndarray]:
+    """The (N, 5) float32 boxes of all maps, by decreasing confidence, with the map (pair) and the tile each came
+    from -> per map its boxes with the pieces of each copy joined (:func:`join_tile_pieces`)."""
+    return [join_tile_pieces(found[pair_of_kept == pair], tile_of_kept[pair_of_kept == pair])
+            for pair in range(num_maps)]
 
 
 def with_transposed_view(maps: Sequence, detect: Callable[[list], list[np.ndarray]], settings: DetectionSettings

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vcl_fast.cli import CliError
 from vcl_fast.export import OPSET
-from vcl_fast.runtime.specs import CALIBRATED_FIELDS
+from vcl_fast.runtime.specs import CALIBRATED_FIELDS, TILING_FIELDS
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -40,8 +40,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             from vcl_fast.export.onnx import export_onnx
         except ImportError as exc:
             raise CliError(f"export needs torch and onnx ({exc}): pip install 'vcl_fast[torch,export]'") from None
-        export_onnx(args.output, args.extractor, args.detector, opset=args.opset,
-                    **{name: getattr(args, name) for name in CALIBRATED_FIELDS})
+        export_onnx(args.output, args.extractor, args.detector, opset=args.opset, chunk_length=args.chunk_length,
+                    chunk_overlap=args.chunk_overlap, **{name: getattr(args, name) for name in CALIBRATED_FIELDS})
     if args.format == "trt":
         _build_engines(args, onnx_dir)
     out = Path(args.output)
@@ -103,6 +103,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge-overlap", type=float, default=-1.0, metavar="SHARE",
                    help="two boxes whose intersection covers SHARE (0-1) of the smaller merge into their union, "
                         "written to the manifest (default -1: boxes as detected)")
+    p.add_argument("--chunk-length", type=int, default=TILING_FIELDS["chunk_length"], metavar="FRAMES",
+                   help="maps longer than this are cut into tiles of FRAMES for the detector: about the longest maps "
+                        "it was trained on, written to the manifest (default %(default)s, the paper's)")
+    p.add_argument("--chunk-overlap", type=int, default=TILING_FIELDS["chunk_overlap"], metavar="FRAMES",
+                   help="frames neighbouring tiles share, so that a copy at a seam is whole in some tile and the pieces "
+                        "of a longer one are joined (default %(default)s: disjoint tiles)")
     trt = p.add_argument_group("TensorRT engines (--format trt; see docs/gpu.md)")
     trt.add_argument("--onnx", metavar="DIR", help="build from this exported model directory instead of exporting")
     trt.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="engine precision (default fp16)")

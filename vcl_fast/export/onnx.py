@@ -29,7 +29,7 @@ import torch
 from vcl_fast.atomic import atomic_directory, check_new_directory
 from vcl_fast.export import OPSET
 from vcl_fast.runtime.manifest import FORMAT, FORMAT_VERSION, MANIFEST_FILE, sha256_file
-from vcl_fast.runtime.specs import CALIBRATED_FIELDS, check_calibrated
+from vcl_fast.runtime.specs import CALIBRATED_FIELDS, TILING_FIELDS, check_calibrated, check_tiling
 
 EXTRACTOR_FILE = "extractor.onnx"
 DETECTOR_FILE = "detector.onnx"
@@ -160,6 +160,7 @@ def _versions() -> dict:
 
 def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch.nn.Module | None = None,
                 detector: str | os.PathLike | torch.nn.Module | None = None, opset: int = OPSET,
+                chunk_length: int = TILING_FIELDS["chunk_length"], chunk_overlap: int = TILING_FIELDS["chunk_overlap"],
                 **calibrated: float) -> Path:
     """Export an extractor and/or a detector (modules, or their weight directories / checkpoints) into
     ``out_dir`` as ``extractor.onnx``, ``detector.onnx`` and ``manifest.json``; returns the manifest path.
@@ -170,7 +171,8 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
     (the lower floor of detections scored at least that), ``transpose_fusion_iou`` (fuse the boxes of each map
     and of its transpose at this IoU), ``query_margin`` and ``reference_margin`` (frames added to each end of a
     box), ``merge_overlap`` (merge two boxes whose intersection covers this share of the smaller); the ones not
-    given are off. TypeError for any other name.
+    given are off. TypeError for any other name. ``chunk_length`` and ``chunk_overlap``: the tiles (frames) long
+    maps are cut into for the detector, recorded too (the map sizes it was trained on; see ``DetectionSettings``).
 
     ``out_dir`` must be absent, an empty folder or an earlier export (a folder holding ``manifest.json``),
     which is replaced as a whole, anything else in it included; FileExistsError for any other folder."""
@@ -186,6 +188,8 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
         raise TypeError(f"export_onnx() got unknown calibrated settings {unknown}; known: {sorted(CALIBRATED_FIELDS)}")
     calibrated = {name: float(calibrated.get(name, off)) for name, off in CALIBRATED_FIELDS.items()}
     check_calibrated(SimpleNamespace(**calibrated))
+    tiling = {"chunk_length": chunk_length, "chunk_overlap": chunk_overlap}
+    check_tiling(SimpleNamespace(**tiling))
     if isinstance(extractor, (str, os.PathLike)):
         extractor = load_extractor(extractor)
     if isinstance(detector, (str, os.PathLike)):
@@ -204,7 +208,7 @@ def export_onnx(out_dir: str | os.PathLike, extractor: str | os.PathLike | torch
             simplifiers.append(entry.pop("simplifier"))
             manifest[name] = {"file": file, "sha256": sha256_file(staging / file), **entry}
         if detector is not None:
-            manifest["detector"].update(calibrated)
+            manifest["detector"].update(calibrated, **tiling)
         manifest["simplifier"] = simplifiers[0]
         with open(staging / MANIFEST_FILE, "w") as handle:
             json.dump(manifest, handle, indent=2)

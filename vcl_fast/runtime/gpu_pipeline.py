@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from vcl_fast.config import replace_fields
-from vcl_fast.detect.localizer import (DetectionSettings, chunk_spans, detection_settings, postprocess,
-                                       with_transposed_view)
+from vcl_fast.detect.localizer import (DetectionSettings, boxes_per_map, chunk_spans, detection_settings, postprocess,
+                                      tile_floor, with_transposed_view)
 from vcl_fast.detect.render import bicubic_taps
 from vcl_fast.runtime.preprocess import BLANK_FRAME_STD, bilinear_taps
 from vcl_fast.runtime.specs import ExtractorSpec
@@ -99,15 +99,25 @@ def blank_images_device(images: torch.Tensor, std: Sequence[float]) -> torch.Ten
     return (spread * scale < BLANK_FRAME_STD).all(dim=1)
 
 
-def tile_table(shapes: Sequence[tuple[int, int]], chunk_length: int) -> np.ndarray:
-    """(n_tiles, 5) int64 ``[pair, q0, r0, q_len, r_len]``: every map cut into chunk_length-frame tiles,
-    in the order of :func:`vcl_fast.detect.localizer.localize_maps` (pairs, then query chunks, then
-    reference chunks)."""
+def tile_table(shapes: Sequence[tuple[int, int]], chunk_length: int, chunk_overlap: int = 0) -> np.ndarray:
+    """(n_tiles, 5) int64 ``[pair, q0, r0, q_len, r_len]``: every map cut into tiles as
+    :func:`vcl_fast.detect.localizer.localize_maps` cuts them (:func:`~vcl_fast.detect.localizer.chunk_spans`), in
+    its order (pairs, then query chunks, then reference chunks)."""
     rows = [(pair, q0, r0, q1 - q0, r1 - r0)
             for pair, (n_q, n_r) in enumerate(shapes)
-            for q0, q1 in chunk_spans(int(n_q), chunk_length)
-            for r0, r1 in chunk_spans(int(n_r), chunk_length)]
+            for q0, q1 in chunk_spans(int(n_q), chunk_length, chunk_overlap)
+            for r0, r1 in chunk_spans(int(n_r), chunk_length, chunk_overlap)]
     return np.array(rows, dtype=np.int64).reshape(-1, TILE_COLUMNS)
+
+
+def runnable_tiles(maps: Sequence[torch.Tensor], tiles: np.ndarray, floor: float) -> np.ndarray:
+    """The rows of ``tiles`` whose block of its map holds a cell at ``floor`` or above
+    (:func:`~vcl_fast.detect.localizer.tile_floor`; all rows for -inf)."""
+    if floor == -np.inf or not len(tiles):
+        return tiles
+    peaks = torch.stack([maps[pair][q0:q0 + q_len, r0:r0 + r_len].amax()
+                         for pair, q0, r0, q_len, r_len in tiles.tolist()]).float().cpu().numpy()
+    return tiles[peaks >= floor]
 
 
 def bicubic_matrices(lengths: np.ndarray, padded: int, size: int, device: torch.device) -> torch.Tensor:
@@ -178,7 +188,8 @@ def detect_maps_device(maps: Sequence[torch.Tensor], run: DeviceRunner, settings
     numpy boxes in frames after the per-tile NMS, by decreasing confidence."""
     from vcl_fast.ops import segment_nms
 
-    tiles = tile_table([tuple(m.shape) for m in maps], settings.chunk_length)
+    tiles = tile_table([tuple(m.shape) for m in maps], settings.chunk_length, settings.chunk_overlap)
+    tiles = runnable_tiles(maps, tiles, tile_floor(settings))
     if not len(tiles):
         return [np.zeros((0, 5), np.float32) for _ in maps]
     parts = []
@@ -199,8 +210,7 @@ def detect_maps_device(maps: Sequence[torch.Tensor], run: DeviceRunner, settings
     tile_of_kept = kept[:, 5].astype(np.int64)
     found = kept[:, :5].astype(np.float32)
     found[:, :4] += tiles[tile_of_kept][:, [1, 2, 1, 2]].astype(np.float32)
-    pair_of_kept = tiles[tile_of_kept, 0]
-    return [found[pair_of_kept == pair] for pair in range(len(maps))]
+    return boxes_per_map(found, tiles[tile_of_kept, 0], tile_of_kept, len(maps))
 
 
 class TorchDeviceRunner:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from vcl_fast.runtime.specs import CALIBRATED_FIELDS, DetectorSpec, ExtractorSpec
+from vcl_fast.runtime.specs import CALIBRATED_FIELDS, TILING_FIELDS, DetectorSpec, ExtractorSpec
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = "vcl_fast.exported_model"
@@ -147,8 +147,9 @@ def load_component(source: str | os.PathLike, component: str) -> ExportedCompone
             spec = ExtractorSpec(int(entry["input_size"]), tuple(entry["mean"]), tuple(entry["std"]),
                                  int(entry["num_tokens"]), int(entry["dim"]))
         else:
-            spec = DetectorSpec(int(entry["input_size"]), tuple(entry["strides"]), int(entry["num_classes"]),
-                                **{name: float(entry.get(name, off)) for name, off in CALIBRATED_FIELDS.items()})
+            carried: dict[str, Any] = {name: float(entry.get(name, off)) for name, off in CALIBRATED_FIELDS.items()}
+            carried.update({name: entry.get(name, default) for name, default in TILING_FIELDS.items()})
+            spec = DetectorSpec(int(entry["input_size"]), tuple(entry["strides"]), int(entry["num_classes"]), **carried)
     except (TypeError, ValueError) as exc:
         raise ManifestError(f"{where}: bad {component} entry ({exc}); {REEXPORT}") from None
     return ExportedComponent(path, str(entry["input"]), str(entry["output"]), spec, entry["sha256"])

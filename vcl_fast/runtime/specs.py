@@ -35,6 +35,9 @@ class ExtractorSpec:
 CALIBRATED_FIELDS = {"min_similarity": -1.0, "extent_similarity": -1.0, "confident_similarity": -1.0,
                      "confident_score": 1.0, "transpose_fusion_iou": -1.0, "query_margin": 0.0,
                      "reference_margin": 0.0, "merge_overlap": -1.0}
+# How a detector cuts long maps into tiles (``DetectionSettings``): the map sizes it was trained on, carried in an
+# exported detector's manifest, with their defaults (the paper's disjoint 1,200-frame chunks).
+TILING_FIELDS = {"chunk_length": 1200, "chunk_overlap": 0}
 SHARE_FIELDS = ("transpose_fusion_iou", "merge_overlap")  # shares in (0, 1], or -1 (off)
 MARGIN_FIELDS = ("query_margin", "reference_margin")
 MAX_MARGIN = 10.0  # frames
@@ -60,6 +63,16 @@ def check_calibrated(settings) -> None:
             raise ValueError(f"{name} is {kind}, got {value}")
 
 
+def check_tiling(settings) -> None:
+    """ValueError unless ``settings.chunk_length`` is an int >= 1 and ``settings.chunk_overlap`` an int in
+    [0, chunk_length)."""
+    length, overlap = settings.chunk_length, settings.chunk_overlap
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (length, overlap)) or length < 1 \
+            or not 0 <= overlap < length:
+        raise ValueError(f"chunk_length must be an int >= 1 and chunk_overlap an int in [0, chunk_length), got "
+                         f"{length!r} and {overlap!r}")
+
+
 @dataclass(frozen=True)
 class DetectorSpec:
     """Copy detector: (B, 3, ``input_size``, ``input_size``) float32 rendered similarity maps -> raw YOLOX head
@@ -69,7 +82,8 @@ class DetectorSpec:
     with; ``transpose_fusion_iou``: the IoU at which boxes of the map and of its transpose are fused (the
     defaults of ``DetectionSettings``; -1 = none); ``query_margin``, ``reference_margin``: the frames added to
     each end of a box on either axis (0 = none); ``merge_overlap``: the share of the smaller of two overlapping
-    boxes from which they merge into one (-1 = none)."""
+    boxes from which they merge into one (-1 = none); ``chunk_length``, ``chunk_overlap``: the tiles long maps are
+    cut into, in frames (the paper's by default)."""
 
     input_size: int
     strides: tuple[int, ...]
@@ -82,12 +96,15 @@ class DetectorSpec:
     query_margin: float = 0.0
     reference_margin: float = 0.0
     merge_overlap: float = -1.0
+    chunk_length: int = 1200
+    chunk_overlap: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
         if self.input_size < 1 or self.num_classes < 1 or not self.strides:
             raise ValueError(f"input_size and num_classes must be >= 1 and strides non-empty, got {self}")
         check_calibrated(self)
+        check_tiling(self)
 
     @property
     def num_anchors(self) -> int:
