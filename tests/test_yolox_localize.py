@@ -97,7 +97,7 @@ def test_join_tile_pieces_chains_the_pieces_of_one_copy():
     bridge = join_tile_pieces(np.array([[0, 0, 40, 40, 0.9], [60, 60, 100, 100, 0.8], [20, 20, 80, 80, 0.7]],
                                        np.float32), np.array([0, 2, 1]))
     np.testing.assert_allclose(bridge, [[0, 0, 100, 100, 0.9]])  # a later piece bridges two
-    same_tile = np.array([[0, 0, 40, 40, 0.9], [20, 20, 60, 60, 0.8]], np.float32)
+    same_tile = np.array([[0, 0, 40, 40, 0.8], [20, 20, 60, 60, 0.9]], np.float32)  # order kept as given
     np.testing.assert_array_equal(join_tile_pieces(same_tile, np.array([4, 4])), same_tile)
     assert join_tile_pieces(np.zeros((0, 5), np.float32), np.zeros(0, np.int64)).shape == (0, 5)
 

@@ -141,28 +141,31 @@ TILE_JOIN_SHARE = 0.3
 
 
 def join_tile_pieces(boxes: np.ndarray, tiles: np.ndarray, min_share: float = TILE_JOIN_SHARE) -> np.ndarray:
-    """(N, 5) float32 frame boxes ``[q_s, r_s, q_e, r_e, score]`` of one map, by decreasing score, found in the
-    tiles ``tiles`` (N,) -> (M, 5) by decreasing score with the pieces of each copy joined: boxes of different
-    tiles that overlap on both axes by ``min_share`` or more of the shorter extent become their union, scored by
-    the best of them, until no two such remain (a union may reach further pieces)."""
-    groups: list[tuple[np.ndarray, set[int]]] = []
-    for box, tile in zip(np.asarray(boxes, dtype=np.float32).reshape(-1, 5), np.asarray(tiles).tolist()):
-        joined, members = box.copy(), {int(tile)}
+    """(N, 5) float32 frame boxes ``[q_s, r_s, q_e, r_e, score]`` of one map, found in the tiles ``tiles`` (N,) ->
+    (M, 5) with the pieces of each copy joined: boxes of different tiles that overlap on both axes by
+    ``min_share`` or more of the shorter extent become their union, scored by the best of them, until no two such
+    remain (a union may reach further pieces). Each union stands where its first box stood (boxes that join
+    nothing keep their order)."""
+    groups: list[tuple[int, np.ndarray, set[int]]] = []  # (index of the first box, union, tiles)
+    for index, (box, tile) in enumerate(zip(np.asarray(boxes, dtype=np.float32).reshape(-1, 5),
+                                            np.asarray(tiles).tolist())):
+        first, joined, members = index, box.copy(), {int(tile)}
         while True:
             touching = [not tiles_of & members and _axis_share(joined, other) >= min_share
-                        for other, tiles_of in groups]
+                        for _, other, tiles_of in groups]
             if not any(touching):
                 break
-            for (other, tiles_of), joins in zip(groups, touching):
+            for (other_first, other, tiles_of), joins in zip(groups, touching):
                 if joins:
+                    first = min(first, other_first)
                     joined[:2] = np.minimum(joined[:2], other[:2])
                     joined[2:4] = np.maximum(joined[2:4], other[2:4])
                     joined[4] = max(joined[4], other[4])
                     members |= tiles_of
             groups = [group for group, joins in zip(groups, touching) if not joins]
-        groups.append((joined, members))
-    found = np.array([g[0] for g in groups], dtype=np.float32).reshape(-1, 5)
-    return found[np.argsort(-found[:, 4], kind="stable")]
+        groups.append((first, joined, members))
+    groups.sort(key=lambda group: group[0])
+    return np.array([union for _, union, _ in groups], dtype=np.float32).reshape(-1, 5)
 
 
 def _axis_share(a: np.ndarray, b: np.ndarray) -> float:
