@@ -477,6 +477,35 @@ def test_pairs_keep_and_reuse_features(micro_model_dir, planted_videos, tmp_path
     assert "--features are for --pairs" in capsys.readouterr().err
 
 
+def test_kept_features_outlive_a_change_of_the_detector(micro_model_dir, planted_videos, tmp_path, capsys,
+                                                       monkeypatch):
+    """Features depend on the extractor alone: new detection settings in the manifest keep them usable, a new
+    extractor entry does not."""
+    import shutil
+
+    from vcl_fast.api import Localizer
+    from vcl_fast.data.formats import write_pairs
+
+    model = tmp_path / "model"
+    shutil.copytree(micro_model_dir, model)
+    write_pairs(tmp_path / "pairs.csv", [("query", "reference")])
+    run = ["localize", "--pairs", str(tmp_path / "pairs.csv"), "--videos", str(planted_videos[0].parent),
+           "--model", str(model), *TN, "--features", str(tmp_path / "features")]
+    assert main([*run, "-o", str(tmp_path / "a.json")]) == 0
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["detector"]["merge_overlap"] = 0.5
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    real = Localizer.features
+    computed = []
+    monkeypatch.setattr(Localizer, "features", lambda self, v, *a, **k: computed.append(v) or real(self, v, *a, **k))
+    assert main([*run, "-o", str(tmp_path / "b.json")]) == 0 and computed == []
+    manifest["extractor"]["mean"] = [0.4, 0.4, 0.4]
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main([*run, "-o", str(tmp_path / "c.json")]) == 2
+    assert "choose another folder" in capsys.readouterr().err
+
+
 def test_last_modified_of_a_file_and_an_image_folder(tmp_path):
     from vcl_fast.localize_commands import last_modified
 

@@ -328,6 +328,21 @@ def model_identity(path: str | None) -> str:
     return f"{folder.resolve()} sha256:{hashlib.sha256(described[0].read_bytes()).hexdigest()}"
 
 
+def extractor_identity(path: str | None) -> str:
+    """What kept features depend on: for an exported model directory (None: the embedded model) its path with the
+    SHA-256 of its manifest's extractor entry (the ONNX file's hash, input size, normalisation), so that a change to
+    its detector or its detection settings leaves the features of its extractor usable; else
+    :func:`model_identity`."""
+    from vcl_fast.runtime.manifest import MANIFEST_FILE, default_model_dir, read_manifest
+
+    folder = Path(path) if path else default_model_dir()
+    entry = read_manifest(folder).get("extractor") if (folder / MANIFEST_FILE).is_file() else None
+    if not isinstance(entry, dict):
+        return model_identity(path)
+    described = json.dumps(entry, sort_keys=True).encode()
+    return f"{folder.resolve()} extractor sha256:{hashlib.sha256(described).hexdigest()}"
+
+
 def run_settings(args: argparse.Namespace, loc) -> dict:
     """What the results of ``vcl-fast localize --pairs`` depend on, for its journal: the models, the method and
     its resolved parameters, the sampling, the backend, the videos folder and vcl_fast's version."""
@@ -392,7 +407,8 @@ def _localize_pairs(args: argparse.Namespace) -> int:
     paths = find_videos(videos, dict.fromkeys(video for pair in pairs for video in pair))
     loc = build_localizer(args)
     settings = run_settings(args, loc)
-    load = feature_cache(loc, paths, Path(args.features), settings["extractor"]) if args.features else None
+    extractor = extractor_identity(args.extractor or args.model)
+    load = feature_cache(loc, paths, Path(args.features), extractor) if args.features else None
     journal = PairJournal(f"{args.output or args.vsc}.partial", settings)
     try:
         if journal.done or journal.unreadable:
