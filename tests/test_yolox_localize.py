@@ -209,6 +209,11 @@ def test_bad_settings(kwargs):
         DetectionSettings(**kwargs)
 
 
+def test_shorter_tiles_than_their_overlap_say_to_set_both():
+    with pytest.raises(ValueError, match=r"got 16 and 32 \(a shorter chunk_length needs its own chunk_overlap"):
+        DetectionSettings(chunk_length=16, chunk_overlap=32)
+
+
 def test_torch_runner_runs_a_detector(torch_one_thread):
     torch = pytest.importorskip("torch")
     from vcl_fast.detect.torch_runner import TorchRunner

@@ -476,8 +476,8 @@ def add_detection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="yolox", choices=METHODS,
                    help="yolox (detector) or a classical localizer (default: yolox)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting of the method (yolox: conf_threshold, nms_threshold, chunk_length, "
-                   "batch_size, and the model's calibrated min_similarity, extent_similarity, "
+                   help="override a setting of the method (yolox: conf_threshold, nms_threshold, chunk_length and "
+                   "chunk_overlap in frames, batch_size, and the model's calibrated min_similarity, extent_similarity, "
                    "confident_similarity, transpose_fusion_iou and merge_overlap, -1 = off, with confident_score, and "
                    "query_margin and reference_margin in frames, 0 = off; "
                    "classical: its VCSL-tuned parameters), repeatable")

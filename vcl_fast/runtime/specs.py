@@ -70,7 +70,7 @@ def check_tiling(settings) -> None:
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (length, overlap)) or length < 1 \
             or not 0 <= overlap < length:
         raise ValueError(f"chunk_length must be an int >= 1 and chunk_overlap an int in [0, chunk_length), got "
-                         f"{length!r} and {overlap!r}")
+                         f"{length!r} and {overlap!r} (a shorter chunk_length needs its own chunk_overlap below it)")
 
 
 @dataclass(frozen=True)
